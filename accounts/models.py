@@ -1,0 +1,63 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+
+class Status(models.TextChoices):
+    ONLINE = "online"
+    AWAY = "away"
+    BUSY = "busy"
+    OFFLINE = "offline"
+
+
+class User(AbstractUser):
+    """An imserver account. `username` is unique case-insensitively; so is a non-empty `email`."""
+
+    nickname = models.CharField(max_length=64, blank=True)
+    # Storage name of the re-encoded avatar image ("" for none).
+    avatar = models.CharField(max_length=255, blank=True)
+    status_message = models.CharField(max_length=140, blank=True)
+    # What the user chose to show while connected; "offline" here means invisible.
+    chosen_status = models.CharField(max_length=8, choices=Status.choices, default=Status.ONLINE)
+    # Maintained by realtime presence: true while at least one WebSocket is open on any process.
+    is_online = models.BooleanField(default=False)
+    last_online = models.DateTimeField(null=True, blank=True)
+    # Part of every token; bumping it revokes all of the user's tokens at once.
+    token_version = models.PositiveIntegerField(default=0)
+    is_banned = models.BooleanField(default=False)
+    banned_at = models.DateTimeField(null=True, blank=True)
+    ban_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique"),
+            models.UniqueConstraint(Lower("email"), condition=~Q(email=""), name="accounts_user_email_ci_unique"),
+        ]
+
+    def __str__(self):
+        return self.username
+
+    @property
+    def display_name(self):
+        return self.nickname or self.username
+
+    @property
+    def status(self):
+        """The status others see: the chosen one while connected, else offline."""
+        return self.chosen_status if self.is_online else Status.OFFLINE
+
+
+class PasswordResetCode(models.Model):
+    """A one-time code mailed for a password reset; only its hash is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="password_reset_codes")
+    code_hash = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # The confirm step looks up a user's newest live code.
+        indexes = [models.Index(fields=["user", "-created_at"], name="accounts_reset_user_recent")]

@@ -1,0 +1,282 @@
+"""Account writes: registration, login, tokens, passwords, profile, bans."""
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.storage import default_storage
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled, ValidationError
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import PasswordResetCode, User
+from accounts.tokens import token_pair_for, user_for_token
+from imserver import ratelimit
+from imserver.api import Conflict
+from media.images import decode_data_uri, store_avatar
+from realtime import events
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+INVALID_CREDENTIALS = "Invalid username or password"
+# A real hash to check against when the username is unknown, so both cases cost the same time.
+_DUMMY_PASSWORD_HASH = make_password(secrets.token_urlsafe(16))
+
+
+def _validate_password(password, user, field="password"):
+    try:
+        password_validation.validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ValidationError({field: list(exc.messages)}) from None
+
+
+@transaction.atomic
+def user_register(*, username, password, email, nickname=""):
+    if not USERNAME_RE.match(username):
+        raise ValidationError({"username": ["Username must be 3-32 characters of letters, digits, '_', '.' or '-'."]})
+    candidate = User(username=username, email=email, nickname=nickname or username)
+    _validate_password(password, candidate)
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict("Username is already taken")
+    if User.objects.filter(email__iexact=email).exists():
+        raise Conflict("Email is already registered")
+    candidate.set_password(password)
+    try:
+        with transaction.atomic():
+            candidate.save()
+    except IntegrityError:  # lost a race with an identical registration
+        raise Conflict("Username or email is already registered") from None
+    return candidate
+
+
+def _lockout_keys(username, address):
+    return (
+        (f"login-fail:user:{username.lower()}", settings.LOGIN_LOCKOUT_PER_USERNAME),
+        (f"login-fail:addr:{address}", settings.LOGIN_LOCKOUT_PER_ADDRESS),
+    )
+
+
+def user_login(*, username, password, address):
+    """Checks credentials under the login lockout (contract 1.2); returns the user."""
+    window = int(settings.LOGIN_LOCKOUT_WINDOW.total_seconds())
+    keys = _lockout_keys(username, address)
+    wait = max(ratelimit.peek(key, limit, window) for key, limit in keys)
+    if wait:
+        raise Throttled(wait, "Too many failed logins; try again later")
+    user = User.objects.filter(username__iexact=username).first()
+    password_ok = check_password(password, user.password if user else _DUMMY_PASSWORD_HASH)
+    if user is None or not password_ok or not user.is_active:
+        for key, limit in keys:
+            ratelimit.hit(key, limit, window)
+        raise AuthenticationFailed(INVALID_CREDENTIALS, code="invalid_credentials")
+    if user.is_banned:
+        raise PermissionDenied("This account is banned")
+    return user
+
+
+def token_refresh(*, refresh_token):
+    """Rotates a refresh token: exactly one caller can use it; the old one is blacklisted."""
+    try:
+        refresh = RefreshToken(refresh_token)
+    except TokenError:
+        raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid") from None
+    user = user_for_token(refresh)
+    with transaction.atomic():
+        outstanding = OutstandingToken.objects.select_for_update().filter(jti=refresh["jti"]).first()
+        if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+            raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid")
+        BlacklistedToken.objects.create(token=outstanding)
+    return token_pair_for(user)
+
+
+def token_logout(*, refresh_token):
+    try:
+        RefreshToken(refresh_token).blacklist()
+    except TokenError:
+        raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid") from None
+
+
+def user_revoke_tokens(user, *, close_code=4401):
+    """Revokes every token of the user (access ones included) and closes their sockets."""
+    User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
+    user.refresh_from_db(fields=["token_version"])
+    outstanding = OutstandingToken.objects.filter(user=user, expires_at__gt=timezone.now()).exclude(
+        blacklistedtoken__isnull=False
+    )
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+    )
+    events.disconnect_user_on_commit(user.pk, close_code)
+
+
+@transaction.atomic
+def user_password_change(*, user, old_password, new_password):
+    if not user.check_password(old_password):
+        raise ValidationError({"old_password": ["Current password is incorrect."]})
+    _validate_password(new_password, user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    user_revoke_tokens(user)
+    return token_pair_for(user)
+
+
+def _code_hash(code):
+    return hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).hexdigest()
+
+
+def password_reset_request(*, email):
+    """Mails a one-time code to a known, active account; says nothing either way."""
+    user = User.objects.filter(email__iexact=email, is_active=True, is_banned=False).first()
+    if user is None:
+        return
+    code = f"{secrets.randbelow(10**6):06d}"
+    now = timezone.now()
+    with transaction.atomic():
+        # Only the newest code is valid.
+        PasswordResetCode.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
+        PasswordResetCode.objects.create(
+            user=user, code_hash=_code_hash(code), expires_at=now + settings.PASSWORD_RESET_CODE_TTL
+        )
+    context = {"user": user, "code": code, "minutes": int(settings.PASSWORD_RESET_CODE_TTL.total_seconds() // 60)}
+    send_mail(
+        subject=render_to_string("accounts/email/password_reset_subject.txt", context).strip(),
+        message=render_to_string("accounts/email/password_reset.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def password_reset_confirm(*, email, code, new_password):
+    invalid = ValidationError({"code": ["The code is invalid or has expired."]})
+    with transaction.atomic():
+        user = User.objects.filter(email__iexact=email, is_active=True).first()
+        reset = (
+            PasswordResetCode.objects.select_for_update()
+            .filter(user=user, used_at__isnull=True, expires_at__gt=timezone.now())
+            .order_by("-created_at")
+            .first()
+            if user is not None
+            else None
+        )
+        if reset is None:
+            raise invalid
+        matched = hmac.compare_digest(reset.code_hash, _code_hash(str(code)))
+        if matched:
+            _validate_password(new_password, user, field="new_password")
+            reset.used_at = timezone.now()
+            reset.save(update_fields=["used_at"])
+            user.set_password(new_password)
+            user.save(update_fields=["password"])
+            user_revoke_tokens(user)
+        else:
+            # Counted in a committed write (the error is raised after), so guesses add up.
+            reset.attempts += 1
+            if reset.attempts >= settings.PASSWORD_RESET_MAX_ATTEMPTS:
+                reset.used_at = timezone.now()  # burn the code after too many guesses
+            reset.save(update_fields=["attempts", "used_at"])
+    if not matched:
+        raise invalid
+
+
+def _avatar_from_input(*, user, value):
+    return store_avatar(decode_data_uri(value))
+
+
+@transaction.atomic
+def user_update_profile(*, user, nickname=None, status_message=None, avatar=None):
+    changed = []
+    if nickname is not None:
+        user.nickname = nickname
+        changed.append("nickname")
+    if status_message is not None:
+        user.status_message = status_message
+        changed.append("status_message")
+    old_avatar = user.avatar
+    if avatar is not None:
+        user.avatar = _avatar_from_input(user=user, value=avatar) if avatar else ""
+        changed.append("avatar")
+        if old_avatar:
+            transaction.on_commit(lambda: default_storage.delete(old_avatar))
+    if changed:
+        user.save(update_fields=changed)
+    return user
+
+
+@transaction.atomic
+def user_ban(*, user, reason):
+    user.is_banned = True
+    user.banned_at = timezone.now()
+    user.ban_reason = reason
+    user.save(update_fields=["is_banned", "banned_at", "ban_reason"])
+    user_revoke_tokens(user, close_code=4403)
+    return user
+
+
+@transaction.atomic
+def user_unban(*, user):
+    user.is_banned = False
+    user.banned_at = None
+    user.save(update_fields=["is_banned", "banned_at"])
+    return user
+
+
+def _notify_contact_status(user):
+    from contacts.selectors import contact_watcher_ids
+
+    events.record(
+        events.Event(
+            contact_watcher_ids(user.pk),
+            "contact_status",
+            {
+                "user_id": str(user.pk),
+                "status": user.status,
+                "last_online": user.last_online,
+                "custom_message": user.status_message,
+            },
+        )
+    )
+
+
+@transaction.atomic
+def user_status_set(*, user, status, custom_message=None):
+    """The WebSocket status_update: stores the chosen status and message, tells the watchers."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    user.chosen_status = status
+    fields = ["chosen_status"]
+    if custom_message is not None:
+        user.status_message = custom_message
+        fields.append("status_message")
+    user.save(update_fields=fields)
+    _notify_contact_status(user)
+    return user
+
+
+@transaction.atomic
+def user_presence_apply(*, user_id, count_sockets):
+    """Brings User.is_online in line with the live socket count (read under the row lock, so
+    concurrent connects and disconnects settle on the truth) and tells the watchers."""
+    user = User.objects.select_for_update().filter(pk=user_id).first()
+    if user is None:
+        return
+    online = count_sockets(user_id) > 0
+    if online == user.is_online:
+        return
+    shown_before = user.status
+    user.is_online = online
+    fields = ["is_online"]
+    if not online:
+        user.last_online = timezone.now()
+        fields.append("last_online")
+    user.save(update_fields=fields)
+    if user.status != shown_before:  # an invisible user's sockets are nobody's business
+        _notify_contact_status(user)

@@ -1,0 +1,13 @@
+from django.urls import re_path
+
+from accounts.views import AuthViewSet, MeViewSet, UserViewSet
+from imserver.routers import ApiRouter
+
+router = ApiRouter()
+router.register("auth", AuthViewSet, basename="auth")
+router.register("users", UserViewSet, basename="users")
+
+urlpatterns = [
+    re_path(r"^user/me/?$", MeViewSet.as_view({"get": "retrieve", "patch": "partial_update"}), name="me"),
+    *router.urls,
+]

@@ -1,0 +1,160 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, Throttled
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from accounts import oauth, selectors, services
+from accounts.serializers import (
+    AuthOut,
+    LoginIn,
+    OAuthIn,
+    PasswordChangeIn,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
+    ProfilePatchIn,
+    RefreshTokenIn,
+    RegisterIn,
+    TokenPairOut,
+    UserMeOut,
+    UserPublicOut,
+    UserSearchOut,
+    UserSearchParams,
+    auth_data,
+    user_brief_data,
+    user_me_data,
+    user_public_data,
+)
+from accounts.tokens import token_pair_for
+from imserver.api import page_params, validated
+from imserver.ratelimit import check_rate, client_address
+
+PUBLIC = {"permission_classes": [AllowAny], "authentication_classes": []}
+
+
+class AuthViewSet(viewsets.ViewSet):
+    """Registration, login and tokens (contract 2)."""
+
+    throttle_scope = None  # set per action
+
+    @extend_schema(request=RegisterIn, responses={201: AuthOut}, auth=[])
+    @action(detail=False, methods=["post"], throttle_scope="register", **PUBLIC)
+    def register(self, request):
+        data = validated(RegisterIn, request.data)
+        user = services.user_register(**data)
+        return Response(auth_data(user, token_pair_for(user)), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=LoginIn, responses={200: AuthOut}, auth=[])
+    @action(detail=False, methods=["post"], throttle_scope="login", **PUBLIC)
+    def login(self, request):
+        data = validated(LoginIn, request.data)
+        wait = check_rate("login", f"username:{data['username'].lower()}")
+        if wait:
+            raise Throttled(wait)
+        user = services.user_login(**data, address=client_address(request.META))
+        return Response(auth_data(user, token_pair_for(user)))
+
+    @extend_schema(request=RefreshTokenIn, responses={200: TokenPairOut}, auth=[])
+    @action(detail=False, methods=["post"], throttle_scope="refresh", **PUBLIC)
+    def refresh(self, request):
+        data = validated(RefreshTokenIn, request.data)
+        return Response(services.token_refresh(**data))
+
+    @extend_schema(request=RefreshTokenIn, responses={204: None}, auth=[])
+    @action(detail=False, methods=["post"], throttle_scope="refresh", **PUBLIC)
+    def logout(self, request):
+        data = validated(RefreshTokenIn, request.data)
+        services.token_logout(**data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=OAuthIn,
+        responses={200: AuthOut},
+        auth=[],
+        parameters=[OpenApiParameter("provider", str, OpenApiParameter.PATH, enum=sorted(oauth.PROVIDERS))],
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path=r"oauth/(?P<provider>[^/]+)",
+        throttle_scope="oauth",
+        **PUBLIC,
+    )
+    def oauth(self, request, provider):
+        if provider not in oauth.PROVIDERS:
+            raise NotFound("Unknown OAuth provider")
+        data = validated(OAuthIn, request.data)
+        user = oauth.oauth_login(request=request, provider=provider, **data)
+        return Response(auth_data(user, token_pair_for(user)))
+
+    @extend_schema(request=PasswordChangeIn, responses={200: TokenPairOut})
+    @action(detail=False, methods=["post"], url_path="password/change", throttle_scope="login")
+    def password_change(self, request):
+        data = validated(PasswordChangeIn, request.data)
+        return Response(services.user_password_change(user=request.user, **data))
+
+    @extend_schema(request=PasswordResetIn, responses={202: None}, auth=[])
+    @action(detail=False, methods=["post"], url_path="password/reset", throttle_scope="password_reset", **PUBLIC)
+    def password_reset(self, request):
+        data = validated(PasswordResetIn, request.data)
+        if not check_rate("password_reset", f"email:{data['email'].lower()}"):
+            services.password_reset_request(**data)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=PasswordResetConfirmIn, responses={204: None}, auth=[])
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="password/reset/confirm",
+        throttle_scope="password_reset_confirm",
+        **PUBLIC,
+    )
+    def password_reset_confirm(self, request):
+        data = validated(PasswordResetConfirmIn, request.data)
+        wait = check_rate("password_reset_confirm", f"email:{data['email'].lower()}")
+        if wait:
+            raise Throttled(wait)
+        services.password_reset_confirm(**data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeViewSet(viewsets.ViewSet):
+    """The caller's own profile (contract 3)."""
+
+    @extend_schema(responses={200: UserMeOut})
+    def retrieve(self, request):
+        return Response(user_me_data(request.user))
+
+    @extend_schema(request=ProfilePatchIn, responses={200: UserMeOut})
+    def partial_update(self, request):
+        data = validated(ProfilePatchIn, request.data)
+        user = services.user_update_profile(user=request.user, **data)
+        return Response(user_me_data(user))
+
+
+class UserViewSet(viewsets.ViewSet):
+    """Other users: search and public profiles (contract 3)."""
+
+    throttle_scope = "search"
+    lookup_url_kwarg = "user_id"
+    lookup_value_regex = "[0-9]{1,18}"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("query", str, required=True),
+            OpenApiParameter("limit", int, description="Default 20, at most 100."),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: UserSearchOut},
+    )
+    @action(detail=False, methods=["get"])
+    def search(self, request):
+        query = validated(UserSearchParams, request.query_params)["query"]
+        limit, offset = page_params(request, default_limit=20)
+        total, users = selectors.users_search(query=query, limit=limit, offset=offset)
+        return Response({"total": total, "users": [user_brief_data(user) for user in users]})
+
+    @extend_schema(responses={200: UserPublicOut})
+    def retrieve(self, request, user_id):
+        return Response(user_public_data(selectors.user_visible(user_id=int(user_id))))

@@ -1,0 +1,20 @@
+"""ASGI entry point: Django for HTTP, the realtime consumer for WebSockets at /ws and /v1/ws."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imserver.settings")
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
+from django.urls import re_path  # noqa: E402
+
+from realtime.consumers import EventConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": URLRouter([re_path(r"^(?:v1/)?ws/?$", EventConsumer.as_asgi())]),
+    }
+)

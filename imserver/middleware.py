@@ -1,0 +1,50 @@
+"""Middleware that keeps every /v1 answer in the contract's JSON envelope."""
+
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+
+from imserver.api import error_response
+from imserver.urlbase import base_url_for_request, request_base_url
+
+logger = logging.getLogger(__name__)
+
+API_PREFIXES = ("/v1/", "/healthz")
+
+
+def is_api_path(path):
+    return path.startswith(API_PREFIXES)
+
+
+class ApiErrorMiddleware:
+    """Turns Django's own error pages (404, 405, 413, 500, CSRF) under /v1 into the envelope.
+
+    It also records the request's base URL for absolute links built deeper down.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = request_base_url.set(base_url_for_request(request))
+        try:
+            response = self.get_response(request)
+        finally:
+            request_base_url.reset(token)
+        if (
+            is_api_path(request.path)
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            code = response.status_code
+            headers = {name: response[name] for name in ("Retry-After", "Allow") if response.has_header(name)}
+            return error_response(code, response.reason_phrase or "Error", headers)
+        return response
+
+    def process_exception(self, request, exception):
+        if not is_api_path(request.path):
+            return None
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(413, "Request body is too large")
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "The server failed to complete the request")

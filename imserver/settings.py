@@ -1,0 +1,364 @@
+"""imserver settings: everything comes from the environment (see README, "Configuration").
+
+With no environment at all the server runs on an embedded default (SQLite, in-process realtime
+bus, local cache, loopback only) so that `make run` works on a fresh machine. Production mode is
+explicit (`IMSERVER_ENV=production`) and refuses to start without a real SECRET_KEY and
+ALLOWED_HOSTS.
+"""
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Local state of the embedded default (SQLite file, generated secret, uploaded media); git-ignored.
+VAR_DIR = Path(os.environ.get("IMSERVER_VAR_DIR", BASE_DIR / "var"))
+
+
+def env(name, default=None):
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def env_bool(name, default=False):
+    value = env(name)
+    if value is None:
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def env_int(name, default):
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def env_list(name, default=()):
+    value = env(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+PRODUCTION = env("IMSERVER_ENV", "development") == "production"
+if env("IMSERVER_ENV", "development") not in {"development", "production"}:
+    raise ImproperlyConfigured("IMSERVER_ENV must be 'development' or 'production'")
+# DEBUG only adds Django's debug pages outside /v1; the API always answers with its JSON envelope.
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key():
+    key = env("SECRET_KEY")
+    if key:
+        if PRODUCTION and (len(key) < 50 or key.startswith("django-insecure")):
+            raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY is required when IMSERVER_ENV=production")
+    # Development: generate one secret on first run and keep it, so tokens survive restarts.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(64))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+if PRODUCTION and (not env("ALLOWED_HOSTS") or "*" in ALLOWED_HOSTS):
+    raise ImproperlyConfigured("ALLOWED_HOSTS must list the server's host names in production (never '*')")
+
+# Browser origins allowed to open the WebSocket besides ALLOWED_HOSTS (native apps send none).
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS")
+# Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# Absolute base URL for links in responses and events (e.g. https://chat.example.com); when unset,
+# the request's own host is used.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "social_django",
+    "imserver",
+    "accounts",
+    "contacts",
+    "chat",
+    "groups",
+    "media",
+    "calls",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "imserver.middleware.ApiErrorMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "imserver.urls"
+ASGI_APPLICATION = "imserver.asgi.application"
+WSGI_APPLICATION = "imserver.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Under ASGI every request runs in a thread of its own, so persistent per-thread
+        # connections are never reused: a process-wide pool is what keeps connects off the hot path.
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DATABASE_POOL_MIN", 2),
+            "max_size": env_int("DATABASE_POOL_MAX", 20),
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+        }
+elif PRODUCTION:
+    raise ImproperlyConfigured("DATABASE_URL is required when IMSERVER_ENV=production")
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            "OPTIONS": {
+                # IMMEDIATE takes the write lock at BEGIN: concurrent writers queue on the busy
+                # timeout instead of failing with "database is locked" halfway through.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+# --- Redis: shared cache (rate limits), realtime bus and presence ----------------------------
+REDIS_URL = env("REDIS_URL")
+if PRODUCTION and not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_URL is required when IMSERVER_ENV=production")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", "imserver"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["imserver.api.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["imserver.ratelimit.ScopedRateThrottle"],
+    "EXCEPTION_HANDLER": "imserver.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "imserver API",
+    "DESCRIPTION": "REST API of imserver, the instant-messaging backend. See CONTRACT.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "imserver.schema.add_error_responses",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+ACCESS_TOKEN_LIFETIME = timedelta(seconds=env_int("ACCESS_TOKEN_LIFETIME", 15 * 60))
+REFRESH_TOKEN_LIFETIME = timedelta(seconds=env_int("REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600))
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": ACCESS_TOKEN_LIFETIME,
+    "REFRESH_TOKEN_LIFETIME": REFRESH_TOKEN_LIFETIME,
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_CLAIM": "user_id",
+    "USER_ID_FIELD": "id",
+}
+
+# --- Accounts -------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "accounts.oauth.GoogleBackend",
+    "accounts.oauth.GithubBackend",
+    "accounts.oauth.AppleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env("GOOGLE_CLIENT_ID")
+SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env("GOOGLE_CLIENT_SECRET")
+SOCIAL_AUTH_GITHUB_KEY = env("GITHUB_CLIENT_ID")
+SOCIAL_AUTH_GITHUB_SECRET = env("GITHUB_CLIENT_SECRET")
+SOCIAL_AUTH_GITHUB_SCOPE = ["read:user", "user:email"]
+SOCIAL_AUTH_APPLE_ID_CLIENT = env("APPLE_CLIENT_ID")
+SOCIAL_AUTH_APPLE_ID_TEAM = env("APPLE_TEAM_ID")
+SOCIAL_AUTH_APPLE_ID_KEY = env("APPLE_KEY_ID")
+SOCIAL_AUTH_APPLE_ID_SECRET = env("APPLE_PRIVATE_KEY", "").replace("\\n", "\n") or None
+SOCIAL_AUTH_APPLE_ID_SCOPE = ["email", "name"]
+SOCIAL_AUTH_USER_MODEL = AUTH_USER_MODEL
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "social_core.pipeline.social_auth.social_user",
+    "accounts.oauth.associate_by_verified_email",
+    "accounts.oauth.create_user",
+    "social_core.pipeline.social_auth.associate_user",
+    "social_core.pipeline.social_auth.load_extra_data",
+)
+SOCIAL_AUTH_RAISE_EXCEPTIONS = True
+OAUTH_TIMEOUT = env_int("OAUTH_TIMEOUT", 10)
+SOCIAL_AUTH_URLOPEN_TIMEOUT = OAUTH_TIMEOUT
+
+PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES", 30))
+PASSWORD_RESET_MAX_ATTEMPTS = 5
+AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 5 * 1024 * 1024)
+AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels a side
+
+# --- Email ----------------------------------------------------------------------------------
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "imserver <no-reply@localhost>")
+EMAIL_HOST = env("EMAIL_HOST")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+    EMAIL_TIMEOUT = 10
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+# --- Rate limits (contract 1.2) -------------------------------------------------------------
+# "<count>/<second|minute|hour|day>" per scope, each overridable as RATE_LIMIT_<SCOPE>.
+# RATE_LIMITS=off turns them all off (not the login lockout).
+RATE_LIMITS_ENABLED = env("RATE_LIMITS", "on").lower() != "off"
+RATE_LIMITS = {
+    scope: env(f"RATE_LIMIT_{scope.upper()}", default)
+    for scope, default in {
+        "register": "20/hour",
+        "login": "60/minute",
+        "refresh": "60/minute",
+        "oauth": "30/minute",
+        "password_reset": "5/hour",
+        "password_reset_confirm": "10/hour",
+        "search": "120/minute",
+        "send": "1200/minute",
+        "upload": "60/minute",
+        "calls": "30/minute",
+        "reports": "30/hour",
+        "write": "600/minute",
+    }.items()
+}
+LOGIN_LOCKOUT_WINDOW = timedelta(minutes=15)
+LOGIN_LOCKOUT_PER_USERNAME = env_int("LOGIN_LOCKOUT_PER_USERNAME", 10)
+LOGIN_LOCKOUT_PER_ADDRESS = env_int("LOGIN_LOCKOUT_PER_ADDRESS", 100)
+
+# --- Static files and uploads ---------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True  # serve admin assets without a collectstatic step
+MEDIA_ROOT = Path(env("MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_URL = "/media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Request bodies above this (JSON, avatars in base64) are refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_MAX_BYTES", 8 * 1024 * 1024)
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production) ------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is a one-way commitment of the whole domain; the operator opts in.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"https://{host}" for host in ALLOWED_HOSTS])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+APPEND_SLASH = False  # the API tolerates a trailing slash itself; never redirect a POST

@@ -1,0 +1,31 @@
+import logging
+
+from django.db import connection
+from django.http import JsonResponse
+
+from realtime.bus import bus_ping
+
+logger = logging.getLogger(__name__)
+
+
+def healthz(request):
+    """200 when the database and the realtime bus answer, else 503 (contract 1)."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        logger.warning("health: database unreachable: %s", exc)
+        checks["database"] = "unavailable"
+    try:
+        bus_ping()
+        checks["realtime"] = "ok"
+    except Exception as exc:
+        logger.warning("health: realtime bus unreachable: %s", exc)
+        checks["realtime"] = "unavailable"
+    healthy = all(value == "ok" for value in checks.values())
+    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    if not healthy:
+        body = {"code": 503, "message": "Service unavailable", "details": "A dependency is unreachable", **body}
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -1,0 +1,8 @@
+"""WSGI entry point, for serving the REST API with a WSGI server (README, "Deployment")."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imserver.settings")
+application = get_wsgi_application()

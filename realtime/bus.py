@@ -1,0 +1,189 @@
+"""The realtime bus: one Redis pub/sub channel shared by every server process, and in each
+process one subscriber (the hub) that fans frames out to the local sockets.
+
+Why not the channels-redis layer: its group_send costs one Redis round trip per recipient
+and silently drops past a channel's capacity; one subscription per process with local fan-out
+encodes each event once and costs one PUBLISH per event whatever the group size (README,
+"Performance"). Without REDIS_URL the bus is in-process (the embedded default, one process).
+
+Delivery here is at most once; exactly-once comes from the event log: every event carries its
+per-user id, and a socket that sees a gap (or a bus reconnect) fills it from the database.
+"""
+
+import asyncio
+import logging
+import threading
+from collections import defaultdict
+
+import orjson
+import redis
+import redis.asyncio
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "imserver:bus"
+EVENT, EPHEMERAL, CLOSE = "e", "x", "c"
+
+
+def event_message(type, data, recipients, own_user_id=None, own_data=None):
+    message = {"k": EVENT, "t": type, "d": data, "r": recipients}
+    if own_data is not None:
+        message["o"] = own_user_id
+        message["od"] = own_data
+    return message
+
+
+def ephemeral_message(type, data, user_ids):
+    return {"k": EPHEMERAL, "t": type, "d": data, "u": user_ids}
+
+
+def close_message(user_id, code):
+    return {"k": CLOSE, "u": user_id, "c": code}
+
+
+def frame_text(type, data, event_id=None):
+    """A WebSocket frame from already-encoded data (contract 7: {"type", "data"} plus "id")."""
+    if event_id is None:
+        return f'{{"type":"{type}","data":{data}}}'
+    return f'{{"id":"{event_id}","type":"{type}","data":{data}}}'
+
+
+_publisher = None
+_publisher_lock = threading.Lock()
+
+
+def _redis_publisher():
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None:
+            _publisher = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+            )
+        return _publisher
+
+
+def publish(messages):
+    """Hands messages to every process's hub. Never raises: the write behind them is committed,
+    and sockets recover anything lost here from the event log."""
+    try:
+        if settings.REDIS_URL:
+            client = _redis_publisher()
+            if len(messages) == 1:
+                client.publish(CHANNEL, orjson.dumps(messages[0]))
+            else:
+                with client.pipeline(transaction=False) as pipe:
+                    for message in messages:
+                        pipe.publish(CHANNEL, orjson.dumps(message))
+                    pipe.execute()
+        else:
+            hub.dispatch_threadsafe(messages)
+    except Exception:
+        logger.warning("realtime bus publish failed; sockets will catch up from the event log", exc_info=True)
+
+
+class Hub:
+    """This process's sockets by user, and the subscriber that feeds them."""
+
+    def __init__(self):
+        self.connections = defaultdict(set)
+        self.loop = None
+        self._subscriber = None
+        self.capture = None  # tests: a list that receives every published message
+
+    async def start(self):
+        if self.loop is not None and self.loop.is_running() and self.loop is asyncio.get_running_loop():
+            return
+        self.loop = asyncio.get_running_loop()
+        if settings.REDIS_URL:
+            ready = asyncio.Event()
+            self._subscriber = self.loop.create_task(self._subscribe_forever(ready))
+            await ready.wait()
+
+    def register(self, user_id, connection):
+        self.connections[user_id].add(connection)
+
+    def unregister(self, user_id, connection):
+        sockets = self.connections.get(user_id)
+        if sockets is not None:
+            sockets.discard(connection)
+            if not sockets:
+                del self.connections[user_id]
+
+    def local_connection_count(self):
+        return sum(len(sockets) for sockets in self.connections.values())
+
+    def dispatch_threadsafe(self, messages):
+        if self.capture is not None:
+            self.capture.extend(messages)
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.dispatch(messages)
+        else:
+            loop.call_soon_threadsafe(self.dispatch, messages)
+
+    def dispatch(self, messages):
+        for message in messages:
+            kind = message["k"]
+            if kind == EVENT:
+                self._dispatch_event(message)
+            elif kind == EPHEMERAL:
+                text = frame_text(message["t"], message["d"])
+                for user_id in message["u"]:
+                    for connection in tuple(self.connections.get(user_id, ())):
+                        connection.deliver(None, text)
+            elif kind == CLOSE:
+                for connection in tuple(self.connections.get(message["u"], ())):
+                    connection.close_from_server(message["c"])
+
+    def _dispatch_event(self, message):
+        type, data, own_user_id = message["t"], message["d"], message.get("o")
+        for user_id, event_id in message["r"]:
+            sockets = self.connections.get(user_id)
+            if not sockets:
+                continue
+            payload = message["od"] if user_id == own_user_id else data
+            text = frame_text(type, payload, event_id)
+            for connection in tuple(sockets):
+                connection.deliver(event_id, text)
+
+    async def _subscribe_forever(self, ready):
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, health_check_interval=15)
+        first = True
+        while True:
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    if not first:
+                        # Whatever was published while we were away is in the event log.
+                        logger.info("realtime bus reconnected; resyncing %d sockets", self.local_connection_count())
+                        for sockets in list(self.connections.values()):
+                            for connection in tuple(sockets):
+                                connection.resync()
+                    first = False
+                    ready.set()
+                    while True:
+                        message = await pubsub.get_message(timeout=30)
+                        if message is not None and message["type"] == "message":
+                            self.dispatch([orjson.loads(message["data"])])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("realtime bus subscription lost; retrying", exc_info=True)
+                ready.set()
+                await asyncio.sleep(1)
+
+
+hub = Hub()
+
+
+def bus_ping():
+    """Raises if the bus cannot be reached (the in-process bus always can)."""
+    if settings.REDIS_URL:
+        _redis_publisher().ping()

@@ -1,0 +1,264 @@
+"""The WebSocket protocol (contract 7): authenticate, resume, forward events, dispatch frames.
+
+The consumer does no business work: client frames go to the owning app's handler through
+FRAME_HANDLERS, server events arrive from the hub already encoded and are forwarded in the
+user's event-id order, any gap being filled from the event log.
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http.request import validate_host
+from django.utils.module_loading import import_string
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.tokens import user_for_token
+from imserver.api import _flatten_validation, dumps
+from imserver.urlbase import request_base_url
+from realtime import selectors
+from realtime.bus import frame_text, hub
+from realtime.presence import presence
+
+logger = logging.getLogger(__name__)
+
+# Client frame type -> "module.function(user, data)" returning a reply frame dict or None.
+FRAME_HANDLERS = {
+    "status_update": "accounts.frames.status_update",
+}
+
+MAX_FRAME_BYTES = 64 * 1024
+MAX_PENDING_FRAMES = 5000  # a socket that falls this far behind is closed; it resumes with since
+REPLAY_PAGE = 500
+FRAME_RATE = 20  # client frames per second, sustained
+FRAME_BURST = 100
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_BAD_REQUEST = 4400
+CLOSE_GONE = 4410
+CLOSE_TOO_SLOW = 4408
+CLOSE_FLOOD = 4429
+CLOSE_TOO_BIG = 1009
+TOKEN_PROTOCOL_PREFIX = "bearer."
+
+
+@database_sync_to_async
+def _authenticate(raw_token):
+    try:
+        token = AccessToken(raw_token)
+        return user_for_token(token), token
+    except (TokenError, APIException):
+        return None, None
+
+
+def _origin_allowed(origin):
+    if origin in settings.WEBSOCKET_ALLOWED_ORIGINS:
+        return True
+    host = urlsplit(origin).hostname
+    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+
+
+class EventConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.user_id = None
+        self.expiry = None
+        self.ready = False
+        self.pending = deque()
+        self.sender = None
+        self.closing = False
+        self.tokens = FRAME_BURST
+        self.tokens_at = time.monotonic()
+
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self.scope["headers"]}
+        origin = headers.get("origin")
+        if origin and not _origin_allowed(origin):
+            await self.close()  # before accept: the browser gets an HTTP 403
+            return
+        host = headers.get("host", "localhost")
+        scheme = "https" if self.scope.get("scheme") in ("wss", "https") else "http"
+        request_base_url.set(settings.PUBLIC_BASE_URL or f"{scheme}://{host}")
+
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        raw_token = (query.get("token") or [None])[0]
+        # Browsers can't set headers: the token may come as a subprotocol "bearer.<token>",
+        # offered beside the protocol the server is to select (or alone).
+        subprotocol = None
+        for offered in self.scope.get("subprotocols", []):
+            if offered.startswith(TOKEN_PROTOCOL_PREFIX):
+                raw_token = raw_token or offered[len(TOKEN_PROTOCOL_PREFIX) :]
+            elif subprotocol is None:
+                subprotocol = offered
+        if subprotocol is None and self.scope.get("subprotocols"):
+            subprotocol = self.scope["subprotocols"][0]
+        user, token = await _authenticate(raw_token) if raw_token else (None, None)
+        await self.accept(subprotocol)
+        if user is None:
+            # Accepted first so that the app sees the code (a refused handshake is just a 403).
+            await self.close(CLOSE_UNAUTHORIZED)
+            return
+
+        since_raw = (query.get("since") or [None])[0]
+        await hub.start()
+        self.user_id = user.pk
+        self.connection_id = uuid.uuid4().hex
+        hub.register(self.user_id, self)
+        try:
+            self.last_id = await database_sync_to_async(selectors.resume_position)(
+                user_id=self.user_id, since=since_raw
+            )
+        except selectors.ResumeError as exc:
+            await self._send_error(exc.code, str(exc), "connect")
+            await self.close(CLOSE_GONE if exc.code == 410 else CLOSE_BAD_REQUEST)
+            return
+        await self._catch_up()
+        self.ready = True
+        self._kick()
+        await presence.connect(self.user_id, self.connection_id)
+        # An access token is only good until it expires; the app reconnects with a fresh one.
+        remaining = token["exp"] - time.time()
+        self.expiry = asyncio.get_running_loop().call_later(
+            max(remaining, 0), self.close_from_server, CLOSE_UNAUTHORIZED
+        )
+
+    async def disconnect(self, code):
+        self.closing = True
+        if self.user_id is None:
+            return
+        if self.expiry is not None:
+            self.expiry.cancel()
+        hub.unregister(self.user_id, self)
+        if self.sender is not None:
+            self.sender.cancel()
+        if self.ready:
+            await presence.disconnect(self.user_id, self.connection_id)
+
+    # --- server -> client -------------------------------------------------------------------
+
+    def deliver(self, event_id, text):
+        """Called by the hub for every frame addressed to this user (event_id None: ephemeral)."""
+        if self.closing:
+            return
+        self.pending.append((event_id, text))
+        if len(self.pending) > MAX_PENDING_FRAMES:
+            self.pending.clear()
+            self.close_from_server(CLOSE_TOO_SLOW)
+            return
+        self._kick()
+
+    def resync(self):
+        """The bus reconnected: whatever it lost is in the event log."""
+        self.deliver("resync", None)
+
+    def close_from_server(self, code):
+        if not self.closing:
+            self.closing = True
+            asyncio.ensure_future(self.close(code))
+
+    def _kick(self):
+        if self.ready and (self.sender is None or self.sender.done()):
+            self.sender = asyncio.ensure_future(self._drain())
+
+    async def _drain(self):
+        try:
+            while self.pending and not self.closing:
+                event_id, text = self.pending.popleft()
+                if event_id is None:
+                    await self.send(text)
+                elif event_id == "resync":
+                    await self._catch_up()
+                elif event_id > self.last_id:
+                    if event_id > self.last_id + 1:
+                        # A gap: the missing events are committed (ids are allocated in commit
+                        # order), so the log has them.
+                        await self._catch_up(upto=event_id)
+                    if event_id > self.last_id:
+                        await self.send(text)
+                        self.last_id = event_id
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("websocket delivery failed for user %s", self.user_id)
+            self.close_from_server(1011)
+
+    async def _catch_up(self, upto=None):
+        while True:
+            rows = await database_sync_to_async(selectors.events_after)(
+                user_id=self.user_id, after=self.last_id, upto=upto, limit=REPLAY_PAGE
+            )
+            for event_id, type, data in rows:
+                await self.send(frame_text(type, data, event_id))
+                self.last_id = event_id
+            if len(rows) < REPLAY_PAGE:
+                return
+
+    # --- client -> server -------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if not self._take_token():
+            self.close_from_server(CLOSE_FLOOD)
+            return
+        if text_data is None:
+            await self._send_error(400, "Binary frames are not supported; send JSON text", None)
+            return
+        if len(text_data) > MAX_FRAME_BYTES // 4 and len(text_data.encode()) > MAX_FRAME_BYTES:
+            self.close_from_server(CLOSE_TOO_BIG)
+            return
+        try:
+            frame = orjson.loads(text_data)
+        except orjson.JSONDecodeError:
+            await self._send_error(400, "Frame is not valid JSON", None)
+            return
+        frame_type = frame.get("type") if isinstance(frame, dict) else None
+        data = frame.get("data", {}) if isinstance(frame, dict) else None
+        if not isinstance(frame_type, str):
+            await self._send_error(400, "Frame must be an object with a string 'type'", None)
+            return
+        if not isinstance(data, dict):
+            await self._send_error(400, "'data' must be an object", frame_type)
+            return
+        if frame_type == "ping":
+            await self._pong(data)
+            return
+        handler = FRAME_HANDLERS.get(frame_type)
+        if handler is None:
+            await self._send_error(400, f"Unknown frame type '{frame_type}'", frame_type)
+            return
+        try:
+            reply = await database_sync_to_async(import_string(handler))(self.user_id, data)
+        except ValidationError as exc:
+            await self._send_error(400, _flatten_validation(exc.detail)[1], frame_type)
+        except APIException as exc:
+            await self._send_error(exc.status_code, str(exc.detail), frame_type)
+        else:
+            if reply is not None:
+                await self.send(dumps(reply).decode())
+
+    async def _pong(self, data):
+        timestamp = data.get("timestamp")
+        if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+            await self._send_error(400, "ping needs a numeric data.timestamp", "ping")
+            return
+        await self.send(dumps({"type": "pong", "data": {"timestamp": timestamp}}).decode())
+
+    async def _send_error(self, code, message, ref_type):
+        await self.send(
+            dumps({"type": "error", "data": {"code": code, "message": message, "ref_type": ref_type}}).decode()
+        )
+
+    def _take_token(self):
+        now = time.monotonic()
+        self.tokens = min(FRAME_BURST, self.tokens + (now - self.tokens_at) * FRAME_RATE)
+        self.tokens_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True

@@ -1,0 +1,40 @@
+"""The durable event log behind resume without loss (contract 7.1).
+
+Every change event is stored once (EventPayload) and referenced by one row per recipient
+(UserEvent) carrying that user's next event id. Ids come from EventStream, a per-user counter
+that is row-locked until the recording transaction commits, so a user's ids are gapless and
+committed in id order: whoever has seen id N can ask for "after N" and never miss one.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class EventStream(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE)
+    last_id = models.BigIntegerField(default=0)
+
+
+class EventPayload(models.Model):
+    type = models.CharField(max_length=32)
+    # The frame's `data`, already encoded as JSON, so replay never re-encodes it.
+    data = models.TextField()
+    # One recipient may get a variant (the sender's own new_message carries its temp_id).
+    own_user_id = models.BigIntegerField(null=True, blank=True)
+    own_data = models.TextField(null=True, blank=True)
+    # Pruning finds the newest expired payload through this index.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+
+class UserEvent(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    seq = models.BigIntegerField()
+    # Indexed (as every foreign key) for pruning by payload id range.
+    payload = models.ForeignKey(EventPayload, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            # Also the index of replay: WHERE user_id = ? AND seq > ? ORDER BY seq.
+            models.UniqueConstraint(fields=["user", "seq"], name="realtime_userevent_user_seq"),
+        ]

@@ -1,0 +1,128 @@
+"""Shared fixtures: users, authenticated API clients that check every response against the
+served OpenAPI schema, and helpers to read the realtime events a change recorded."""
+
+import orjson
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from drf_spectacular.generators import SchemaGenerator
+from openapi_core import OpenAPI
+from openapi_core.contrib.django import DjangoOpenAPIResponse
+from openapi_core.datatypes import RequestParameters
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from rest_framework.test import APIClient
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from accounts.models import User
+from accounts.tokens import token_pair_for
+from realtime.models import UserEvent
+
+PASSWORD = "Sup3r-secret!"
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    settings.RATE_LIMITS_ENABLED = False
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+_openapi = None
+
+
+def openapi():
+    global _openapi
+    if _openapi is None:
+        _openapi = OpenAPI.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+    return _openapi
+
+
+class _OpenAPIRequest:
+    """What openapi-core needs of a request to find its operation (the path is matched, not routed)."""
+
+    def __init__(self, request):
+        self.host_url = "http://testserver"
+        self.path = request.path
+        self.path_pattern = None
+        self.method = request.method.lower()
+        self.body = b""
+        self.content_type = request.META.get("CONTENT_TYPE", "")
+        self.parameters = RequestParameters(
+            path={},
+            query=ImmutableMultiDict(request.GET),
+            header=Headers(request.headers.items()),
+            cookie=ImmutableMultiDict(),
+        )
+
+
+class SchemaCheckedClient(APIClient):
+    """An API client whose every /v1 response must match the OpenAPI schema we serve."""
+
+    def request(self, **kwargs):
+        response = super().request(**kwargs)
+        if response.wsgi_request.path.startswith("/v1/") and "/schema" not in response.wsgi_request.path:
+            try:
+                openapi().validate_response(_OpenAPIRequest(response.wsgi_request), DjangoOpenAPIResponse(response))
+            except (PathNotFound, OperationNotFound):
+                # Only a request to no route (or no such method) may miss the schema.
+                assert response.status_code in (404, 405), response.wsgi_request.path
+        return response
+
+
+def make_user(username, password=PASSWORD, **extra):
+    extra.setdefault("email", f"{username}@example.com")
+    extra.setdefault("nickname", username.capitalize())
+    user = User(username=username, **extra)
+    user.set_password(password)
+    user.save()
+    return user
+
+
+def client_for(user=None):
+    client = SchemaCheckedClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair_for(user)['token']}")
+    return client
+
+
+@pytest.fixture
+def api():
+    return client_for()
+
+
+@pytest.fixture
+def user(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def other_user(db):
+    return make_user("bob")
+
+
+@pytest.fixture
+def stranger(db):
+    return make_user("mallory")
+
+
+@pytest.fixture
+def user_api(user):
+    return client_for(user)
+
+
+def events_of(user, type=None):
+    """The user's recorded change events, oldest first, as frames {"id", "type", "data"}."""
+    rows = UserEvent.objects.filter(user=user).select_related("payload").order_by("seq")
+    frames = []
+    for row in rows:
+        payload = row.payload
+        data = payload.own_data if payload.own_data is not None and payload.own_user_id == user.pk else payload.data
+        if type is None or payload.type == type:
+            frames.append({"id": str(row.seq), "type": payload.type, "data": orjson.loads(data)})
+    return frames
+
+
+def is_postgres():
+    return connection.vendor == "postgresql"

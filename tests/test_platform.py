@@ -1,0 +1,132 @@
+"""The plumbing every endpoint shares: the error envelope, health, schema, settings."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from tests.accounts.test_auth import assert_error
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class TestEnvelope:
+    def test_unknown_route_is_json_404(self, api):
+        response = api.get("/v1/no/such/thing")
+        assert_error(response, 404)
+        assert response["Content-Type"].startswith("application/json")
+
+    def test_method_not_allowed(self, user_api):
+        assert_error(user_api.delete("/v1/users/search"), 405)
+
+    def test_unhandled_error_is_500_envelope_without_trace(self, user_api, monkeypatch, settings):
+        settings.DEBUG = True  # even with DEBUG on, the API never shows a trace
+
+        def boom(**kwargs):
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr("accounts.selectors.users_search", boom)
+        client = Client(raise_request_exception=False)
+        client.defaults["HTTP_AUTHORIZATION"] = user_api._credentials["HTTP_AUTHORIZATION"]
+        response = client.get("/v1/users/search", {"query": "a"})
+        body = assert_error(response, 500)
+        assert "secret internals" not in response.content.decode()
+        assert body["message"] == "Internal server error"
+
+    def test_database_outage_is_503(self, user_api, monkeypatch):
+        from django.db import OperationalError
+
+        def down(**kwargs):
+            raise OperationalError("connection refused")
+
+        monkeypatch.setattr("accounts.selectors.users_search", down)
+        assert_error(user_api.get("/v1/users/search", {"query": "a"}), 503)
+
+    def test_unsupported_content_type_is_415(self, api):
+        response = api.post("/v1/auth/login", "username=a", content_type="application/x-www-form-urlencoded")
+        assert_error(response, 415)
+
+
+class TestHealth:
+    def test_healthy(self, db):
+        response = Client().get("/healthz")
+        assert response.status_code == 200
+        assert response.json()["checks"] == {"database": "ok", "realtime": "ok"}
+
+    def test_database_down_is_503(self, db, monkeypatch):
+        def broken_cursor(*args, **kwargs):
+            raise RuntimeError("down")
+
+        monkeypatch.setattr(connection, "cursor", broken_cursor)
+        response = Client().get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["database"] == "unavailable"
+
+    def test_bus_down_is_503(self, db, monkeypatch):
+        def broken():
+            raise ConnectionError("redis down")
+
+        monkeypatch.setattr("imserver.views.bus_ping", broken)
+        response = Client().get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["realtime"] == "unavailable"
+
+
+class TestSchema:
+    def test_schema_is_served(self, db):
+        response = Client().get("/v1/schema/", HTTP_ACCEPT="application/json")
+        assert response.status_code == 200
+        schema = response.json()
+        assert schema["openapi"].startswith("3.")
+        assert "/v1/auth/register" in schema["paths"]
+        assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+        register = schema["paths"]["/v1/auth/register"]["post"]
+        assert "201" in register["responses"] and "default" in register["responses"]
+
+    def test_docs_page_is_served_without_network(self, db):
+        response = Client().get("/v1/docs/")
+        assert response.status_code == 200
+        assert b"swagger" in response.content.lower()
+        assert b"cdn.jsdelivr" not in response.content
+
+
+def _django_check(env_overrides):
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "IMSERVER_ENV", "DEBUG"}}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+class TestProductionSettings:
+    def test_refuses_to_start_without_secret_key(self):
+        result = _django_check({"IMSERVER_ENV": "production", "ALLOWED_HOSTS": "chat.example.com"})
+        assert result.returncode != 0
+        assert "SECRET_KEY is required" in result.stderr
+
+    def test_refuses_wildcard_hosts(self):
+        result = _django_check({"IMSERVER_ENV": "production", "SECRET_KEY": "k" * 64, "ALLOWED_HOSTS": "*"})
+        assert result.returncode != 0
+        assert "ALLOWED_HOSTS" in result.stderr
+
+    def test_documented_production_environment_passes_deploy_checks(self):
+        result = _django_check(
+            {
+                "IMSERVER_ENV": "production",
+                "SECRET_KEY": "x8Jq2v" * 11,
+                "ALLOWED_HOSTS": "chat.example.com",
+                "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imserver"),
+                "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            }
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
