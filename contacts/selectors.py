@@ -1,6 +1,30 @@
+from django.db.models import Count, F, Value, Window
+from django.db.models.functions import Coalesce, Lower, NullIf
+from rest_framework.exceptions import NotFound
+
 from contacts.models import Contact
 
 
 def contact_watcher_ids(user_id):
     """Ids of the users who have user_id in their contacts (the audience of contact_status)."""
     return list(Contact.objects.filter(user_id=user_id).values_list("owner_id", flat=True))
+
+
+def contact_list(*, owner, limit, offset):
+    """(total, contacts with their users), alphabetical by the name shown (remark or nickname)."""
+    contacts = Contact.objects.filter(owner=owner)
+    shown = Lower(Coalesce(NullIf(F("remark"), Value("")), NullIf(F("user__nickname"), Value("")), F("user__username")))
+    page = list(
+        contacts.select_related("user")
+        .annotate(total=Window(Count("pk")))
+        .order_by(shown, "pk")[offset : offset + limit]
+    )
+    total = page[0].total if page else contacts.count()
+    return total, page
+
+
+def contact_of(*, owner, user_id):
+    contact = Contact.objects.select_related("user").filter(owner=owner, user_id=user_id).first()
+    if contact is None:
+        raise NotFound("Contact not found")
+    return contact

@@ -166,25 +166,6 @@ def parse_id(prefix, value):
     return int(digits)
 
 
-class PrefixedIdConverter:
-    """URL converter for ids like c42; a malformed id does not match and so is a 404."""
-
-    prefix = ""
-
-    def __init__(self):
-        self.regex = f"{self.prefix}[0-9]{{1,{MAX_ID_DIGITS}}}"
-
-    def to_python(self, value):
-        return int(value[len(self.prefix) :])
-
-    def to_url(self, value):
-        return f"{self.prefix}{value}"
-
-
-def id_converter(prefix):
-    return type(f"IdConverter_{prefix or 'user'}", (PrefixedIdConverter,), {"prefix": prefix})
-
-
 # --- Pagination ---------------------------------------------------------------------------------
 
 MAX_PAGE_SIZE = 100
@@ -230,3 +211,12 @@ def validated(serializer_class, data, **kwargs):
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that takes only JSON strings (DRF would turn 12 or true into text)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

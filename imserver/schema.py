@@ -2,6 +2,33 @@
 error envelope (contract 1.1) on every operation."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
+from drf_spectacular.plumbing import is_list_serializer
+
+VIEWSET_ACTIONS = {"list", "retrieve", "create", "update", "partial_update", "destroy"}
+
+
+class AutoSchema(BaseAutoSchema):
+    """Our list endpoints answer objects ({total, items...}), never bare arrays; operation ids
+    follow the viewset action (conversations_list, conversations_retrieve, ...)."""
+
+    def get_operation_id(self):
+        tokens = [token.replace("-", "_") for token in self._tokenize_path()] or ["root"]
+        action = getattr(self.view, "action", None)
+        if action in VIEWSET_ACTIONS:
+            return "_".join([*tokens, action])
+        methods = [m for m, a in getattr(self.view, "action_map", {}).items() if a == action]
+        if len(methods) == 1:  # e.g. auth_login, users_search
+            return "_".join(tokens)
+        verb = "list" if self.method == "GET" else self.method_mapping[self.method.lower()]
+        return "_".join([*tokens, verb])
+
+    def _is_list_view(self, serializer=None):
+        if serializer is None:
+            serializer = self.get_response_serializers()
+        if isinstance(serializer, dict) and serializer:
+            serializer = serializer[min(serializer, key=str)]
+        return is_list_serializer(serializer)
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):

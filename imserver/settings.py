@@ -199,7 +199,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["imserver.ratelimit.ScopedRateThrottle"],
     "EXCEPTION_HANDLER": "imserver.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "imserver.schema.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -212,10 +212,22 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1: nullable nested objects are plain JSON Schema (oneOf with null), which validators and
+    # code generators read the same way.
+    "OAS_VERSION": "3.1.0",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "imserver.schema.add_error_responses",
     ],
+    "ENUM_NAME_OVERRIDES": {
+        "PresenceStatusEnum": "accounts.models.Status",
+        "MessageStatusEnum": ["sent", "read", "removed"],
+        "MessageTypeEnum": "chat.models.Message.Type",
+        "SendableMessageTypeEnum": ["text", "image", "video", "audio", "file"],
+        "ConversationTypeEnum": "chat.models.Conversation.Type",
+        "ConversationFilterEnum": ["private", "group", "all"],
+        "MemberRoleEnum": "chat.models.Membership.Role",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -278,6 +290,10 @@ PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES
 PASSWORD_RESET_MAX_ATTEMPTS = 5
 AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 5 * 1024 * 1024)
 AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels a side
+
+# --- Chat -----------------------------------------------------------------------------------
+MESSAGE_MAX_LENGTH = 10_000  # characters of a text message (contract 5)
+GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 500)
 
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "imserver <no-reply@localhost>")

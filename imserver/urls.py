@@ -1,23 +1,16 @@
 from django.contrib import admin
-from django.urls import include, path, register_converter
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from imserver.api import id_converter
 from imserver.views import healthz
 from media.views import public_file
 
-for prefix, name in (
-    ("c", "conversation"),
-    ("m", "message"),
-    ("g", "group"),
-    ("media", "media"),
-    ("call", "call"),
-    ("", "user"),
-):
-    register_converter(id_converter(prefix), f"{name}_id")
-
 v1 = [
     path("", include("accounts.urls")),
+    path("", include("contacts.urls")),
+    path("", include("chat.urls")),
+    path("", include("groups.urls")),
+    path("", include("realtime.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 # Client frame type -> "module.function(user, data)" returning a reply frame dict or None.
 FRAME_HANDLERS = {
+    "message_read": "chat.frames.message_read",
     "status_update": "accounts.frames.status_update",
 }
 

@@ -7,6 +7,7 @@ ephemeral frames with no write behind them (relayed ICE candidates). `disconnect
 closes every socket of a user, on whichever process it is.
 """
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -25,75 +26,100 @@ class Event:
     own_data: dict | None = None
 
 
-def _allocate_ids_postgresql(user_ids, payload_id):
-    """Next event id of every user, in one statement, locking their counters in id order."""
+def _allocate_postgresql(pairs):
+    """Event ids for (user, payload) pairs in one statement: each user's counter moves by the
+    number of their events, locked in user-id order; ids follow payload order."""
+    user_ids, payload_ids = zip(*pairs, strict=True)
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            WITH next AS (
+            WITH input AS (
+                SELECT * FROM unnest(%s::bigint[], %s::bigint[]) AS t(user_id, payload_id)
+            ), counts AS (
+                SELECT user_id, count(*) AS n FROM input GROUP BY user_id
+            ), next AS (
                 INSERT INTO realtime_eventstream (user_id, last_id)
-                SELECT u, 1 FROM unnest(%s::bigint[]) AS u ORDER BY u
-                ON CONFLICT (user_id) DO UPDATE SET last_id = realtime_eventstream.last_id + 1
+                SELECT user_id, n FROM counts ORDER BY user_id
+                ON CONFLICT (user_id) DO UPDATE SET last_id = realtime_eventstream.last_id + EXCLUDED.last_id
                 RETURNING user_id, last_id
+            ), numbered AS (
+                SELECT i.user_id, i.payload_id,
+                       n.last_id - count(*) OVER w + row_number() OVER (w ORDER BY i.payload_id) AS seq
+                FROM input i JOIN next n USING (user_id)
+                WINDOW w AS (PARTITION BY i.user_id)
             )
             INSERT INTO realtime_userevent (user_id, seq, payload_id)
-            SELECT user_id, last_id, %s FROM next
-            RETURNING user_id, seq
+            SELECT user_id, seq, payload_id FROM numbered
+            RETURNING user_id, seq, payload_id
             """,
-            [user_ids, payload_id],
+            [list(user_ids), list(payload_ids)],
         )
         return cursor.fetchall()
 
 
-def _allocate_ids_generic(user_ids, payload_id):
+def _allocate_generic(pairs):
     # SQLite: the write lock taken at BEGIN IMMEDIATE already serializes every writer.
-    placeholders = ",".join(["(%s, 1)"] * len(user_ids))
+    counts = Counter(user_id for user_id, _ in pairs)
+    users = sorted(counts)
+    last = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO realtime_eventstream (user_id, last_id) VALUES {placeholders}
-            ON CONFLICT (user_id) DO UPDATE SET last_id = last_id + 1
-            RETURNING user_id, last_id
-            """,
-            user_ids,
-        )
-        rows = cursor.fetchall()
-    UserEvent.objects.bulk_create([UserEvent(user_id=u, seq=s, payload_id=payload_id) for u, s in rows])
-    return rows
-
-
-def _allocate(user_ids, payload_id):
-    if connection.vendor == "postgresql":
-        return _allocate_ids_postgresql(user_ids, payload_id)
+        for start in range(0, len(users), 400):  # SQLite's bound-parameter limit
+            chunk = users[start : start + 400]
+            cursor.execute(
+                f"""
+                INSERT INTO realtime_eventstream (user_id, last_id) VALUES {",".join(["(%s, %s)"] * len(chunk))}
+                ON CONFLICT (user_id) DO UPDATE SET last_id = last_id + excluded.last_id
+                RETURNING user_id, last_id
+                """,
+                [value for user_id in chunk for value in (user_id, counts[user_id])],
+            )
+            last.update(cursor.fetchall())
+    next_id = {user_id: last[user_id] - counts[user_id] for user_id in users}
     rows = []
-    for start in range(0, len(user_ids), 400):  # SQLite's bound-parameter limit
-        rows.extend(_allocate_ids_generic(user_ids[start : start + 400], payload_id))
+    for user_id, payload_id in sorted(pairs, key=lambda pair: pair[1]):
+        next_id[user_id] += 1
+        rows.append((user_id, next_id[user_id], payload_id))
+    UserEvent.objects.bulk_create([UserEvent(user_id=u, seq=s, payload_id=p) for u, s, p in rows], batch_size=300)
     return rows
 
 
 def record(*events):
     """Stores change events for their recipients; delivers them live after commit.
 
-    Call it once per transaction, as the service's last write: recipients' counters stay
-    locked until commit, and one call takes them in a single ordered sweep (no deadlocks).
+    Call it once per transaction, as the service's last write: the recipients' counters stay
+    locked until commit, and one call takes all of them in a single ordered sweep (no deadlocks).
     """
     if not connection.in_atomic_block:
         with transaction.atomic():
             return record(*events)
-    messages = []
-    for event in events:
-        user_ids = sorted({int(u) for u in event.user_ids})
-        if not user_ids:
-            continue
-        data = dumps(event.data).decode()
-        own_data = dumps(event.own_data).decode() if event.own_data is not None else None
-        payload = EventPayload.objects.create(
-            type=event.type, data=data, own_user_id=event.own_user_id, own_data=own_data
-        )
-        recipients = _allocate(user_ids, payload.pk)
-        messages.append(bus.event_message(event.type, data, recipients, event.own_user_id, own_data))
-    if messages:
-        transaction.on_commit(lambda: bus.publish(messages), robust=True)
+    events = [event for event in events if event.user_ids]
+    if not events:
+        return
+    payloads = EventPayload.objects.bulk_create(
+        [
+            EventPayload(
+                type=event.type,
+                data=dumps(event.data).decode(),
+                own_user_id=event.own_user_id,
+                own_data=dumps(event.own_data).decode() if event.own_data is not None else None,
+            )
+            for event in events
+        ]
+    )
+    pairs = [
+        (user_id, payload.pk)
+        for event, payload in zip(events, payloads, strict=True)
+        for user_id in {int(u) for u in event.user_ids}
+    ]
+    allocate = _allocate_postgresql if connection.vendor == "postgresql" else _allocate_generic
+    recipients = defaultdict(list)
+    for user_id, seq, payload_id in allocate(pairs):
+        recipients[payload_id].append((user_id, seq))
+    messages = [
+        bus.event_message(payload.type, payload.data, recipients[payload.pk], payload.own_user_id, payload.own_data)
+        for payload in payloads
+    ]
+    transaction.on_commit(lambda: bus.publish(messages), robust=True)
 
 
 def publish_rollback_unsafe(user_ids, type, data):

@@ -126,3 +126,21 @@ def events_of(user, type=None):
 
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+def private_chat(a, b):
+    from chat.services import private_conversation_open
+
+    return private_conversation_open(user=a, target_user_id=b.pk)[0]
+
+
+def send(sender, conversation, content="hello", **extra):
+    from chat.services import message_send
+
+    return message_send(sender=sender, conversation_id=conversation.pk, content=content, **extra)[0]
+
+
+def group_of(owner, *members, name="Team"):
+    from groups.services import group_create
+
+    return group_create(owner=owner, name=name, member_ids=[str(m.pk) for m in members])

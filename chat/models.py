@@ -1,0 +1,105 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Conversation(models.Model):
+    class Type(models.TextChoices):
+        PRIVATE = "private"
+        GROUP = "group"
+
+    type = models.CharField(max_length=8, choices=Type.choices)
+    # "<lower user id>:<higher user id>" for private conversations: one per pair, enforced here.
+    private_key = models.CharField(max_length=40, unique=True, null=True, blank=True)
+    # The seq of the newest message. Sends lock this row to take the next seq, so seqs are
+    # gapless and committed in order (see Message.seq).
+    last_seq = models.BigIntegerField(default=0)
+    last_message = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Orders the conversation list (newest activity first).
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"c{self.pk} ({self.type})"
+
+
+class Membership(models.Model):
+    """A user's place in a conversation: the one source of truth for who is in a group too."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="memberships")
+    # Indexed as a foreign key: the conversation list starts from the caller's memberships.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    # Private conversations: the other participant, so the list joins it without a subquery.
+    peer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # The read pointer: the seq of the newest message this member has read. Only moves forward.
+    last_read_seq = models.BigIntegerField(default=0)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Also the index of membership checks (conversation, user).
+            models.UniqueConstraint(fields=["conversation", "user"], name="chat_membership_conversation_user"),
+            models.UniqueConstraint(
+                fields=["conversation"], condition=Q(role="owner"), name="chat_membership_one_owner"
+            ),
+        ]
+        indexes = [
+            # A message's read status needs the two lowest read pointers of its conversation.
+            models.Index(fields=["conversation", "last_read_seq"], name="chat_membership_read_pointer"),
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} in c{self.conversation_id} ({self.role})"
+
+
+class Message(models.Model):
+    class Type(models.TextChoices):
+        TEXT = "text"
+        IMAGE = "image"
+        VIDEO = "video"
+        AUDIO = "audio"
+        FILE = "file"
+        CALL = "call"
+
+    class Status(models.TextChoices):
+        # "read" is derived from the members' read pointers, never stored.
+        SENT = "sent"
+        REMOVED = "removed"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Position in the conversation: 1, 2, 3... with no gaps, assigned under the conversation's
+    # row lock, so a message with seq N commits after every message with a smaller seq. Paging
+    # with `after` by seq therefore never misses a message committed late by another sender.
+    seq = models.BigIntegerField()
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    type = models.CharField(max_length=8, choices=Type.choices, default=Type.TEXT)
+    content = models.TextField()
+    caption = models.TextField(blank=True)
+    temp_id = models.CharField(max_length=64, null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.SENT)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Also the index of history pages and unread counts: (conversation, seq) ranges.
+            models.UniqueConstraint(fields=["conversation", "seq"], name="chat_message_conversation_seq"),
+            # temp_id idempotency: one message per sender and temp_id in a conversation.
+            models.UniqueConstraint(
+                fields=["conversation", "sender", "temp_id"],
+                condition=Q(temp_id__isnull=False),
+                name="chat_message_temp_id",
+            ),
+        ]
+
+    def __str__(self):
+        return f"m{self.pk} in c{self.conversation_id}"

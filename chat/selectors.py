@@ -1,0 +1,116 @@
+"""Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
+
+from django.db.models import Count, OuterRef, Subquery, Value, Window
+from django.db.models.functions import Coalesce
+from rest_framework.exceptions import NotFound, ValidationError
+
+from chat.models import Conversation, Membership, Message
+from contacts.models import Contact
+
+
+def membership_for(*, user, conversation_id):
+    """The caller's membership of a conversation, or 404 for "missing or not yours"."""
+    membership = (
+        Membership.objects.select_related("conversation").filter(conversation_id=conversation_id, user=user).first()
+    )
+    if membership is None:
+        raise NotFound("Conversation not found")
+    return membership
+
+
+def _list_rows(user):
+    unread = (
+        Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("last_read_seq"))
+        .exclude(sender=user)
+        .exclude(status=Message.Status.REMOVED)
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    remark = Contact.objects.filter(owner=user, user=OuterRef("peer")).values("remark")[:1]
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("conversation__last_message__sender", "conversation__group", "peer")
+        .annotate(unread_count=Coalesce(Subquery(unread), Value(0)), remark=Subquery(remark))
+    )
+
+
+def conversation_list(*, user, type=None, limit, offset):
+    """(total, memberships) for the caller's conversation list, newest activity first.
+
+    One query: last message, target (peer or group), contact remark and unread count are
+    joined or sub-selected, and the total comes from a window over the same rows.
+    """
+    rows = _list_rows(user)
+    if type in (Conversation.Type.PRIVATE, Conversation.Type.GROUP):
+        rows = rows.filter(conversation__type=type)
+    page = list(
+        rows.annotate(total=Window(Count("pk"))).order_by("-conversation__last_activity_at", "-conversation_id")[
+            offset : offset + limit
+        ]
+    )
+    total = page[0].total if page else (rows.count() if offset else 0)
+    return total, page
+
+
+def conversation_item(*, user, conversation_id):
+    """One row of the conversation list (same shape), or 404."""
+    membership = _list_rows(user).filter(conversation_id=conversation_id).first()
+    if membership is None:
+        raise NotFound("Conversation not found")
+    return membership
+
+
+def _message_seq(conversation, message_id, param):
+    seq = Message.objects.filter(pk=message_id, conversation=conversation).values_list("seq", flat=True).first()
+    if seq is None:
+        raise ValidationError({param: ["Not a message of this conversation."]})
+    return seq
+
+
+def message_page(*, conversation, limit, before=None, after=None):
+    """(messages newest first, has_more) around the messages with ids `before` / `after`.
+
+    `after` pages toward newer messages: the `limit` messages just newer than it (still listed
+    newest first); `has_more` says whether more exist beyond the page in its paging direction.
+    """
+    messages = Message.objects.filter(conversation=conversation).select_related("sender")
+    if before is not None:
+        messages = messages.filter(seq__lt=_message_seq(conversation, before, "before"))
+    if after is not None:
+        messages = messages.filter(seq__gt=_message_seq(conversation, after, "after")).order_by("seq")
+    else:
+        messages = messages.order_by("-seq")
+    rows = list(messages[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if after is not None:
+        rows.reverse()
+    return rows, has_more
+
+
+def read_horizon(conversation_id):
+    """A function seq, sender -> whether every member but the sender has read up to seq.
+
+    Only the two lowest read pointers matter: the lowest one unless it is the sender's own.
+    """
+    lowest = list(
+        Membership.objects.filter(conversation_id=conversation_id)
+        .order_by("last_read_seq", "user_id")
+        .values_list("user_id", "last_read_seq")[:2]
+    )
+
+    def is_read(seq, sender_id):
+        others = [pointer for user_id, pointer in lowest if user_id != sender_id]
+        return bool(others) and others[0] >= seq
+
+    return is_read
+
+
+def member_ids(conversation_id):
+    return list(Membership.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True))
+
+
+def message_id_at(conversation_id, seq):
+    return Message.objects.filter(conversation_id=conversation_id, seq=seq).values_list("pk", flat=True).first()

@@ -1,0 +1,173 @@
+"""Conversation and message shapes: `*_data` build them (REST and WebSocket alike), `*Out`
+document them for the OpenAPI schema, `*In` validate request bodies."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from chat.models import Conversation, Message
+from imserver.api import StrictCharField, format_id
+from media.storage import public_url
+
+# --- Input ----------------------------------------------------------------------------------
+
+
+class ConversationCreateIn(serializers.Serializer):
+    type = serializers.ChoiceField(choices=Conversation.Type.choices)
+    target_id = serializers.CharField(required=False, max_length=32)
+    name = serializers.CharField(required=False, max_length=64)
+    members = serializers.ListField(child=serializers.CharField(max_length=32), required=False, max_length=1000)
+
+    def validate(self, data):
+        if data["type"] == Conversation.Type.PRIVATE and not data.get("target_id"):
+            raise serializers.ValidationError({"target_id": ["Required for a private conversation."]})
+        if data["type"] == Conversation.Type.GROUP and not data.get("name", "").strip():
+            raise serializers.ValidationError({"name": ["Required for a group conversation."]})
+        return data
+
+
+class ConversationListParams(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["private", "group", "all"], required=False)
+
+
+class MessageSendIn(serializers.Serializer):
+    type = serializers.ChoiceField(
+        choices=[t for t in Message.Type.values if t != Message.Type.CALL], default=Message.Type.TEXT
+    )
+    content = StrictCharField(trim_whitespace=False, allow_blank=True)
+    temp_id = StrictCharField(max_length=64, required=False, allow_null=True)
+    caption = serializers.CharField(max_length=2000, required=False, allow_blank=True, allow_null=True)
+
+    def validate(self, data):
+        if data["type"] == Message.Type.TEXT:
+            if not data["content"].strip():
+                raise serializers.ValidationError({"content": ["Text messages cannot be empty."]})
+            if len(data["content"]) > settings.MESSAGE_MAX_LENGTH:
+                raise serializers.ValidationError(
+                    {"content": [f"Text messages are at most {settings.MESSAGE_MAX_LENGTH} characters."]}
+                )
+        return data
+
+
+class MessageHistoryParams(serializers.Serializer):
+    before = serializers.CharField(required=False, max_length=32)
+    after = serializers.CharField(required=False, max_length=32)
+
+
+class MarkReadIn(serializers.Serializer):
+    message_id = serializers.CharField(max_length=32)
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+
+def message_data(message, status=None):
+    """A message as the REST API and `new_message` events carry it."""
+    removed = message.status == Message.Status.REMOVED
+    return {
+        "message_id": format_id("m", message.pk),
+        "conversation_id": format_id("c", message.conversation_id),
+        "sender_id": str(message.sender_id),
+        "sender_name": message.sender.display_name,
+        "content": "" if removed else message.content,
+        "type": message.type,
+        "caption": None if removed else (message.caption or None),
+        "status": Message.Status.REMOVED if removed else (status or Message.Status.SENT),
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
+
+
+def messages_data(messages, is_read):
+    """A page of messages with their read status (is_read from chat.selectors.read_horizon)."""
+    return [message_data(m, "read" if is_read(m.seq, m.sender_id) else "sent") for m in messages]
+
+
+def last_message_data(message):
+    if message is None:
+        return None
+    removed = message.status == Message.Status.REMOVED
+    return {
+        "message_id": format_id("m", message.pk),
+        "sender_id": str(message.sender_id),
+        "sender_name": message.sender.display_name,
+        "content": "" if removed else message.content,
+        "type": message.type,
+        "created_at": message.created_at,
+    }
+
+
+def conversation_data(membership):
+    """A conversation list item, from a membership row of chat.selectors.conversation_list."""
+    conversation = membership.conversation
+    if conversation.type == Conversation.Type.GROUP:
+        group = conversation.group
+        target_id, target_name, avatar = format_id("g", group.pk), group.name, public_url(group.avatar)
+    else:
+        peer = membership.peer
+        target_id, target_name, avatar = str(peer.pk), membership.remark or peer.display_name, public_url(peer.avatar)
+    return {
+        "conversation_id": format_id("c", conversation.pk),
+        "type": conversation.type,
+        "target_id": target_id,
+        "target_name": target_name,
+        "avatar": avatar,
+        "last_message": last_message_data(conversation.last_message),
+        "unread_count": membership.unread_count,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.last_activity_at,
+    }
+
+
+class LastMessageOut(serializers.Serializer):
+    message_id = serializers.CharField()
+    sender_id = serializers.CharField()
+    sender_name = serializers.CharField()
+    content = serializers.CharField(allow_blank=True)
+    type = serializers.ChoiceField(choices=Message.Type.choices)
+    created_at = serializers.DateTimeField()
+
+
+class ConversationOut(serializers.Serializer):
+    conversation_id = serializers.CharField()
+    type = serializers.ChoiceField(choices=Conversation.Type.choices)
+    target_id = serializers.CharField(help_text="The other user's id (private) or the group id (group).")
+    target_name = serializers.CharField(help_text="Contact remark or nickname (private), group name (group).")
+    avatar = serializers.URLField(allow_null=True)
+    last_message = LastMessageOut(allow_null=True)
+    unread_count = serializers.IntegerField(min_value=0)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text="Time of the latest activity (orders the list).")
+
+
+class ConversationListOut(serializers.Serializer):
+    total = serializers.IntegerField()
+    conversations = ConversationOut(many=True)
+
+
+class MessageOut(serializers.Serializer):
+    message_id = serializers.CharField()
+    conversation_id = serializers.CharField()
+    sender_id = serializers.CharField()
+    sender_name = serializers.CharField()
+    content = serializers.CharField(allow_blank=True, help_text="Text, or the media_id of a media message.")
+    type = serializers.ChoiceField(choices=Message.Type.choices)
+    caption = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["sent", "read", "removed"])
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class SentMessageOut(MessageOut):
+    temp_id = serializers.CharField(allow_null=True, required=False)
+
+
+class MessagePageOut(serializers.Serializer):
+    conversation_id = serializers.CharField()
+    messages = MessageOut(many=True)
+    has_more = serializers.BooleanField()
+
+
+class MarkReadOut(serializers.Serializer):
+    conversation_id = serializers.CharField()
+    last_read_message_id = serializers.CharField()
+    unread_count = serializers.IntegerField(min_value=0)

@@ -1,0 +1,156 @@
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from chat import selectors, services
+from chat.models import Conversation
+from chat.serializers import (
+    ConversationCreateIn,
+    ConversationListOut,
+    ConversationListParams,
+    ConversationOut,
+    MarkReadIn,
+    MarkReadOut,
+    MessageHistoryParams,
+    MessagePageOut,
+    MessageSendIn,
+    SentMessageOut,
+    conversation_data,
+    messages_data,
+)
+from groups.services import group_create
+from imserver.api import format_id, limit_param, page_params, parse_id, validated
+
+
+def _message_id(value, param):
+    if value is None:
+        return None
+    pk = parse_id("m", value)
+    if pk is None:
+        raise ValidationError({param: ["Must be a message id."]})
+    return pk
+
+
+class ConversationViewSet(viewsets.ViewSet):
+    """Conversations and their messages (contract 5)."""
+
+    lookup_url_kwarg = "conversation_id"
+    lookup_value_regex = "c[0-9]{1,18}"
+    throttle_scope = "write"
+
+    def get_throttles(self):
+        return super().get_throttles() if self.request.method == "POST" else []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("type", str, enum=["private", "group", "all"]),
+            OpenApiParameter("limit", int, description="Default 20, at most 100."),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: ConversationListOut},
+    )
+    def list(self, request):
+        kind = validated(ConversationListParams, request.query_params).get("type")
+        limit, offset = page_params(request, default_limit=20)
+        total, rows = selectors.conversation_list(user=request.user, type=kind, limit=limit, offset=offset)
+        return Response({"total": total, "conversations": [conversation_data(row) for row in rows]})
+
+    @extend_schema(responses={200: ConversationOut})
+    def retrieve(self, request, conversation_id):
+        membership = selectors.conversation_item(user=request.user, conversation_id=parse_id("c", conversation_id))
+        return Response(conversation_data(membership))
+
+    @extend_schema(
+        request=ConversationCreateIn,
+        responses={
+            201: ConversationOut,
+            200: OpenApiResponse(ConversationOut, description="The private conversation already existed."),
+        },
+    )
+    def create(self, request):
+        data = validated(ConversationCreateIn, request.data)
+        if data["type"] == Conversation.Type.PRIVATE:
+            target = parse_id("", data["target_id"])
+            if target is None:
+                raise NotFound("User not found")
+            conversation, created = services.private_conversation_open(user=request.user, target_user_id=target)
+        else:
+            conversation, created = (
+                group_create(owner=request.user, name=data["name"], member_ids=data.get("members", [])).conversation,
+                True,
+            )
+        membership = selectors.conversation_item(user=request.user, conversation_id=conversation.pk)
+        return Response(
+            conversation_data(membership), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(
+        methods=["GET"],
+        parameters=[
+            OpenApiParameter("limit", int, description="Default 50, at most 100."),
+            OpenApiParameter("before", str, description="A message id: the messages just older than it."),
+            OpenApiParameter("after", str, description="A message id: the messages just newer than it."),
+        ],
+        responses={200: MessagePageOut},
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=MessageSendIn,
+        responses={
+            201: SentMessageOut,
+            200: OpenApiResponse(SentMessageOut, description="Same sender and temp_id: the message sent before."),
+        },
+    )
+    @action(detail=True, methods=["get", "post"], throttle_scope="send")
+    def messages(self, request, conversation_id):
+        conversation_pk = parse_id("c", conversation_id)
+        membership = selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        if request.method == "POST":
+            return self._send(request, membership)
+        params = validated(MessageHistoryParams, request.query_params)
+        messages, has_more = selectors.message_page(
+            conversation=membership.conversation,
+            limit=limit_param(request, default_limit=50),
+            before=_message_id(params.get("before"), "before"),
+            after=_message_id(params.get("after"), "after"),
+        )
+        return Response(
+            {
+                "conversation_id": conversation_id,
+                "messages": messages_data(messages, selectors.read_horizon(conversation_pk)),
+                "has_more": has_more,
+            }
+        )
+
+    def _send(self, request, membership):
+        data = validated(MessageSendIn, request.data)
+        message, created = services.message_send(
+            sender=request.user, conversation_id=membership.conversation_id, **data
+        )
+        body = {
+            **messages_data([message], selectors.read_horizon(message.conversation_id))[0],
+            "temp_id": message.temp_id,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=MarkReadIn, responses={200: MarkReadOut})
+    @action(detail=True, methods=["post"], url_path="read", throttle_scope="write")
+    def read(self, request, conversation_id):
+        """Moves the read pointer (the REST twin of the WebSocket message_read frame)."""
+        conversation_pk = parse_id("c", conversation_id)
+        selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        message_pk = _message_id(validated(MarkReadIn, request.data)["message_id"], "message_id")
+        membership = services.conversation_mark_read(
+            user=request.user, conversation_id=conversation_pk, message_id=message_pk
+        )
+        item = selectors.conversation_item(user=request.user, conversation_id=conversation_pk)
+        last_read = selectors.message_id_at(conversation_pk, membership.last_read_seq)
+        return Response(
+            {
+                "conversation_id": conversation_id,
+                "last_read_message_id": format_id("m", last_read),
+                "unread_count": item.unread_count,
+            }
+        )

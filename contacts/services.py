@@ -1,0 +1,31 @@
+from django.db import IntegrityError, transaction
+from rest_framework.exceptions import NotFound, ValidationError
+
+from accounts.selectors import visible_users
+from contacts.models import Contact
+from contacts.selectors import contact_of
+from imserver.api import Conflict
+
+
+def contact_add(*, owner, user_id, remark=""):
+    if user_id == owner.pk:
+        raise ValidationError({"user_id": ["You cannot add yourself as a contact."]})
+    user = visible_users().filter(pk=user_id).first()
+    if user is None:
+        raise NotFound("User not found")
+    try:
+        with transaction.atomic():
+            return Contact.objects.create(owner=owner, user=user, remark=remark)
+    except IntegrityError:
+        raise Conflict("Already a contact") from None
+
+
+def contact_update(*, owner, user_id, remark):
+    contact = contact_of(owner=owner, user_id=user_id)
+    contact.remark = remark
+    contact.save(update_fields=["remark"])
+    return contact
+
+
+def contact_remove(*, owner, user_id):
+    contact_of(owner=owner, user_id=user_id).delete()

@@ -1,0 +1,48 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from contacts import selectors, services
+from contacts.serializers import ContactAddIn, ContactListOut, ContactOut, ContactUpdateIn, contact_data
+from imserver.api import page_params, parse_id, validated
+
+
+class ContactViewSet(viewsets.ViewSet):
+    """The caller's address book (contract 4)."""
+
+    lookup_url_kwarg = "user_id"
+    lookup_value_regex = "[0-9]{1,18}"
+    throttle_scope = "write"
+
+    def get_throttles(self):
+        return [] if self.request.method == "GET" else super().get_throttles()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="Default 50."), OpenApiParameter("offset", int)],
+        responses={200: ContactListOut},
+    )
+    def list(self, request):
+        limit, offset = page_params(request, default_limit=50)
+        total, contacts = selectors.contact_list(owner=request.user, limit=limit, offset=offset)
+        return Response({"total": total, "contacts": [contact_data(contact) for contact in contacts]})
+
+    @extend_schema(request=ContactAddIn, responses={201: ContactOut})
+    def create(self, request):
+        data = validated(ContactAddIn, request.data)
+        user_id = parse_id("", data["user_id"])
+        if user_id is None:
+            raise NotFound("User not found")
+        contact = services.contact_add(owner=request.user, user_id=user_id, remark=data.get("remark", ""))
+        return Response(contact_data(contact), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ContactUpdateIn, responses={200: ContactOut})
+    def partial_update(self, request, user_id):
+        data = validated(ContactUpdateIn, request.data)
+        contact = services.contact_update(owner=request.user, user_id=int(user_id), remark=data["remark"])
+        return Response(contact_data(contact))
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, user_id):
+        services.contact_remove(owner=request.user, user_id=int(user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,45 @@
+from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When, Window
+from rest_framework.exceptions import NotFound
+
+from chat.models import Membership
+from groups.models import Group
+
+
+def group_for_member(*, user, group_id):
+    """The caller's membership of a group (with .conversation.group), else 404."""
+    membership = (
+        Membership.objects.select_related("conversation__group")
+        .filter(conversation__group__pk=group_id, user=user)
+        .first()
+    )
+    if membership is None:
+        raise NotFound("Group not found")
+    return membership
+
+
+def group_with_stats(group_id):
+    """The group with `owner_id` and `member_count` annotated, in one query."""
+    members = Membership.objects.filter(conversation=OuterRef("conversation"))
+    owner = members.filter(role=Membership.Role.OWNER).values("user_id")[:1]
+    count = members.order_by().values("conversation").annotate(n=Count("pk")).values("n")
+    return Group.objects.annotate(owner_id=Subquery(owner), member_count=Subquery(count)).get(pk=group_id)
+
+
+ROLE_ORDER = Case(
+    When(role=Membership.Role.OWNER, then=Value(0)),
+    When(role=Membership.Role.ADMIN, then=Value(1)),
+    default=Value(2),
+    output_field=IntegerField(),
+)
+
+
+def group_members(*, group, limit, offset):
+    """(total, memberships with users): owner first, then admins, then members by join time."""
+    memberships = Membership.objects.filter(conversation_id=group.conversation_id)
+    page = list(
+        memberships.select_related("user")
+        .annotate(total=Window(Count("pk")))
+        .order_by(ROLE_ORDER, "joined_at", "pk")[offset : offset + limit]
+    )
+    total = page[0].total if page else memberships.count()
+    return total, page

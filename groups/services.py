@@ -1,0 +1,176 @@
+"""Group writes. Membership changes lock the group's conversation row, which also serializes
+them with message sends: a message reaches exactly the members it was sent to."""
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+
+from accounts.selectors import visible_users
+from chat.models import Conversation, Membership
+from groups import selectors
+from groups.models import Group
+from imserver.api import Conflict, format_id, parse_id
+from media.images import decode_data_uri, store_avatar
+from realtime import events
+
+Role = Membership.Role
+
+
+def _group_event(recipients, group, update_type, subject, **extra):
+    data = {
+        "group_id": format_id("g", group.pk),
+        "update_type": update_type,
+        "user_id": str(subject.pk),
+        "user_name": subject.display_name,
+        "updated_at": timezone.now(),
+        **extra,
+    }
+    return events.Event(recipients, "group_update", data)
+
+
+def _resolve_users(raw_ids, field):
+    """User ids as sent ("12") -> the visible users they name; any unknown one is a 400."""
+    ids = {parse_id("", raw) for raw in raw_ids}
+    users = {user.pk: user for user in visible_users().filter(pk__in=ids - {None})}
+    unknown = sorted(raw for raw in raw_ids if parse_id("", raw) not in users)
+    if unknown:
+        raise ValidationError({field: [f"Unknown user ids: {', '.join(unknown)}."]})
+    return users
+
+
+def _check_size(count):
+    if count > settings.GROUP_MAX_MEMBERS:
+        raise ValidationError({"members": [f"A group has at most {settings.GROUP_MAX_MEMBERS} members."]})
+
+
+@transaction.atomic
+def group_create(*, owner, name, member_ids):
+    """A group and its conversation, with the caller as owner; each added member is told."""
+    members = _resolve_users(member_ids, "members")
+    members.pop(owner.pk, None)
+    _check_size(len(members) + 1)
+    conversation = Conversation.objects.create(type=Conversation.Type.GROUP)
+    group = Group.objects.create(conversation=conversation, name=name.strip())
+    Membership.objects.bulk_create(
+        [Membership(conversation=conversation, user=owner, role=Role.OWNER)]
+        + [Membership(conversation=conversation, user=user) for user in members.values()]
+    )
+    # Each new member hears of the group once (not of every other member: that would be N²).
+    events.record(*[_group_event([user.pk], group, "new_member", user) for user in members.values()])
+    return group
+
+
+def _locked_membership(*, user, group_id):
+    membership = selectors.group_for_member(user=user, group_id=group_id)
+    Conversation.objects.select_for_update().filter(pk=membership.conversation_id).first()
+    membership.refresh_from_db(fields=["role"])  # the role as of the lock
+    return membership
+
+
+def _avatar(value):
+    return store_avatar(decode_data_uri(value)) if value else ""
+
+
+@transaction.atomic
+def group_update_info(*, user, group_id, name=None, announcement=None, avatar=None):
+    membership = _locked_membership(user=user, group_id=group_id)
+    if membership.role not in (Role.OWNER, Role.ADMIN):
+        raise PermissionDenied("Only the group's owner and admins can change it")
+    group = membership.conversation.group
+    fields = []
+    if name is not None:
+        group.name = name.strip()
+        fields.append("name")
+    if announcement is not None:
+        group.announcement = announcement
+        fields.append("announcement")
+    if avatar is not None:
+        old = group.avatar
+        group.avatar = _avatar(avatar)
+        fields.append("avatar")
+        if old:
+            transaction.on_commit(lambda: default_storage.delete(old))
+    if fields:
+        group.save(update_fields=fields)
+        member_ids = Membership.objects.filter(conversation_id=group.conversation_id).values_list("user_id", flat=True)
+        events.record(_group_event(list(member_ids), group, "info_updated", user))
+    return group
+
+
+@transaction.atomic
+def group_invite(*, user, group_id, user_ids):
+    """Adds users to the group (any member may invite); returns the ids actually added."""
+    membership = _locked_membership(user=user, group_id=group_id)
+    conversation = Conversation.objects.get(pk=membership.conversation_id)
+    group = membership.conversation.group
+    invited = _resolve_users(user_ids, "user_ids")
+    current = set(Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True))
+    added = [candidate for pk, candidate in invited.items() if pk not in current]
+    _check_size(len(current) + len(added))
+    Membership.objects.bulk_create(
+        # Joining members start with nothing unread; the history is theirs to page through.
+        [Membership(conversation=conversation, user=new, last_read_seq=conversation.last_seq) for new in added]
+    )
+    audience = current | {new.pk for new in added}
+    events.record(*[_group_event(audience, group, "new_member", new) for new in added])
+    return [str(new.pk) for new in added]
+
+
+def _target_membership(conversation_id, target_user_id):
+    target = (
+        Membership.objects.select_related("user")
+        .filter(conversation_id=conversation_id, user_id=target_user_id)
+        .first()
+    )
+    if target is None:
+        raise NotFound("That user is not a member of this group")
+    return target
+
+
+@transaction.atomic
+def group_member_remove(*, user, group_id, target_user_id):
+    """A member leaving (own id), an admin removing a member, or the owner removing anyone.
+
+    The owner leaves only after transferring ownership (409), unless they are the last member,
+    in which case the group is dissolved.
+    """
+    membership = _locked_membership(user=user, group_id=group_id)
+    group = membership.conversation.group
+    target = _target_membership(membership.conversation_id, target_user_id)
+    leaving = target.user_id == user.pk
+    if leaving and membership.role == Role.OWNER:
+        if Membership.objects.filter(conversation_id=group.conversation_id).count() > 1:
+            raise Conflict("The owner must transfer ownership before leaving the group")
+        group.conversation.delete()
+        return
+    if not leaving:
+        may_remove = membership.role == Role.OWNER or (membership.role == Role.ADMIN and target.role == Role.MEMBER)
+        if not may_remove:
+            raise PermissionDenied("You cannot remove this member")
+    audience = list(Membership.objects.filter(conversation_id=group.conversation_id).values_list("user_id", flat=True))
+    target.delete()
+    events.record(_group_event(audience, group, "member_left" if leaving else "member_removed", target.user))
+
+
+@transaction.atomic
+def group_member_set_role(*, user, group_id, target_user_id, role):
+    """The owner sets a member's role; role "owner" transfers ownership (the old owner becomes admin)."""
+    membership = _locked_membership(user=user, group_id=group_id)
+    if membership.role != Role.OWNER:
+        raise PermissionDenied("Only the group's owner can change roles")
+    group = membership.conversation.group
+    target = _target_membership(membership.conversation_id, target_user_id)
+    if target.user_id == user.pk:
+        raise ValidationError({"role": ["The owner changes their own role by transferring ownership."]})
+    changed = [target]
+    if role == Role.OWNER:
+        membership.role = Role.ADMIN
+        membership.save(update_fields=["role"])  # first: one owner at a time
+        changed.insert(0, membership)
+    target.role = role
+    target.save(update_fields=["role"])
+    audience = list(Membership.objects.filter(conversation_id=group.conversation_id).values_list("user_id", flat=True))
+    events.record(*[_group_event(audience, group, "role_changed", m.user, role=m.role) for m in changed])
+    return target
