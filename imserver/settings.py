@@ -295,6 +295,15 @@ AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels
 MESSAGE_MAX_LENGTH = 10_000  # characters of a text message (contract 5)
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 500)
 
+# --- Realtime ---------------------------------------------------------------------------------
+# How long the event log keeps events for clients to resume from (contract 7.1); prune_events
+# deletes older ones, and a cursor older than that gets 410.
+EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 7))
+# Each process refreshes its sockets' presence every PRESENCE_HEARTBEAT seconds; a socket whose
+# process stops doing so (a crash) is reaped after PRESENCE_TTL seconds.
+PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT_SECONDS", 20)
+PRESENCE_TTL = env_int("PRESENCE_TTL_SECONDS", 60)
+
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "imserver <no-reply@localhost>")
 EMAIL_HOST = env("EMAIL_HOST")

@@ -11,6 +11,7 @@ per-user id, and a socket that sees a gap (or a bus reconnect) fills it from the
 """
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections import defaultdict
@@ -126,7 +127,8 @@ class Hub:
         if running is loop:
             self.dispatch(messages)
         else:
-            loop.call_soon_threadsafe(self.dispatch, messages)
+            # A fresh context: the publishing thread's (a request's) must not leak into sockets.
+            loop.call_soon_threadsafe(self.dispatch, messages, context=contextvars.Context())
 
     def dispatch(self, messages):
         for message in messages:

@@ -6,6 +6,7 @@ user's event-id order, any gap being filled from the event log.
 """
 
 import asyncio
+import contextvars
 import logging
 import time
 import uuid
@@ -121,6 +122,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_GONE if exc.code == 410 else CLOSE_BAD_REQUEST)
             return
         await self._catch_up()
+        self.context = contextvars.copy_context()
         self.ready = True
         self._kick()
         await presence.connect(self.user_id, self.connection_id)
@@ -166,7 +168,8 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     def _kick(self):
         if self.ready and (self.sender is None or self.sender.done()):
-            self.sender = asyncio.ensure_future(self._drain())
+            # In the socket's own context (its base URL), whoever delivered the frame.
+            self.sender = asyncio.get_running_loop().create_task(self._drain(), context=self.context)
 
     async def _drain(self):
         try:

@@ -24,8 +24,6 @@ from accounts.services import user_presence_apply
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 20
-DEADLINE_SECONDS = 60
 DEADLINES = "presence:deadlines"
 
 # KEYS: user set, deadlines; ARGV: member, connection id, deadline -> sockets now open
@@ -55,7 +53,7 @@ class RedisPresence:
         self.remove = self.client.register_script(_REMOVE)
 
     async def connect(self, user_id, connection_id):
-        deadline = time.time() + DEADLINE_SECONDS
+        deadline = time.time() + settings.PRESENCE_TTL
         await self.add(
             keys=[f"presence:{user_id}", DEADLINES], args=[_member(user_id, connection_id), connection_id, deadline]
         )
@@ -69,7 +67,7 @@ class RedisPresence:
         return self.blocking_client.scard(f"presence:{user_id}")
 
     async def heartbeat(self, members):
-        deadline = time.time() + DEADLINE_SECONDS
+        deadline = time.time() + settings.PRESENCE_TTL
         async with self.client.pipeline(transaction=False) as pipe:
             for user_id, connection_id in members:
                 pipe.zadd(DEADLINES, {_member(user_id, connection_id): deadline}, xx=True)
@@ -145,7 +143,7 @@ class Presence:
 
     async def _maintain(self):
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(settings.PRESENCE_HEARTBEAT)
             try:
                 await self.backend.heartbeat([(user_id, cid) for cid, user_id in self.local.items()])
                 for user_id in await self.backend.reap():
