@@ -10,11 +10,14 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 from django.urls import re_path  # noqa: E402
 
+from realtime.background import BackgroundJobsMiddleware  # noqa: E402
 from realtime.consumers import EventConsumer  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_application,
-        "websocket": URLRouter([re_path(r"^(?:v1/)?ws/?$", EventConsumer.as_asgi())]),
-    }
+application = BackgroundJobsMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_application,
+            "websocket": URLRouter([re_path(r"^(?:v1/)?ws/?$", EventConsumer.as_asgi())]),
+        }
+    )
 )

@@ -27,4 +27,3 @@ def events_prune(*, older_than=None, batch=10_000):
                 return user_events, payloads
             user_events += UserEvent.objects.filter(payload_id__in=ids)._raw_delete(UserEvent.objects.db)
             payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
-
