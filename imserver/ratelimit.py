@@ -2,11 +2,16 @@
 process agrees on them (contract 1.2)."""
 
 import ipaddress
+import logging
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+from redis import RedisError
 from rest_framework import throttling
+
+logger = logging.getLogger(__name__)
+CACHE_ERRORS = (RedisError, ConnectionError, TimeoutError, OSError)
 
 WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -18,16 +23,23 @@ def parse_rate(rate):
 
 
 def hit(key, limit, window):
-    """Counts one hit against key; returns 0 while within limit, else seconds until it resets."""
+    """Counts one hit against key; returns 0 while within limit, else seconds until it resets.
+
+    Fails open: with the shared cache unreachable, requests are served and a warning logged.
+    """
     now = time.time()
     bucket = int(now // window)
     name = f"rl:{key}:{window}:{bucket}"
-    cache.add(name, 0, timeout=window + 1)
     try:
-        count = cache.incr(name)
-    except ValueError:  # expired between add and incr
-        cache.add(name, 1, timeout=window + 1)
-        count = 1
+        cache.add(name, 0, timeout=window + 1)
+        try:
+            count = cache.incr(name)
+        except ValueError:  # expired between add and incr
+            cache.add(name, 1, timeout=window + 1)
+            count = 1
+    except CACHE_ERRORS:
+        logger.warning("rate limits: the shared cache is unreachable; not limiting %s", key)
+        return 0
     if count <= limit:
         return 0
     return max(1, int((bucket + 1) * window - now + 0.999))
@@ -37,7 +49,12 @@ def peek(key, limit, window):
     """Like hit() without counting: seconds until key is usable again, 0 if it is now."""
     now = time.time()
     bucket = int(now // window)
-    if (cache.get(f"rl:{key}:{window}:{bucket}") or 0) < limit:
+    try:
+        count = cache.get(f"rl:{key}:{window}:{bucket}") or 0
+    except CACHE_ERRORS:
+        logger.warning("rate limits: the shared cache is unreachable; not limiting %s", key)
+        return 0
+    if count < limit:
         return 0
     return max(1, int((bucket + 1) * window - now + 0.999))
 

@@ -1,13 +1,14 @@
 """Presence: a user is online while at least one of their sockets is open, on any process.
 
 With Redis every socket is a member of `presence:<user>` and has a deadline in the sorted set
-`presence:deadlines`, pushed forward by its process's heartbeat. When a process dies its
-sockets' deadlines pass and any other process's reaper removes them, so nobody stays online
-forever. Without Redis (one process) the counts live in memory.
+`presence:deadlines`. Each process re-registers its sockets on every heartbeat (which also
+restores them after a Redis restart), and any process reaps sockets whose deadline passed (their
+process died). Without Redis (one process) the counts live in memory.
 
-The database column User.is_online follows: after every change `presence_apply` sets it from
-the live count under the user's row lock, so concurrent connects and disconnects on several
-processes always settle on the truth.
+The database column User.is_online follows: after every change `user_presence_apply` sets it
+from the live count under the user's row lock, so concurrent connects and disconnects on several
+processes settle on the truth; a periodic reconciliation catches whatever a Redis outage made
+it miss.
 """
 
 import asyncio
@@ -20,24 +21,29 @@ import redis.asyncio
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts.models import User
 from accounts.services import user_presence_apply
+from realtime.background import periodic
 
 logger = logging.getLogger(__name__)
 
 DEADLINES = "presence:deadlines"
 
-# KEYS: user set, deadlines; ARGV: member, connection id, deadline -> sockets now open
+# KEYS: user set, deadlines; ARGV: member, connection id, deadline
 _ADD = """
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return redis.call('SCARD', KEYS[1])
 """
-# Removes one socket if it is still registered -> {removed, sockets left}
+# Removes one socket if it is still registered -> 1 if it was
 _REMOVE = """
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[1], ARGV[2])
-return {removed, redis.call('SCARD', KEYS[1])}
+return removed
 """
+
+
+def _keys(user_id):
+    return [f"presence:{user_id}", DEADLINES]
 
 
 def _member(user_id, connection_id):
@@ -46,32 +52,32 @@ def _member(user_id, connection_id):
 
 class RedisPresence:
     def __init__(self):
-        self.client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
-        # Counts are read in the database thread, under the user's row lock.
-        self.blocking_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        self.client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
         self.add = self.client.register_script(_ADD)
         self.remove = self.client.register_script(_REMOVE)
+        # Counts are read in the database thread, under the user's row lock.
+        self.blocking_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
-    async def connect(self, user_id, connection_id):
+    async def register(self, sockets):
         deadline = time.time() + settings.PRESENCE_TTL
-        await self.add(
-            keys=[f"presence:{user_id}", DEADLINES], args=[_member(user_id, connection_id), connection_id, deadline]
-        )
+        async with self.client.pipeline(transaction=False) as pipe:
+            for user_id, connection_id in sockets:
+                await self.add(
+                    keys=_keys(user_id), args=[_member(user_id, connection_id), connection_id, deadline], client=pipe
+                )
+            await pipe.execute()
 
-    async def disconnect(self, user_id, connection_id):
-        await self.remove(
-            keys=[f"presence:{user_id}", DEADLINES], args=[_member(user_id, connection_id), connection_id]
-        )
+    async def unregister(self, user_id, connection_id):
+        await self.remove(keys=_keys(user_id), args=[_member(user_id, connection_id), connection_id])
 
     def count_blocking(self, user_id):
         return self.blocking_client.scard(f"presence:{user_id}")
 
-    async def heartbeat(self, members):
-        deadline = time.time() + settings.PRESENCE_TTL
-        async with self.client.pipeline(transaction=False) as pipe:
-            for user_id, connection_id in members:
-                pipe.zadd(DEADLINES, {_member(user_id, connection_id): deadline}, xx=True)
-            await pipe.execute()
+    def counts_blocking(self, user_ids):
+        with self.blocking_client.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.scard(f"presence:{user_id}")
+            return dict(zip(user_ids, pipe.execute(), strict=True))
 
     async def reap(self):
         """Removes sockets whose process stopped beating; returns the users they belonged to."""
@@ -79,8 +85,7 @@ class RedisPresence:
         users = set()
         for member in expired:
             user_id, _, connection_id = member.decode().partition(":")
-            removed, _left = await self.remove(keys=[f"presence:{user_id}", DEADLINES], args=[member, connection_id])
-            if removed:
+            if await self.remove(keys=_keys(user_id), args=[member, connection_id]):
                 users.add(int(user_id))
         return users
 
@@ -89,10 +94,10 @@ class LocalPresence:
     def __init__(self):
         self.counts = Counter()
 
-    async def connect(self, user_id, connection_id):
-        self.counts[user_id] += 1
+    async def register(self, sockets):
+        pass  # counted once, at connect
 
-    async def disconnect(self, user_id, connection_id):
+    async def unregister(self, user_id, connection_id):
         self.counts[user_id] -= 1
         if self.counts[user_id] <= 0:
             del self.counts[user_id]
@@ -100,58 +105,83 @@ class LocalPresence:
     def count_blocking(self, user_id):
         return self.counts.get(user_id, 0)
 
-    async def heartbeat(self, members):
-        pass
+    def counts_blocking(self, user_ids):
+        return {user_id: self.counts.get(user_id, 0) for user_id in user_ids}
 
     async def reap(self):
         return set()
 
 
 class Presence:
-    """Connect/disconnect bookkeeping plus the heartbeat and reaper of this process."""
+    """Connect/disconnect bookkeeping for this process's sockets."""
 
     def __init__(self):
         self.backend = None
-        self.local = {}  # connection id -> user id, for the heartbeat
-        self._task = None
+        self.local = {}  # connection id -> user id
         self._loop = None
 
-    def _ensure_started(self):
+    def _ensure_backend(self):
         loop = asyncio.get_running_loop()
-        if self._loop is loop:
-            return
-        self._loop = loop
-        self.backend = RedisPresence() if settings.REDIS_URL else LocalPresence()
-        self.local = {}
-        self._task = loop.create_task(self._maintain())
+        if self._loop is not loop:
+            self._loop = loop
+            self.backend = RedisPresence() if settings.REDIS_URL else LocalPresence()
+            self.local = {}
+        return self.backend
 
     async def connect(self, user_id, connection_id):
-        self._ensure_started()
+        backend = self._ensure_backend()
         self.local[connection_id] = user_id
-        await self.backend.connect(user_id, connection_id)
+        if isinstance(backend, LocalPresence):
+            backend.counts[user_id] += 1
+        try:
+            await backend.register([(user_id, connection_id)])
+        except redis.RedisError:
+            logger.warning("presence: Redis unavailable; the next heartbeat registers the socket")
         await self.apply(user_id)
 
     async def disconnect(self, user_id, connection_id):
         self.local.pop(connection_id, None)
         try:
-            await self.backend.disconnect(user_id, connection_id)
-        finally:
-            await self.apply(user_id)
+            await self._ensure_backend().unregister(user_id, connection_id)
+        except redis.RedisError:
+            logger.warning("presence: Redis unavailable; reconciliation will settle user %s", user_id)
+            return
+        await self.apply(user_id)
 
     async def apply(self, user_id):
-        await database_sync_to_async(user_presence_apply)(user_id=user_id, count_sockets=self.backend.count_blocking)
+        try:
+            await database_sync_to_async(user_presence_apply)(
+                user_id=user_id, count_sockets=self.backend.count_blocking
+            )
+        except redis.RedisError:
+            logger.warning("presence: Redis unavailable; reconciliation will settle user %s", user_id)
 
-    async def _maintain(self):
-        while True:
-            await asyncio.sleep(settings.PRESENCE_HEARTBEAT)
-            try:
-                await self.backend.heartbeat([(user_id, cid) for cid, user_id in self.local.items()])
-                for user_id in await self.backend.reap():
-                    await self.apply(user_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("presence maintenance failed; retrying", exc_info=True)
+    async def heartbeat(self):
+        backend = self._ensure_backend()
+        await backend.register([(user_id, connection_id) for connection_id, user_id in self.local.items()])
+        for user_id in await backend.reap():
+            await self.apply(user_id)
+
+    async def reconcile(self):
+        """Users the database says are online but who have no socket anywhere go offline."""
+        backend = self._ensure_backend()
+        online = await database_sync_to_async(
+            lambda: list(User.objects.filter(is_online=True).values_list("pk", flat=True))
+        )()
+        counts = await asyncio.to_thread(backend.counts_blocking, online) if online else {}
+        for user_id, count in counts.items():
+            if not count:
+                await self.apply(user_id)
 
 
 presence = Presence()
+
+
+@periodic(settings.PRESENCE_HEARTBEAT)
+async def presence_heartbeat():
+    await presence.heartbeat()
+
+
+@periodic(settings.PRESENCE_TTL)
+async def presence_reconcile():
+    await presence.reconcile()

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -415,3 +416,34 @@ class TestPresence:
         refreshed = await database_sync_to_async(User.objects.get)(pk=alice.pk)
         assert refreshed.status == "away"
         await again.disconnect()
+
+
+class TestPresenceHealing:
+    async def test_reconcile_takes_offline_users_without_sockets(self, alice, bob):
+        from realtime.presence import presence
+
+        await database_sync_to_async(Contact.objects.create)(owner=bob, user=alice)
+        watcher = await open_socket(bob)
+        # As after a crash of a single-process server: the database still says online.
+        await database_sync_to_async(User.objects.filter(pk=alice.pk).update)(is_online=True)
+        await presence.reconcile()
+        offline = await next_of_type(watcher, "contact_status")
+        assert offline["data"]["user_id"] == str(alice.pk) and offline["data"]["status"] == "offline"
+        refreshed = await database_sync_to_async(User.objects.get)(pk=bob.pk)
+        assert refreshed.is_online  # the watcher's own socket keeps him online
+        await watcher.disconnect()
+
+    @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="a Redis restart needs Redis")
+    async def test_heartbeat_restores_presence_after_a_redis_restart(self, alice):
+        import redis as redis_client
+
+        from realtime.presence import presence
+
+        socket = await open_socket(alice)
+        client = redis_client.Redis.from_url(os.environ["REDIS_URL"])
+        client.flushdb()  # what a restart without persistence leaves
+        assert client.scard(f"presence:{alice.pk}") == 0
+        await presence.heartbeat()
+        assert client.scard(f"presence:{alice.pk}") == 1
+        await socket.disconnect()
+        assert client.scard(f"presence:{alice.pk}") == 0
