@@ -4,7 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from imserver.api import id_converter
 from imserver.views import healthz
-from media.views import public_file
+from media.storage import THUMBNAIL
+from media.views import media_file, public_file
 
 for prefix, name in (
     ("c", "conversation"),
@@ -18,6 +19,7 @@ for prefix, name in (
 
 v1 = [
     path("", include("accounts.urls")),
+    path("", include("media.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
@@ -26,5 +28,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("v1/", include(v1)),
+    # Uploaded media behind signed URLs; before the public avatar files' catch-all.
+    path("media/f/<media_id:media_id>", media_file, name="media-file"),
+    path("media/f/<media_id:media_id>/thumbnail", media_file, {"variant": THUMBNAIL}, name="media-thumbnail"),
     path("media/<path:name>", public_file, name="media-public"),
 ]

@@ -1,4 +1,4 @@
-"""Image decoding that refuses what is not a real image, and avatar re-encoding (Pillow)."""
+"""Image decoding that refuses what is not a real image, and re-encoding without metadata (Pillow)."""
 
 import base64
 import binascii
@@ -17,18 +17,23 @@ from imserver.api import PayloadTooLarge
 # Images above this many pixels are refused outright (decompression bombs): Pillow warns above
 # MAX_IMAGE_PIXELS and we turn that warning into a refusal.
 Image.MAX_IMAGE_PIXELS = 50_000_000
+# Animations are re-encoded frame by frame: this bounds the pixels decoded over all frames.
+MAX_ANIMATION_PIXELS = 4 * Image.MAX_IMAGE_PIXELS
+# The only image info carried over when re-encoding: colours and animation timing. Everything
+# else (EXIF with GPS, XMP, comments) is dropped, whatever Pillow would copy by default.
+KEPT_INFO = ("icc_profile", "transparency", "duration", "loop", "background")
 
 
-def open_image(raw, field="file"):
-    """A fully decoded Pillow image from bytes, or a 400 naming the field."""
+def open_image(source, field="file"):
+    """A Pillow image with its first frame decoded, from bytes or a file, or a 400 naming the field."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw))
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValidationError({field: ["Image dimensions are too large."]}) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise ValidationError({field: ["Not a valid image."]}) from None
     return image
 
@@ -49,20 +54,44 @@ def decode_data_uri(value, field="avatar"):
         raise ValidationError({field: ["Invalid base64 data."]}) from None
 
 
+def encode_still(image, max_side):
+    """A flat copy of an (upright) image at most max_side a side: PNG if it has transparency, else
+    JPEG. Returns (bytes, extension)."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    image = image.convert("RGBA" if has_alpha else "RGB")
+    image.thumbnail((max_side, max_side))
+    out = io.BytesIO()
+    if has_alpha:
+        image.save(out, format="PNG", optimize=True)
+        return out.getvalue(), "png"
+    image.save(out, format="JPEG", quality=85, optimize=True)
+    return out.getvalue(), "jpg"
+
+
+def reencode_image(image, field="file"):
+    """The image re-encoded in its own format (JPEG, PNG, GIF or WebP) with no metadata: EXIF
+    orientation applied to the pixels, animations kept. Returns (bytes, upright first frame)."""
+    image_format, frames = image.format, getattr(image, "n_frames", 1)
+    if frames > 1:
+        if image.width * image.height * frames > MAX_ANIMATION_PIXELS:
+            raise ValidationError({field: ["Animation is too large."]})
+        first = image.copy()
+    else:
+        image = first = ImageOps.exif_transpose(image)
+    image.info = {key: value for key, value in image.info.items() if key in KEPT_INFO}
+    options = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90}}.get(image_format, {})
+    out = io.BytesIO()
+    try:
+        image.save(out, format=image_format, save_all=frames > 1, **options)
+    except (OSError, ValueError, EOFError):  # a later frame that does not decode
+        raise ValidationError({field: ["Not a valid image."]}) from None
+    return out.getvalue(), first
+
+
 def store_avatar(raw, field="avatar"):
     """Re-encodes an image (no metadata, at most AVATAR_MAX_SIDE a side) and stores it.
 
     Returns the storage name. Re-encoding drops EXIF (GPS) and anything smuggled after the pixels.
     """
-    image = ImageOps.exif_transpose(open_image(raw, field))
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    image = image.convert("RGBA" if has_alpha else "RGB")
-    image.thumbnail((settings.AVATAR_MAX_SIDE, settings.AVATAR_MAX_SIDE))
-    out = io.BytesIO()
-    if has_alpha:
-        image.save(out, format="PNG", optimize=True)
-        extension = "png"
-    else:
-        image.save(out, format="JPEG", quality=85, optimize=True)
-        extension = "jpg"
-    return default_storage.save(f"avatars/{uuid.uuid4().hex}.{extension}", ContentFile(out.getvalue()))
+    data, extension = encode_still(ImageOps.exif_transpose(open_image(raw, field)), settings.AVATAR_MAX_SIDE)
+    return default_storage.save(f"avatars/{uuid.uuid4().hex}.{extension}", ContentFile(data))
