@@ -17,7 +17,8 @@ class Media(models.Model):
     """An uploaded file: what its bytes turned out to be, and where it is stored.
 
     The public id is "media<pk>". An upload is an orphan until a message or an avatar uses it
-    (`attached_at`).
+    (`attached_at`); `manage.py purge_media` deletes orphans older than MEDIA_ORPHAN_TTL.
+    Deleting a row deletes its files (media.signals), also when the owner's account is deleted.
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="media")

@@ -1,4 +1,4 @@
-"""Media writes: storing an upload, handing it to a message or an avatar."""
+"""Media writes: storing an upload, handing it to a message or an avatar, purging orphans."""
 
 import unicodedata
 import uuid
@@ -6,6 +6,7 @@ import uuid
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -15,6 +16,7 @@ from media.models import Kind, Media
 
 MAX_FILENAME = 255
 THUMBNAIL_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
+PURGE_BATCH = 500
 
 
 def clean_filename(name, fallback):
@@ -91,3 +93,18 @@ def media_image_bytes_for_owner(*, owner, media_id, field):
     media_mark_attached(media)
     with default_storage.open(media.file) as file:
         return file.read()
+
+
+def media_purge_orphans(*, older_than=None):
+    """Deletes uploads that no message or avatar used within MEDIA_ORPHAN_TTL, in batches (their
+    files go once each batch commits); returns how many."""
+    cutoff = timezone.now() - (settings.MEDIA_ORPHAN_TTL if older_than is None else older_than)
+    orphans = Media.objects.filter(attached_at__isnull=True, created_at__lt=cutoff)
+    purged = 0
+    while True:
+        with transaction.atomic():
+            # Row locks: an upload that a message attaches meanwhile is re-checked, never deleted.
+            batch = list(orphans.select_for_update().values_list("pk", flat=True)[:PURGE_BATCH])
+            if not batch:
+                return purged
+            purged += Media.objects.filter(pk__in=batch).delete()[0]

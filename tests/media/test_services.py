@@ -1,8 +1,14 @@
+from datetime import timedelta
+from io import StringIO
+
 import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from media.models import Media
-from media.services import media_for_attachment, media_mark_attached, media_upload
+from media.services import media_for_attachment, media_mark_attached, media_purge_orphans, media_upload
 from tests.media import files
 
 pytestmark = pytest.mark.django_db
@@ -52,3 +58,51 @@ class TestMarkAttached:
         assert first is not None and media.attached_at == first
         media_mark_attached(Media.objects.get())
         assert Media.objects.get().attached_at == first
+
+
+class TestPurge:
+    def _age(self, media, hours):
+        Media.objects.filter(pk=media.pk).update(created_at=timezone.now() - timedelta(hours=hours))
+
+    def test_deletes_old_orphans_with_their_files_and_keeps_the_rest(self, user, django_capture_on_commit_callbacks):
+        old_orphan, recent_orphan, old_attached = (upload_as(user) for _ in range(3))
+        self._age(old_orphan, 25)
+        self._age(old_attached, 25)
+        media_mark_attached(old_attached)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert media_purge_orphans() == 1
+        assert set(Media.objects.values_list("pk", flat=True)) == {recent_orphan.pk, old_attached.pk}
+        assert not default_storage.exists(old_orphan.file) and not default_storage.exists(old_orphan.thumbnail)
+        assert default_storage.exists(recent_orphan.file) and default_storage.exists(old_attached.file)
+
+    def test_command(self, user, settings, django_capture_on_commit_callbacks):
+        settings.MEDIA_ORPHAN_TTL = timedelta(hours=48)
+        media = upload_as(user)
+        self._age(media, 30)
+        out = StringIO()
+        call_command("purge_media", stdout=out)
+        assert "Purged 0" in out.getvalue()
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("purge_media", "--hours", "24", stdout=out)
+        assert "Purged 1" in out.getvalue() and not Media.objects.exists()
+
+    def test_works_through_more_than_one_batch(self, user, monkeypatch):
+        monkeypatch.setattr("media.services.PURGE_BATCH", 2)
+        for _ in range(5):
+            self._age(upload_as(user, "file", b"data"), 25)
+        assert media_purge_orphans() == 5 and not Media.objects.exists()
+
+
+def test_deleting_the_owner_deletes_the_files(user, django_capture_on_commit_callbacks):
+    media = upload_as(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        user.delete()
+    assert not Media.objects.exists()
+    assert not default_storage.exists(media.file) and not default_storage.exists(media.thumbnail)
+
+
+def test_files_go_only_once_the_deletion_commits(user, django_capture_on_commit_callbacks):
+    media = upload_as(user)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        Media.objects.all().delete()
+    assert callbacks and default_storage.exists(media.file)
