@@ -1,3 +1,4 @@
+import io
 from datetime import timedelta
 from io import StringIO
 
@@ -5,10 +6,13 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
+from PIL import Image
 from rest_framework.exceptions import ValidationError
 
 from media.models import Media
 from media.services import media_for_attachment, media_mark_attached, media_purge_orphans, media_upload
+from tests.accounts.test_auth import assert_error
+from tests.conftest import client_for
 from tests.media import files
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +110,36 @@ def test_files_go_only_once_the_deletion_commits(user, django_capture_on_commit_
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         Media.objects.all().delete()
     assert callbacks and default_storage.exists(media.file)
+
+
+class TestAvatarFromUpload:
+    def test_uploaded_image_becomes_the_avatar(self, user_api, user):
+        media = upload_as(user, "image", files.jpeg_with_gps(size=(2000, 1500)))
+        response = user_api.patch("/v1/user/me", {"avatar": media.public_id}, format="json")
+        assert response.status_code == 200
+        assert response.json()["avatar"].startswith("http://testserver/media/avatars/")
+        user.refresh_from_db()
+        with default_storage.open(user.avatar) as stored:
+            avatar = Image.open(stored)
+            assert max(avatar.size) == 1024 and not avatar.getexif()
+        assert Media.objects.get().attached_at is not None
+
+    @pytest.mark.parametrize("whose", ["other", "audio", "unknown"])
+    def test_not_an_image_of_ones_own_is_400(self, user_api, user, other_user, whose):
+        media_id = {
+            "other": lambda: upload_as(other_user, "image").public_id,
+            "audio": lambda: upload_as(user, "audio").public_id,
+            "unknown": lambda: "media424242",
+        }[whose]()
+        body = assert_error(user_api.patch("/v1/user/me", {"avatar": media_id}, format="json"), 400)
+        assert "avatar" in body["fields"]
+        user.refresh_from_db()
+        assert user.avatar == "" and not Media.objects.filter(attached_at__isnull=False).exists()
+
+    def test_upload_then_avatar_over_the_api(self, user_api, user):
+        upload = files.upload(files.image_bytes("PNG", size=(300, 200)), "me.png")
+        uploaded = user_api.post("/v1/media/upload", {"type": "image", "file": upload}, format="multipart").json()
+        body = user_api.patch("/v1/user/me", {"avatar": uploaded["media_id"]}, format="json").json()
+        avatar = client_for().get(body["avatar"])
+        assert avatar.status_code == 200
+        assert Image.open(io.BytesIO(b"".join(avatar.streaming_content))).size == (300, 200)
