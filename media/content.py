@@ -31,8 +31,11 @@ SNIFF_BYTES = 8192  # filetype never looks further
 IMAGE_TYPES = {
     "image/jpeg": ("image/jpeg", "jpg"),
     "image/png": ("image/png", "png"),
+    "image/apng": ("image/png", "png"),  # animated PNG, served as PNG like everyone does
     "image/gif": ("image/gif", "gif"),
     "image/webp": ("image/webp", "webp"),
+    "image/heic": ("image/jpeg", "jpg"),  # converted (media.images.CONVERTED_FORMATS)
+    "image/heif": ("image/jpeg", "jpg"),
 }
 AUDIO_TYPES = {
     "audio/mpeg": ("audio/mpeg", "mp3"),
@@ -80,7 +83,7 @@ class Inspected:
 
 
 def sniff(file):
-    """The MIME type and extension the file's magic numbers say, or None."""
+    """(MIME type, extension) as the file's magic numbers say, (None, None) when they say nothing."""
     file.seek(0)
     kind = filetype.guess(file.read(SNIFF_BYTES))
     file.seek(0)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 from rest_framework.exceptions import ValidationError
 
 from imserver.api import PayloadTooLarge
@@ -22,6 +23,12 @@ MAX_ANIMATION_PIXELS = 4 * Image.MAX_IMAGE_PIXELS
 # The only image info carried over when re-encoding: colours and animation timing. Everything
 # else (EXIF with GPS, XMP, comments) is dropped, whatever Pillow would copy by default.
 KEPT_INFO = ("icc_profile", "transparency", "duration", "loop", "background")
+# iPhones take photos in HEIC, which not every client can show: those are stored as JPEG, and
+# so are JPEGs that Pillow reads as MPO (a JPEG with extra pictures, e.g. depth, appended).
+CONVERTED_FORMATS = {"HEIF": "JPEG", "MPO": "JPEG"}
+ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
+
+register_heif_opener()  # Pillow opens HEIC/HEIF through pillow-heif
 
 
 def open_image(source, field="file"):
@@ -69,15 +76,19 @@ def encode_still(image, max_side):
 
 
 def reencode_image(image, field="file"):
-    """The image re-encoded in its own format (JPEG, PNG, GIF or WebP) with no metadata: EXIF
-    orientation applied to the pixels, animations kept. Returns (bytes, upright first frame)."""
-    image_format, frames = image.format, getattr(image, "n_frames", 1)
+    """The image re-encoded in its own format (JPEG, PNG, GIF or WebP; HEIC becomes JPEG) with no
+    metadata: EXIF orientation applied to the pixels, animations kept.
+    Returns (bytes, upright first frame)."""
+    image_format = CONVERTED_FORMATS.get(image.format, image.format)
+    frames = getattr(image, "n_frames", 1) if image_format in ANIMATED_FORMATS else 1
     if frames > 1:
         if image.width * image.height * frames > MAX_ANIMATION_PIXELS:
             raise ValidationError({field: ["Animation is too large."]})
         first = image.copy()
     else:
         image = first = ImageOps.exif_transpose(image)
+        if image_format == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
+            image = image.convert("RGB")
     image.info = {key: value for key, value in image.info.items() if key in KEPT_INFO}
     options = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90}}.get(image_format, {})
     out = io.BytesIO()

@@ -14,26 +14,25 @@ GPS_IFD = 0x8825
 ORIENTATION = 0x0112
 
 
-def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color="red", **options):
+def image_bytes_from(image, fmt, **options):
     out = io.BytesIO()
-    Image.new(mode, size, color).save(out, format=fmt, **options)
+    image.save(out, format=fmt, **options)
     return out.getvalue()
 
 
-def jpeg_with_gps(size=(64, 48), orientation=1):
+def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color="red", **options):
+    return image_bytes_from(Image.new(mode, size, color), fmt, **options)
+
+
+def photo_with_gps(fmt="JPEG", size=(64, 48), orientation=1):
+    """A camera photo: EXIF with maker, orientation and GPS position, and XMP with the position."""
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"
     exif[ORIENTATION] = orientation
     exif[GPS_IFD] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}
     image = Image.new("RGB", size, "white")
     image.paste((255, 0, 0), (0, 0, size[0] // 2, size[1]))  # left half red: shows the turn
-    return image_bytes_from(image, "JPEG", exif=exif, xmp=b"<x:xmpmeta>GPSLatitude 48,51N</x:xmpmeta>")
-
-
-def image_bytes_from(image, fmt, **options):
-    out = io.BytesIO()
-    image.save(out, format=fmt, **options)
-    return out.getvalue()
+    return image_bytes_from(image, fmt, exif=exif.tobytes(), xmp=b"<x:xmpmeta>GPSLatitude 48,51N</x:xmpmeta>")
 
 
 def animated_gif(frames=3, size=(40, 30)):

@@ -114,7 +114,7 @@ def test_files_go_only_once_the_deletion_commits(user, django_capture_on_commit_
 
 class TestAvatarFromUpload:
     def test_uploaded_image_becomes_the_avatar(self, user_api, user):
-        media = upload_as(user, "image", files.jpeg_with_gps(size=(2000, 1500)))
+        media = upload_as(user, "image", files.photo_with_gps(size=(2000, 1500)))
         response = user_api.patch("/v1/user/me", {"avatar": media.public_id}, format="json")
         assert response.status_code == 200
         assert response.json()["avatar"].startswith("http://testserver/media/avatars/")

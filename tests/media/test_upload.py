@@ -52,7 +52,7 @@ class TestImages:
         assert re.fullmatch(r"media/\d{4}/\d{2}/[0-9a-f]{32}\.png", media.file)
 
     def test_jpeg_loses_exif_gps_and_xmp_and_is_turned_upright(self, user_api):
-        original = files.jpeg_with_gps(size=(64, 48), orientation=6)  # 6: turn 90 degrees clockwise
+        original = files.photo_with_gps(size=(64, 48), orientation=6)  # 6: turn 90 degrees clockwise
         assert Image.open(io.BytesIO(original)).getexif().get_ifd(files.GPS_IFD)
         body = post_upload(user_api, original, "image", "IMG_0001.JPG").json()
         data = stored(body["media_id"])
@@ -64,12 +64,35 @@ class TestImages:
         red, white = (255, 0, 0), (255, 255, 255)
         assert _close(image.getpixel((24, 5)), red) and _close(image.getpixel((24, 58)), white)
 
+    def test_heic_from_an_iphone_becomes_an_upright_jpeg_without_gps(self, user_api):
+        original = files.photo_with_gps("HEIF", size=(64, 48), orientation=6)
+        body = post_upload(user_api, original, "image", "IMG_0002.HEIC").json()
+        assert (body["content_type"], body["width"], body["height"]) == ("image/jpeg", 48, 64)
+        data = stored(body["media_id"])
+        image = Image.open(io.BytesIO(data))
+        assert image.format == "JPEG" and image.size == (48, 64)
+        assert not image.getexif() and b"GPSLatitude" not in data and b"PhoneMaker" not in data
+        assert _close(image.getpixel((24, 5)), (255, 0, 0))
+
     def test_gif_keeps_its_animation_and_drops_comments(self, user_api):
         body = post_upload(user_api, files.animated_gif(frames=3), "image", "dance.gif").json()
         image = Image.open(io.BytesIO(stored(body["media_id"])))
         assert (image.format, image.n_frames, body["content_type"]) == ("GIF", 3, "image/gif")
         assert "comment" not in image.info
         assert Image.open(io.BytesIO(stored(body["media_id"], thumbnail=True))).format == "JPEG"
+
+    def test_animated_png_keeps_its_frames(self, user_api):
+        frames = [Image.new("RGB", (40, 30), color) for color in ("red", "blue")]
+        apng = files.image_bytes_from(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100)
+        image = Image.open(io.BytesIO(stored(post_upload(user_api, apng, "image").json()["media_id"])))
+        assert (image.format, image.n_frames) == ("PNG", 2)
+
+    def test_jpeg_with_extra_pictures_is_stored_as_one_plain_jpeg(self, user_api):
+        frames = [Image.new("RGB", (40, 30), color) for color in ("red", "blue")]
+        mpo = files.image_bytes_from(frames[0], "MPO", save_all=True, append_images=frames[1:])
+        body = post_upload(user_api, mpo, "image").json()
+        image = Image.open(io.BytesIO(stored(body["media_id"])))
+        assert (body["content_type"], image.format, getattr(image, "n_frames", 1)) == ("image/jpeg", "JPEG", 1)
 
     def test_webp_with_transparency(self, user_api):
         body = post_upload(user_api, files.image_bytes("WEBP", mode="RGBA", color=(0, 0, 0, 0)), "image").json()
@@ -152,7 +175,7 @@ class TestVideo:
         data = files.video_bytes()
         assert_error(post_upload(user_api, data[:40] + b"\0" * 500, "video"), 400)
 
-    def test_oversized_frame_is_refused_before_decoding(self, user_api, settings, monkeypatch):
+    def test_oversized_frame_is_refused_before_decoding(self, user_api, monkeypatch):
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 47)
         assert_error(post_upload(user_api, files.video_bytes(size=(64, 48)), "video"), 400)
 
@@ -169,7 +192,7 @@ class TestFiles:
         assert Media.objects.get().file.endswith(".bin")
 
     def test_file_is_stored_unchanged(self, user_api):
-        data = files.jpeg_with_gps()
+        data = files.photo_with_gps()
         assert stored(post_upload(user_api, data, "file", "raw.jpg").json()["media_id"]) == data
 
 
