@@ -25,6 +25,7 @@ from accounts.tokens import token_pair_for, user_for_token
 from imserver import ratelimit
 from imserver.api import Conflict
 from media.images import decode_data_uri, store_avatar
+from media.services import media_image_bytes_for_owner
 from realtime import events
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
@@ -189,7 +190,11 @@ def password_reset_confirm(*, email, code, new_password):
 
 
 def _avatar_from_input(*, user, value):
-    return store_avatar(decode_data_uri(value))
+    """base64:<data> or a data URI, else the media_id of an image the user uploaded (which the
+    avatar, a re-encoded copy, then counts as using)."""
+    if value.startswith(("base64:", "data:")):
+        return store_avatar(decode_data_uri(value))
+    return store_avatar(media_image_bytes_for_owner(owner=user, media_id=value, field="avatar"))
 
 
 @transaction.atomic

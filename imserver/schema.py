@@ -17,7 +17,10 @@ class AutoSchema(BaseAutoSchema):
         action = getattr(self.view, "action", None)
         if action in VIEWSET_ACTIONS:
             return "_".join([*tokens, action])
-        methods = [m for m, a in getattr(self.view, "action_map", {}).items() if a == action]
+        if action is not None:
+            methods = [m for m, a in (getattr(self.view, "action_map", None) or {}).items() if a == action]
+        else:
+            methods = [m for m in self.view.allowed_methods if m not in ("HEAD", "OPTIONS")]
         if len(methods) == 1:  # e.g. auth_login, users_search
             return "_".join(tokens)
         verb = "list" if self.method == "GET" else self.method_mapping[self.method.lower()]

@@ -227,6 +227,7 @@ SPECTACULAR_SETTINGS = {
         "ConversationTypeEnum": "chat.models.Conversation.Type",
         "ConversationFilterEnum": ["private", "group", "all"],
         "MemberRoleEnum": "chat.models.Membership.Role",
+        "MediaTypeEnum": "media.models.Kind",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -342,14 +343,54 @@ LOGIN_LOCKOUT_WINDOW = timedelta(minutes=15)
 LOGIN_LOCKOUT_PER_USERNAME = env_int("LOGIN_LOCKOUT_PER_USERNAME", 10)
 LOGIN_LOCKOUT_PER_ADDRESS = env_int("LOGIN_LOCKOUT_PER_ADDRESS", 100)
 
+# --- Media uploads (contract 8) ------------------------------------------------------------
+# Largest upload per declared type, in bytes (413 beyond it, enforced while the upload streams in).
+MEDIA_MAX_BYTES = {
+    "image": env_int("MEDIA_MAX_IMAGE_BYTES", 20 * 1024 * 1024),
+    "audio": env_int("MEDIA_MAX_AUDIO_BYTES", 50 * 1024 * 1024),
+    "video": env_int("MEDIA_MAX_VIDEO_BYTES", 200 * 1024 * 1024),
+    "file": env_int("MEDIA_MAX_FILE_BYTES", 100 * 1024 * 1024),
+}
+# How long the signed media URLs in responses stay valid.
+MEDIA_URL_TTL = timedelta(seconds=env_int("MEDIA_URL_TTL", 24 * 3600))
+# Uploads that no message or avatar has used after this long are deleted by `manage.py purge_media`.
+MEDIA_ORPHAN_TTL = timedelta(hours=env_int("MEDIA_ORPHAN_HOURS", 24))
+MEDIA_THUMBNAIL_SIDE = 320  # thumbnails (images, video posters) are at most this many pixels a side
+
 # --- Static files and uploads ---------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True  # serve admin assets without a collectstatic step
 MEDIA_ROOT = Path(env("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "/media/"
+# Uploaded media and avatars: local disk (MEDIA_ROOT) by default; S3-compatible object storage
+# (django-storages) with MEDIA_STORAGE=s3, required when several hosts serve the API.
+MEDIA_STORAGE = env("MEDIA_STORAGE", "local")
+if MEDIA_STORAGE == "local":
+    _MEDIA_BACKEND = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif MEDIA_STORAGE == "s3":
+    if not env("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+    _MEDIA_BACKEND = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL"),
+            "region_name": env("AWS_S3_REGION_NAME"),
+            "access_key": env("AWS_ACCESS_KEY_ID"),
+            "secret_key": env("AWS_SECRET_ACCESS_KEY"),
+            # "path" for MinIO and other S3-compatible servers without per-bucket host names.
+            "addressing_style": env("AWS_S3_ADDRESSING_STYLE"),
+            "signature_version": "s3v4",
+            "default_acl": None,  # private objects (the bucket's default): clients get presigned URLs
+            "querystring_auth": True,
+            "querystring_expire": int(MEDIA_URL_TTL.total_seconds()),
+        },
+    }
+else:
+    raise ImproperlyConfigured("MEDIA_STORAGE must be 'local' or 's3'")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _MEDIA_BACKEND,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Request bodies above this (JSON, avatars in base64) are refused with 413.

@@ -1,15 +1,17 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from imserver.views import healthz
-from media.views import public_file
+from media.storage import THUMBNAIL
+from media.views import media_file, public_file
 
 v1 = [
     path("", include("accounts.urls")),
     path("", include("contacts.urls")),
     path("", include("chat.urls")),
     path("", include("groups.urls")),
+    path("", include("media.urls")),
     path("", include("realtime.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
@@ -19,5 +21,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("v1/", include(v1)),
+    # Uploaded media behind signed URLs; before the public avatar files' catch-all.
+    re_path(r"^media/f/media(?P<media_id>[0-9]{1,18})$", media_file, name="media-file"),
+    re_path(
+        r"^media/f/media(?P<media_id>[0-9]{1,18})/thumbnail$",
+        media_file,
+        {"variant": THUMBNAIL},
+        name="media-thumbnail",
+    ),
     path("media/<path:name>", public_file, name="media-public"),
 ]

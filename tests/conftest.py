@@ -21,8 +21,9 @@ PASSWORD = "Sup3r-secret!"
 
 
 @pytest.fixture(autouse=True)
-def _test_settings(settings):
+def _test_settings(settings, tmp_path):
     settings.RATE_LIMITS_ENABLED = False
+    settings.MEDIA_ROOT = tmp_path / "storage"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     yield

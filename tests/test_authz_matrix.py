@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from chat.models import Membership
@@ -26,6 +27,7 @@ class Row:
     member: int | None = None
     admin: int | None = None
     owner: int | None = None
+    format: str = "json"
 
 
 MATRIX = {
@@ -78,6 +80,9 @@ MATRIX = {
         "/v1/groups/{group}/members/{target}", stranger=404, member=403, admin=204, owner=204
     ),
     ("sync", "GET"): Row("/v1/sync?since=0", member=200),
+    ("media/upload", "POST"): Row(
+        "/v1/media/upload", {"type": "file", "file": "{file}"}, member=201, format="multipart"
+    ),
 }
 
 
@@ -141,6 +146,8 @@ def world(db):
 
 
 def _fill(value, ids):
+    if value == "{file}":
+        return SimpleUploadedFile("notes.txt", b"some notes", content_type="text/plain")
     if isinstance(value, str):
         return value.format(**ids)
     if isinstance(value, list):
@@ -171,5 +178,5 @@ def test_matrix(world, key, who):
     }[who]
     client = client_for(None if who == "anonymous" else people[who])
     method = key[1].lower()
-    response = getattr(client, method)(_fill(row.path, ids), _fill(row.body, ids) or None, format="json")
+    response = getattr(client, method)(_fill(row.path, ids), _fill(row.body, ids) or None, format=row.format)
     assert response.status_code == expected, (key, who, response.content[:300])

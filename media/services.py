@@ -1,0 +1,110 @@
+"""Media writes: storing an upload, handing it to a message or an avatar, purging orphans."""
+
+import unicodedata
+import uuid
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from imserver.api import PayloadTooLarge, parse_id
+from media.content import inspect_upload
+from media.models import Kind, Media
+
+MAX_FILENAME = 255
+THUMBNAIL_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
+PURGE_BATCH = 500
+
+
+def clean_filename(name, fallback):
+    """The client's file name fit for display and Content-Disposition: no path, no control or
+    invisible formatting characters (a right-to-left override makes 'gpj.exe' look like
+    'exe.jpg'), at most 255 characters with the extension kept."""
+    name = unicodedata.normalize("NFC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(char for char in name if char.isprintable()).strip()
+    if len(name) > MAX_FILENAME:
+        stem, dot, extension = name.rpartition(".")
+        if not dot or len(extension) > 16:
+            stem, extension = name, ""
+        name = stem[: MAX_FILENAME - len(extension) - len(dot)].rstrip() + dot + extension
+    return name or fallback
+
+
+def _save(name, content, content_type):
+    content.content_type = content_type  # what object storage will serve it as
+    return default_storage.save(name, content)
+
+
+def media_upload(*, owner, kind, uploaded_file):
+    """Checks an upload against its declared kind (413, 415, 400) and stores it: images re-encoded
+    without metadata, everything else as it came, under a random name."""
+    limit = settings.MEDIA_MAX_BYTES[kind]
+    if uploaded_file.size > limit:
+        raise PayloadTooLarge(f"{kind} uploads are limited to {limit} bytes")
+    inspected = inspect_upload(kind=kind, file=uploaded_file)
+    stem = f"media/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
+    content = uploaded_file if inspected.data is None else ContentFile(inspected.data)
+    stored = []
+    try:
+        stored.append(_save(f"{stem}.{inspected.extension}", content, inspected.content_type))
+        if inspected.thumbnail:
+            data, extension = inspected.thumbnail
+            stored.append(_save(f"{stem}_thumb.{extension}", ContentFile(data), THUMBNAIL_TYPES[extension]))
+        return Media.objects.create(
+            owner=owner,
+            kind=kind,
+            file=stored[0],
+            thumbnail=stored[1] if len(stored) > 1 else "",
+            content_type=inspected.content_type,
+            size=content.size,
+            width=inspected.width,
+            height=inspected.height,
+            duration=inspected.duration,
+            filename=clean_filename(uploaded_file.name, f"{kind}.{inspected.extension}"),
+        )
+    except Exception:
+        for name in stored:
+            default_storage.delete(name)
+        raise
+
+
+def media_for_attachment(*, owner, media_id, kind, field="content"):
+    """The caller's own upload of exactly that kind (attached before or not), else a 400 on field."""
+    pk = parse_id("media", media_id)
+    media = Media.objects.filter(pk=pk, owner=owner, kind=kind).first() if pk is not None else None
+    if media is None:
+        raise ValidationError({field: [f"Not the media_id of a {kind} upload of yours."]})
+    return media
+
+
+def media_mark_attached(media):
+    """Records that a message or an avatar uses the upload, so purge_media keeps it (idempotent)."""
+    if media.attached_at is None:
+        media.attached_at = timezone.now()
+        Media.objects.filter(pk=media.pk, attached_at__isnull=True).update(attached_at=media.attached_at)
+
+
+def media_image_bytes_for_owner(*, owner, media_id, field):
+    """The bytes of an image the caller uploaded, for an avatar made from it (which attaches it)."""
+    media = media_for_attachment(owner=owner, media_id=media_id, kind=Kind.IMAGE, field=field)
+    media_mark_attached(media)
+    with default_storage.open(media.file) as file:
+        return file.read()
+
+
+def media_purge_orphans(*, older_than=None):
+    """Deletes uploads that no message or avatar used within MEDIA_ORPHAN_TTL, in batches (their
+    files go once each batch commits); returns how many."""
+    cutoff = timezone.now() - (settings.MEDIA_ORPHAN_TTL if older_than is None else older_than)
+    orphans = Media.objects.filter(attached_at__isnull=True, created_at__lt=cutoff)
+    purged = 0
+    while True:
+        with transaction.atomic():
+            # Row locks: an upload that a message attaches meanwhile is re-checked, never deleted.
+            batch = list(orphans.select_for_update().values_list("pk", flat=True)[:PURGE_BATCH])
+            if not batch:
+                return purged
+            purged += Media.objects.filter(pk__in=batch).delete()[0]

@@ -1,0 +1,248 @@
+import time
+from datetime import timedelta
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from django.core.files.storage import default_storage
+
+from media import storage
+from media.models import Media
+from tests.accounts.test_auth import assert_error
+from tests.conftest import client_for
+from tests.media import files
+from tests.media.conftest import post_upload
+from tests.media.test_upload import HTML, SVG
+
+pytestmark = [
+    pytest.mark.django_db,
+    # The test client is synchronous; the view streams asynchronously for ASGI (see media.views).
+    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators"),
+]
+
+
+def fetch(url, **headers):
+    """GET with no auth header at all, as the app's image and video players do."""
+    response = client_for().get(url, headers=headers)
+    response.body = b"".join(response) if response.streaming else response.content
+    return response
+
+
+def uploaded(client, data, kind, name="upload.bin"):
+    response = post_upload(client, data, kind, name)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def with_query(url, **changes):
+    parts = urlsplit(url)
+    query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+    query.update(changes)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
+
+
+class TestSignedUrls:
+    def test_image_is_served_inline_without_auth(self, user_api):
+        body = uploaded(user_api, files.image_bytes("PNG"), "image", "photo.png")
+        response = fetch(body["url"])
+        assert response.status_code == 200
+        assert response.body == default_storage.open(Media.objects.get().file).read()
+        assert response["Content-Type"] == "image/png"
+        assert response["Content-Disposition"] == 'inline; filename="photo.png"'
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+        assert response["Cache-Control"].startswith("private, max-age=")
+        assert response["Content-Length"] == str(body["size"])
+
+    def test_thumbnail(self, user_api):
+        body = uploaded(user_api, files.image_bytes("PNG", size=(800, 600)), "image")
+        response = fetch(body["thumbnail_url"])
+        assert (response.status_code, response["Content-Type"]) == (200, "image/jpeg")
+        assert response.body == default_storage.open(Media.objects.get().thumbnail).read()
+
+    def test_url_expires_after_the_ttl(self, user_api, settings, monkeypatch):
+        settings.MEDIA_URL_TTL = timedelta(hours=24)
+        now = time.time()
+        body = uploaded(user_api, b"data", "file")
+        expires = int(parse_qs(urlsplit(body["url"]).query)["exp"][0])
+        assert now + 24 * 3600 <= expires <= now + 25 * 3600
+        monkeypatch.setattr(time, "time", lambda: expires + 1)
+        assert_error(fetch(body["url"]), 403)
+
+    def test_url_stays_the_same_for_a_while_so_clients_can_cache_it(self, user_api, monkeypatch):
+        uploaded(user_api, b"data", "file")
+        media = Media.objects.get()
+
+        def url_at(moment):
+            monkeypatch.setattr(time, "time", lambda: moment)
+            return storage.media_url(media)
+
+        hour = 3600 * 500_000
+        assert url_at(hour + 10) == url_at(hour + 3000) != url_at(hour + 3610)
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"sig": "A" * 43},
+            {"exp": "9999999999"},
+            {"exp": "-1"},
+            {"exp": "soon"},
+            {"sig": ""},
+        ],
+    )
+    def test_tampered_url_is_403(self, user_api, change):
+        body = uploaded(user_api, b"data", "file")
+        assert_error(fetch(with_query(body["url"], **change)), 403)
+
+    def test_signature_of_one_upload_does_not_open_another(self, user_api):
+        first = uploaded(user_api, b"first", "file")
+        second = uploaded(user_api, b"second", "file")
+        stolen = first["url"].replace(first["media_id"], second["media_id"])
+        assert_error(fetch(stolen), 403)
+
+    def test_signature_of_the_thumbnail_does_not_open_the_original(self, user_api):
+        body = uploaded(user_api, files.image_bytes("PNG"), "image")
+        thumbnail_query = urlsplit(body["thumbnail_url"]).query
+        assert_error(fetch(body["url"].split("?")[0] + "?" + thumbnail_query), 403)
+
+    def test_no_signature_is_403(self, user_api):
+        body = uploaded(user_api, b"data", "file")
+        assert_error(fetch(body["url"].split("?")[0]), 403)
+
+    def test_deleted_upload_is_404(self, user_api):
+        body = uploaded(user_api, b"data", "file")
+        Media.objects.all().delete()
+        assert_error(fetch(body["url"]), 404)
+
+    def test_media_without_thumbnail_has_none(self, user_api):
+        body = uploaded(user_api, files.wav_bytes(), "audio")
+        assert body["thumbnail_url"] is None
+        thumbnail = body["url"].replace("?", "/thumbnail?")
+        assert fetch(thumbnail).status_code == 403  # signed for the original only
+
+    def test_post_is_not_allowed(self, user_api):
+        body = uploaded(user_api, b"data", "file")
+        assert client_for().post(body["url"]).status_code == 405
+
+
+class TestSafeServing:
+    def test_file_is_an_attachment_with_its_name(self, user_api):
+        body = uploaded(user_api, b"%PDF-1.4\n", "file", "report.pdf")
+        response = fetch(body["url"])
+        assert response["Content-Type"] == "application/pdf"
+        assert response["Content-Disposition"] == 'attachment; filename="report.pdf"'
+
+    def test_non_ascii_name_uses_rfc_6266(self, user_api):
+        body = uploaded(user_api, b"%PDF-1.4\n", "file", "报告 v2.pdf")
+        disposition = fetch(body["url"])["Content-Disposition"]
+        assert disposition == "attachment; filename*=utf-8''%E6%8A%A5%E5%91%8A%20v2.pdf"
+
+    def test_svg_file_is_an_octet_stream_attachment(self, user_api):
+        body = uploaded(user_api, SVG, "file", "logo.svg")
+        response = fetch(body["url"])
+        assert response["Content-Type"] == "application/octet-stream"
+        assert response["Content-Disposition"].startswith("attachment;")
+        assert response.body == SVG
+
+    def test_html_file_is_never_html(self, user_api):
+        response = fetch(uploaded(user_api, HTML, "file", "index.html")["url"])
+        assert response["Content-Type"] == "application/octet-stream"
+        assert response["Content-Disposition"] == 'attachment; filename="index.html"'
+
+    def test_html_behind_a_gif_header_is_not_served_as_html(self, user_api):
+        polyglot = b"GIF89a/*" + HTML + b"*/"
+        assert_error(post_upload(user_api, polyglot, "image"), 400)  # not a GIF Pillow can decode
+        response = fetch(uploaded(user_api, polyglot, "file", "cat.gif")["url"])
+        assert "html" not in response["Content-Type"]
+        assert response["Content-Disposition"].startswith("attachment;")
+        assert response["X-Content-Type-Options"] == "nosniff"
+
+    def test_audio_and_video_play_inline(self, user_api):
+        for data, kind, content_type in (
+            (files.wav_bytes(), "audio", "audio/wav"),
+            (files.video_bytes(), "video", "video/mp4"),
+        ):
+            response = fetch(uploaded(user_api, data, kind, "clip")["url"])
+            assert response["Content-Type"] == content_type
+            assert response["Content-Disposition"] == 'inline; filename="clip"'
+
+
+class TestRanges:
+    @pytest.fixture
+    def video(self, user_api):
+        data = files.video_bytes(seconds=2.0)
+        return data, uploaded(user_api, data, "video", "clip.mp4")["url"]
+
+    def test_first_bytes(self, video):
+        data, url = video
+        response = fetch(url, Range="bytes=0-99")
+        assert response.status_code == 206
+        assert response["Content-Range"] == f"bytes 0-99/{len(data)}"
+        assert response["Content-Length"] == "100"
+        assert response.body == data[:100]
+
+    def test_open_ended_and_suffix(self, video):
+        data, url = video
+        assert fetch(url, Range="bytes=1000-").body == data[1000:]
+        response = fetch(url, Range="bytes=-10")
+        assert response.body == data[-10:]
+        assert response["Content-Range"] == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
+
+    def test_end_past_the_file_is_clipped(self, video):
+        data, url = video
+        response = fetch(url, Range=f"bytes=10-{len(data) + 500}")
+        assert response.status_code == 206 and response.body == data[10:]
+
+    def test_unsatisfiable(self, video):
+        data, url = video
+        response = fetch(url, Range=f"bytes={len(data)}-")
+        assert_error(response, 416)
+        assert response["Content-Range"] == f"bytes */{len(data)}"
+
+    @pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-1", "bytes=-"])
+    def test_other_ranges_get_the_whole_file(self, video, header):
+        data, url = video
+        response = fetch(url, Range=header)
+        assert response.status_code == 200 and response.body == data
+        assert response["Accept-Ranges"] == "bytes"
+
+    def test_head(self, video):
+        data, url = video
+        response = client_for().head(url)
+        assert response.status_code == 200
+        assert response["Content-Length"] == str(len(data)) and response.content == b""
+
+
+class TestObjectStorage:
+    @pytest.fixture
+    def s3(self, settings):
+        settings.MEDIA_STORAGE = "s3"
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    "bucket_name": "imserver-media",
+                    "endpoint_url": "https://objects.example.com",
+                    "region_name": "eu-west-1",
+                    "access_key": "AKIAEXAMPLE",
+                    "secret_key": "secret",
+                    "signature_version": "s3v4",
+                },
+            },
+        }
+
+    def test_urls_are_presigned_with_safe_response_headers(self, s3, user):
+        media = Media.objects.create(
+            owner=user,
+            kind="file",
+            file="media/2026/11/abc.bin",
+            content_type="application/octet-stream",
+            size=4,
+            filename="page.html",
+        )
+        url = urlsplit(storage.media_url(media))
+        query = parse_qs(url.query)
+        assert (url.netloc, url.path) == ("objects.example.com", "/imserver-media/media/2026/11/abc.bin")
+        assert query["X-Amz-Expires"] == ["86400"] and query["X-Amz-Signature"]
+        assert query["response-content-type"] == ["application/octet-stream"]
+        assert query["response-content-disposition"] == ['attachment; filename="page.html"']
