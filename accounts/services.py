@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -24,8 +23,7 @@ from accounts.models import PasswordResetCode, User
 from accounts.tokens import token_pair_for, user_for_token
 from imserver import ratelimit
 from imserver.api import Conflict
-from media.images import decode_data_uri, store_avatar
-from media.services import media_image_bytes_for_owner
+from media.services import avatar_replace
 from realtime import events
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
@@ -189,14 +187,6 @@ def password_reset_confirm(*, email, code, new_password):
         raise invalid
 
 
-def _avatar_from_input(*, user, value):
-    """base64:<data> or a data URI, else the media_id of an image the user uploaded (which the
-    avatar, a re-encoded copy, then counts as using)."""
-    if value.startswith(("base64:", "data:")):
-        return store_avatar(decode_data_uri(value))
-    return store_avatar(media_image_bytes_for_owner(owner=user, media_id=value, field="avatar"))
-
-
 @transaction.atomic
 def user_update_profile(*, user, nickname=None, status_message=None, avatar=None):
     changed = []
@@ -206,12 +196,9 @@ def user_update_profile(*, user, nickname=None, status_message=None, avatar=None
     if status_message is not None:
         user.status_message = status_message
         changed.append("status_message")
-    old_avatar = user.avatar
     if avatar is not None:
-        user.avatar = _avatar_from_input(user=user, value=avatar) if avatar else ""
+        user.avatar = avatar_replace(owner=user, old=user.avatar, value=avatar)
         changed.append("avatar")
-        if old_avatar:
-            transaction.on_commit(lambda: default_storage.delete(old_avatar))
     if changed:
         user.save(update_fields=changed)
     return user

@@ -84,6 +84,8 @@ class Message(models.Model):
     type = models.CharField(max_length=8, choices=Type.choices, default=Type.TEXT)
     content = models.TextField()
     caption = models.TextField(blank=True)
+    # Image/video/audio/file messages: the upload they carry (content holds its media_id).
+    media = models.ForeignKey("media.Media", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     temp_id = models.CharField(max_length=64, null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.SENT)
     created_at = models.DateTimeField(default=timezone.now)

@@ -75,7 +75,7 @@ def message_page(*, conversation, limit, before=None, after=None):
     `after` pages toward newer messages: the `limit` messages just newer than it (still listed
     newest first); `has_more` says whether more exist beyond the page in its paging direction.
     """
-    messages = Message.objects.filter(conversation=conversation).select_related("sender")
+    messages = Message.objects.filter(conversation=conversation).select_related("sender", "media")
     if before is not None:
         messages = messages.filter(seq__lt=_message_seq(conversation, before, "before"))
     if after is not None:

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from chat.models import Conversation, Message
 from imserver.api import StrictCharField, format_id
+from media.serializers import MediaOut, media_data
 from media.storage import public_url
 
 # --- Input ----------------------------------------------------------------------------------
@@ -71,6 +72,7 @@ def message_data(message, status=None):
         "content": "" if removed else message.content,
         "type": message.type,
         "caption": None if removed else (message.caption or None),
+        "media": None if removed or message.media is None else media_data(message.media),
         "status": Message.Status.REMOVED if removed else (status or Message.Status.SENT),
         "created_at": message.created_at,
         "updated_at": message.updated_at,
@@ -152,6 +154,7 @@ class MessageOut(serializers.Serializer):
     content = serializers.CharField(allow_blank=True, help_text="Text, or the media_id of a media message.")
     type = serializers.ChoiceField(choices=Message.Type.choices)
     caption = serializers.CharField(allow_null=True)
+    media = MediaOut(allow_null=True, help_text="The upload of an image/video/audio/file message.")
     status = serializers.ChoiceField(choices=["sent", "read", "removed"])
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(allow_null=True)

@@ -9,6 +9,7 @@ from chat import selectors
 from chat.models import Conversation, Membership, Message
 from chat.serializers import message_data
 from imserver.api import format_id
+from media.services import media_for_attachment, media_mark_attached
 from realtime import events
 
 # The newest read receipts sent per sender when one read covers a long backlog; read status is
@@ -41,10 +42,11 @@ def private_conversation_open(*, user, target_user_id):
     return conversation, True
 
 
-def _check_content(*, sender, type, content, caption):
-    if type != Message.Type.TEXT:
-        raise ValidationError({"type": [f"'{type}' messages are not supported yet: upload support is coming."]})
-    return content, caption or ""
+def _attachment(*, sender, type, content):
+    """The sender's own upload a media message carries (400 for anyone else's or the wrong kind)."""
+    if type == Message.Type.TEXT:
+        return None
+    return media_for_attachment(owner=sender, media_id=content, kind=type, field="content")
 
 
 @transaction.atomic
@@ -54,7 +56,7 @@ def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, te
     The conversation row stays locked until commit, so seqs commit in order, and a second send
     with the same temp_id waits for the first and gets its message back (created False).
     """
-    content, caption = _check_content(sender=sender, type=type, content=content, caption=caption)
+    media = _attachment(sender=sender, type=type, content=content)
     conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
     members = selectors.member_ids(conversation_id) if conversation else []
     if sender.pk not in members:
@@ -65,8 +67,17 @@ def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, te
             return existing, False
     seq = conversation.last_seq + 1
     message = Message.objects.create(
-        conversation=conversation, seq=seq, sender=sender, type=type, content=content, caption=caption, temp_id=temp_id
+        conversation=conversation,
+        seq=seq,
+        sender=sender,
+        type=type,
+        content=content,
+        caption=caption or "",
+        media=media,
+        temp_id=temp_id,
     )
+    if media is not None:
+        media_mark_attached(media)
     Conversation.objects.filter(pk=conversation.pk).update(
         last_seq=seq, last_message=message, last_activity_at=message.created_at
     )

@@ -2,7 +2,6 @@
 them with message sends: a message reaches exactly the members it was sent to."""
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -12,7 +11,7 @@ from chat.models import Conversation, Membership
 from groups import selectors
 from groups.models import Group
 from imserver.api import Conflict, format_id, parse_id
-from media.images import decode_data_uri, store_avatar
+from media.services import avatar_replace
 from realtime import events
 
 Role = Membership.Role
@@ -69,10 +68,6 @@ def _locked_membership(*, user, group_id):
     return membership
 
 
-def _avatar(value):
-    return store_avatar(decode_data_uri(value)) if value else ""
-
-
 @transaction.atomic
 def group_update_info(*, user, group_id, name=None, announcement=None, avatar=None):
     membership = _locked_membership(user=user, group_id=group_id)
@@ -87,11 +82,8 @@ def group_update_info(*, user, group_id, name=None, announcement=None, avatar=No
         group.announcement = announcement
         fields.append("announcement")
     if avatar is not None:
-        old = group.avatar
-        group.avatar = _avatar(avatar)
+        group.avatar = avatar_replace(owner=user, old=group.avatar, value=avatar)
         fields.append("avatar")
-        if old:
-            transaction.on_commit(lambda: default_storage.delete(old))
     if fields:
         group.save(update_fields=fields)
         member_ids = Membership.objects.filter(conversation_id=group.conversation_id).values_list("user_id", flat=True)

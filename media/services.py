@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 
 from imserver.api import PayloadTooLarge, parse_id
 from media.content import inspect_upload
+from media.images import decode_data_uri, store_avatar
 from media.models import Kind, Media
 
 MAX_FILENAME = 255
@@ -87,12 +88,27 @@ def media_mark_attached(media):
         Media.objects.filter(pk=media.pk, attached_at__isnull=True).update(attached_at=media.attached_at)
 
 
-def media_image_bytes_for_owner(*, owner, media_id, field):
+def _image_bytes_for_owner(*, owner, media_id, field):
     """The bytes of an image the caller uploaded, for an avatar made from it (which attaches it)."""
     media = media_for_attachment(owner=owner, media_id=media_id, kind=Kind.IMAGE, field=field)
     media_mark_attached(media)
     with default_storage.open(media.file) as file:
         return file.read()
+
+
+def avatar_replace(*, owner, old, value, field="avatar"):
+    """The storage name of a new avatar (user or group) from what the client sent, the old file
+    deleted once the change commits. `value`: base64:<data>, a data:image URI, or the media_id
+    of an image `owner` uploaded; "" removes the avatar."""
+    if not value:
+        new = ""
+    elif value.startswith(("base64:", "data:")):
+        new = store_avatar(decode_data_uri(value, field), field)
+    else:
+        new = store_avatar(_image_bytes_for_owner(owner=owner, media_id=value, field=field), field)
+    if old:
+        transaction.on_commit(lambda: default_storage.delete(old))
+    return new
 
 
 def media_purge_orphans(*, older_than=None):

@@ -193,6 +193,7 @@ class TestSend:
             "content": "Hello world!",
             "type": "text",
             "caption": None,
+            "media": None,
             "status": "sent",
             "created_at": body["created_at"],
             "updated_at": None,

@@ -247,3 +247,16 @@ class TestRoles:
         assert_error(self.set_role(owner, group, member, "king"), 400)
         assert_error(self.set_role(owner, group, owner, "member"), 400)
         assert_error(self.set_role(owner, group, outsider, "admin"), 404)
+
+
+def test_group_avatar_from_an_uploaded_image(group, people):
+    from tests.media.conftest import post_upload
+    from tests.media.files import image_bytes
+
+    owner = people[0]
+    client = client_for(owner)
+    media_id = post_upload(client, image_bytes("PNG"), "image").json()["media_id"]
+    response = client.patch(f"/v1/groups/g{group.pk}", {"avatar": media_id}, format="json")
+    assert response.status_code == 200 and response.json()["avatar"].startswith("http://testserver/media/avatars/")
+    someone_elses = post_upload(client_for(people[1]), image_bytes("PNG"), "image").json()["media_id"]
+    assert_error(client.patch(f"/v1/groups/g{group.pk}", {"avatar": someone_elses}, format="json"), 400)
