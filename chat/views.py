@@ -18,6 +18,7 @@ from chat.serializers import (
     MessageSendIn,
     SentMessageOut,
     conversation_data,
+    message_data,
     messages_data,
 )
 from groups.services import group_create
@@ -106,9 +107,9 @@ class ConversationViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get", "post"], throttle_scope="send")
     def messages(self, request, conversation_id):
         conversation_pk = parse_id("c", conversation_id)
-        membership = selectors.membership_for(user=request.user, conversation_id=conversation_pk)
         if request.method == "POST":
-            return self._send(request, membership)
+            return self._send(request, conversation_pk)  # the service checks membership under its lock
+        membership = selectors.membership_for(user=request.user, conversation_id=conversation_pk)
         params = validated(MessageHistoryParams, request.query_params)
         messages, has_more = selectors.message_page(
             conversation=membership.conversation,
@@ -124,15 +125,14 @@ class ConversationViewSet(viewsets.ViewSet):
             }
         )
 
-    def _send(self, request, membership):
+    def _send(self, request, conversation_pk):
         data = validated(MessageSendIn, request.data)
-        message, created = services.message_send(
-            sender=request.user, conversation_id=membership.conversation_id, **data
-        )
-        body = {
-            **messages_data([message], selectors.read_horizon(message.conversation_id))[0],
-            "temp_id": message.temp_id,
-        }
+        message, created = services.message_send(sender=request.user, conversation_id=conversation_pk, **data)
+        if created:
+            body = message_data(message)  # just stored: "sent"
+        else:  # sent before: it may have been read since
+            body = messages_data([message], selectors.read_horizon(conversation_pk))[0]
+        body["temp_id"] = message.temp_id
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=MarkReadIn, responses={200: MarkReadOut})

@@ -26,40 +26,66 @@ class Event:
     own_data: dict | None = None
 
 
-def _allocate_postgresql(pairs):
-    """Event ids for (user, payload) pairs in one statement: each user's counter moves by the
-    number of their events, locked in user-id order; ids follow payload order."""
-    user_ids, payload_ids = zip(*pairs, strict=True)
+# One statement, one round trip: the payloads get their ids, each recipient's counter moves by
+# the number of events they get (counters locked in user-id order, so concurrent transactions
+# cannot deadlock), and the deliveries are numbered in event order.
+_STORE_POSTGRESQL = """
+WITH ids AS (
+    SELECT ord, nextval(pg_get_serial_sequence('realtime_eventpayload', 'id')) AS id
+    FROM generate_series(1, %(count)s) AS ord
+), payload AS (
+    INSERT INTO realtime_eventpayload (id, type, data, own_user_id, own_data, created_at)
+    SELECT ids.id, e.type, e.data, e.own_user_id, e.own_data, now()
+    FROM unnest(%(types)s::text[], %(data)s::text[], %(own_user_ids)s::bigint[], %(own_data)s::text[])
+        WITH ORDINALITY AS e(type, data, own_user_id, own_data, ord)
+    JOIN ids USING (ord)
+), input AS (
+    SELECT r.user_id, r.ord, ids.id AS payload_id
+    FROM unnest(%(user_ids)s::bigint[], %(ords)s::bigint[]) AS r(user_id, ord) JOIN ids USING (ord)
+), counts AS (
+    SELECT user_id, count(*) AS n FROM input GROUP BY user_id
+), next AS (
+    INSERT INTO realtime_eventstream (user_id, last_id)
+    SELECT user_id, n FROM counts ORDER BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET last_id = realtime_eventstream.last_id + EXCLUDED.last_id
+    RETURNING user_id, last_id
+), numbered AS (
+    SELECT i.user_id, i.ord, i.payload_id,
+           n.last_id - count(*) OVER w + row_number() OVER (w ORDER BY i.ord) AS seq
+    FROM input i JOIN next n USING (user_id)
+    WINDOW w AS (PARTITION BY i.user_id)
+), delivered AS (
+    INSERT INTO realtime_userevent (user_id, seq, payload_id) SELECT user_id, seq, payload_id FROM numbered
+)
+SELECT user_id, seq, ord - 1 FROM numbered
+"""
+
+
+def _store_postgresql(encoded, recipients):
+    types, data, own_user_ids, own_data = (list(column) for column in zip(*encoded, strict=True))
+    user_ids, indexes = zip(*recipients, strict=True)
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            WITH input AS (
-                SELECT * FROM unnest(%s::bigint[], %s::bigint[]) AS t(user_id, payload_id)
-            ), counts AS (
-                SELECT user_id, count(*) AS n FROM input GROUP BY user_id
-            ), next AS (
-                INSERT INTO realtime_eventstream (user_id, last_id)
-                SELECT user_id, n FROM counts ORDER BY user_id
-                ON CONFLICT (user_id) DO UPDATE SET last_id = realtime_eventstream.last_id + EXCLUDED.last_id
-                RETURNING user_id, last_id
-            ), numbered AS (
-                SELECT i.user_id, i.payload_id,
-                       n.last_id - count(*) OVER w + row_number() OVER (w ORDER BY i.payload_id) AS seq
-                FROM input i JOIN next n USING (user_id)
-                WINDOW w AS (PARTITION BY i.user_id)
-            )
-            INSERT INTO realtime_userevent (user_id, seq, payload_id)
-            SELECT user_id, seq, payload_id FROM numbered
-            RETURNING user_id, seq, payload_id
-            """,
-            [list(user_ids), list(payload_ids)],
+            _STORE_POSTGRESQL,
+            {
+                "count": len(encoded),
+                "types": types,
+                "data": data,
+                "own_user_ids": own_user_ids,
+                "own_data": own_data,
+                "user_ids": list(user_ids),
+                "ords": [index + 1 for index in indexes],
+            },
         )
         return cursor.fetchall()
 
 
-def _allocate_generic(pairs):
+def _store_generic(encoded, recipients):
     # SQLite: the write lock taken at BEGIN IMMEDIATE already serializes every writer.
-    counts = Counter(user_id for user_id, _ in pairs)
+    payloads = EventPayload.objects.bulk_create(
+        [EventPayload(type=t, data=d, own_user_id=o, own_data=od) for t, d, o, od in encoded]
+    )
+    counts = Counter(user_id for user_id, _ in recipients)
     users = sorted(counts)
     last = {}
     with connection.cursor() as cursor:
@@ -76,10 +102,12 @@ def _allocate_generic(pairs):
             last.update(cursor.fetchall())
     next_id = {user_id: last[user_id] - counts[user_id] for user_id in users}
     rows = []
-    for user_id, payload_id in sorted(pairs, key=lambda pair: pair[1]):
+    for user_id, index in sorted(recipients, key=lambda recipient: recipient[1]):
         next_id[user_id] += 1
-        rows.append((user_id, next_id[user_id], payload_id))
-    UserEvent.objects.bulk_create([UserEvent(user_id=u, seq=s, payload_id=p) for u, s, p in rows], batch_size=300)
+        rows.append((user_id, next_id[user_id], index))
+    UserEvent.objects.bulk_create(
+        [UserEvent(user_id=u, seq=s, payload_id=payloads[i].pk) for u, s, i in rows], batch_size=300
+    )
     return rows
 
 
@@ -95,29 +123,25 @@ def record(*events):
     events = [event for event in events if event.user_ids]
     if not events:
         return
-    payloads = EventPayload.objects.bulk_create(
-        [
-            EventPayload(
-                type=event.type,
-                data=dumps(event.data).decode(),
-                own_user_id=event.own_user_id,
-                own_data=dumps(event.own_data).decode() if event.own_data is not None else None,
-            )
-            for event in events
-        ]
-    )
-    pairs = [
-        (user_id, payload.pk)
-        for event, payload in zip(events, payloads, strict=True)
-        for user_id in {int(u) for u in event.user_ids}
+    encoded = [
+        (
+            event.type,
+            dumps(event.data).decode(),
+            event.own_user_id,
+            dumps(event.own_data).decode() if event.own_data is not None else None,
+        )
+        for event in events
     ]
-    allocate = _allocate_postgresql if connection.vendor == "postgresql" else _allocate_generic
-    recipients = defaultdict(list)
-    for user_id, seq, payload_id in allocate(pairs):
-        recipients[payload_id].append((user_id, seq))
+    recipients = [
+        (user_id, index) for index, event in enumerate(events) for user_id in {int(u) for u in event.user_ids}
+    ]
+    store = _store_postgresql if connection.vendor == "postgresql" else _store_generic
+    delivered = defaultdict(list)
+    for user_id, seq, index in store(encoded, recipients):
+        delivered[index].append((user_id, seq))
     messages = [
-        bus.event_message(payload.type, payload.data, recipients[payload.pk], payload.own_user_id, payload.own_data)
-        for payload in payloads
+        bus.event_message(type, data, delivered[index], own_user_id, own_data)
+        for index, (type, data, own_user_id, own_data) in enumerate(encoded)
     ]
     transaction.on_commit(lambda: bus.publish(messages), robust=True)
 
