@@ -14,7 +14,6 @@ from collections import deque
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import validate_host
@@ -28,6 +27,7 @@ from imserver.api import _flatten_validation, dumps
 from imserver.urlbase import request_base_url
 from realtime import selectors
 from realtime.bus import frame_text, hub
+from realtime.db import in_db_thread
 from realtime.presence import presence
 
 logger = logging.getLogger(__name__)
@@ -53,13 +53,21 @@ CLOSE_TOO_BIG = 1009
 TOKEN_PROTOCOL_PREFIX = "bearer."
 
 
-@database_sync_to_async
-def _authenticate(raw_token):
+def _decode(raw_token):
     try:
-        token = AccessToken(raw_token)
-        return user_for_token(token), token
-    except (TokenError, APIException):
+        return AccessToken(raw_token) if raw_token else None
+    except TokenError:
+        return None
+
+
+@in_db_thread
+def _open_session(token, since):
+    """The live user behind the token (or None) and the event id the socket resumes after."""
+    try:
+        user = user_for_token(token)
+    except APIException:
         return None, None
+    return user, selectors.resume_position(user_id=user.pk, since=since)
 
 
 def _origin_allowed(origin):
@@ -101,31 +109,41 @@ class EventConsumer(AsyncWebsocketConsumer):
                 subprotocol = offered
         if subprotocol is None and self.scope.get("subprotocols"):
             subprotocol = self.scope["subprotocols"][0]
-        user, token = await _authenticate(raw_token) if raw_token else (None, None)
+        token = _decode(raw_token)
         await self.accept(subprotocol)
-        if user is None:
+        if token is None:
             # Accepted first so that the app sees the code (a refused handshake is just a 403).
             await self.close(CLOSE_UNAUTHORIZED)
             return
 
-        since_raw = (query.get("since") or [None])[0]
+        # Listen before reading the resume position: an event committed after that read is
+        # then certain to reach this socket live, one committed before it is in the log.
         await hub.start()
-        self.user_id = user.pk
-        self.connection_id = uuid.uuid4().hex
-        hub.register(self.user_id, self)
+        user_id = int(token.get("user_id", 0))
+        hub.register(user_id, self)
+        since = (query.get("since") or [None])[0]
         try:
-            self.last_id = await database_sync_to_async(selectors.resume_position)(
-                user_id=self.user_id, since=since_raw
-            )
+            user, self.last_id = await _open_session(token, since)
         except selectors.ResumeError as exc:
+            hub.unregister(user_id, self)
             await self._send_error(exc.code, str(exc), "connect")
             await self.close(CLOSE_GONE if exc.code == 410 else CLOSE_BAD_REQUEST)
             return
-        await self._catch_up()
+        if user is None:
+            hub.unregister(user_id, self)
+            await self.close(CLOSE_UNAUTHORIZED)
+            return
+        self.user_id = user_id
+        self.connection_id = uuid.uuid4().hex
+        if since is not None:
+            await self._catch_up()
         self.context = contextvars.copy_context()
         self.ready = True
         self._kick()
-        await presence.connect(self.user_id, self.connection_id)
+        # Counted in at once (so a disconnect of another device cannot see zero sockets); the
+        # database and the watchers follow in the background, the socket is live already.
+        await presence.count_in(self.user_id, self.connection_id)
+        self.presence = asyncio.ensure_future(presence.apply(self.user_id))
         # An access token is only good until it expires; the app reconnects with a fresh one.
         remaining = token["exp"] - time.time()
         self.expiry = asyncio.get_running_loop().call_later(
@@ -142,6 +160,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         if self.sender is not None:
             self.sender.cancel()
         if self.ready:
+            await self.presence  # online before offline
             await presence.disconnect(self.user_id, self.connection_id)
 
     # --- server -> client -------------------------------------------------------------------
@@ -182,7 +201,12 @@ class EventConsumer(AsyncWebsocketConsumer):
                 elif event_id > self.last_id:
                     if event_id > self.last_id + 1:
                         # A gap: the missing events are committed (ids are allocated in commit
-                        # order), so the log has them.
+                        # order), so the log has them. Under normal load this never happens.
+                        logger.warning(
+                            "realtime: filling a gap of %d events for user %s from the log",
+                            event_id - self.last_id - 1,
+                            self.user_id,
+                        )
                         await self._catch_up(upto=event_id)
                     if event_id > self.last_id:
                         await self.send(text)
@@ -195,7 +219,7 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self, upto=None):
         while True:
-            rows = await database_sync_to_async(selectors.events_after)(
+            rows = await in_db_thread(selectors.events_after)(
                 user_id=self.user_id, after=self.last_id, upto=upto, limit=REPLAY_PAGE
             )
             for event_id, type, data in rows:
@@ -237,7 +261,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self._send_error(400, f"Unknown frame type '{frame_type}'", frame_type)
             return
         try:
-            reply = await database_sync_to_async(import_string(handler))(self.user_id, data)
+            reply = await in_db_thread(import_string(handler))(self.user_id, data)
         except ValidationError as exc:
             await self._send_error(400, _flatten_validation(exc.detail)[1], frame_type)
         except APIException as exc:

@@ -18,12 +18,12 @@ from collections import Counter
 
 import redis
 import redis.asyncio
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.models import User
 from accounts.services import user_presence_apply
 from realtime.background import periodic
+from realtime.db import in_db_thread
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,8 @@ class Presence:
             self.local = {}
         return self.backend
 
-    async def connect(self, user_id, connection_id):
+    async def count_in(self, user_id, connection_id):
+        """Counts a socket in (then `apply` brings the database along)."""
         backend = self._ensure_backend()
         self.local[connection_id] = user_id
         if isinstance(backend, LocalPresence):
@@ -137,7 +138,6 @@ class Presence:
             await backend.register([(user_id, connection_id)])
         except redis.RedisError:
             logger.warning("presence: Redis unavailable; the next heartbeat registers the socket")
-        await self.apply(user_id)
 
     async def disconnect(self, user_id, connection_id):
         self.local.pop(connection_id, None)
@@ -150,9 +150,7 @@ class Presence:
 
     async def apply(self, user_id):
         try:
-            await database_sync_to_async(user_presence_apply)(
-                user_id=user_id, count_sockets=self.backend.count_blocking
-            )
+            await in_db_thread(user_presence_apply)(user_id=user_id, count_sockets=self.backend.count_blocking)
         except redis.RedisError:
             logger.warning("presence: Redis unavailable; reconciliation will settle user %s", user_id)
 
@@ -165,9 +163,7 @@ class Presence:
     async def reconcile(self):
         """Users the database says are online but who have no socket anywhere go offline."""
         backend = self._ensure_backend()
-        online = await database_sync_to_async(
-            lambda: list(User.objects.filter(is_online=True).values_list("pk", flat=True))
-        )()
+        online = await in_db_thread(lambda: list(User.objects.filter(is_online=True).values_list("pk", flat=True)))()
         counts = await asyncio.to_thread(backend.counts_blocking, online) if online else {}
         for user_id, count in counts.items():
             if not count:

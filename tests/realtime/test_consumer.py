@@ -74,6 +74,16 @@ async def open_socket(user=None, *, token=None, query="", headers=(), subprotoco
     return communicator
 
 
+async def eventually(check, timeout=TIMEOUT):
+    """Polls a database condition (presence settles in the background after connect)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await database_sync_to_async(check)():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def expect_close(communicator, code):
     message = await communicator.receive_output(timeout=TIMEOUT)
     assert message == {"type": "websocket.close", "code": code}, message
@@ -396,8 +406,7 @@ class TestPresence:
         assert (await next_of_type(watcher, "contact_status"))["data"]["status"] == "online"
         tablet = await open_socket(alice)
         await phone.disconnect()
-        refreshed = await database_sync_to_async(User.objects.get)(pk=alice.pk)
-        assert refreshed.is_online
+        assert await eventually(lambda: User.objects.get(pk=alice.pk).is_online)
         assert await watcher.receive_nothing(timeout=0.3)  # no flapping for a second device
         await tablet.disconnect()
         offline = await next_of_type(watcher, "contact_status")
@@ -413,8 +422,7 @@ class TestPresence:
         await socket.receive_json_from(timeout=TIMEOUT)
         await socket.disconnect()
         again = await open_socket(alice)
-        refreshed = await database_sync_to_async(User.objects.get)(pk=alice.pk)
-        assert refreshed.status == "away"
+        assert await eventually(lambda: User.objects.get(pk=alice.pk).status == "away")
         await again.disconnect()
 
 
@@ -429,8 +437,7 @@ class TestPresenceHealing:
         await presence.reconcile()
         offline = await next_of_type(watcher, "contact_status")
         assert offline["data"]["user_id"] == str(alice.pk) and offline["data"]["status"] == "offline"
-        refreshed = await database_sync_to_async(User.objects.get)(pk=bob.pk)
-        assert refreshed.is_online  # the watcher's own socket keeps him online
+        assert await eventually(lambda: User.objects.get(pk=bob.pk).is_online)  # his own socket
         await watcher.disconnect()
 
     @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="a Redis restart needs Redis")
