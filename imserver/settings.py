@@ -228,6 +228,7 @@ SPECTACULAR_SETTINGS = {
         "ConversationFilterEnum": ["private", "group", "all"],
         "MemberRoleEnum": "chat.models.Membership.Role",
         "MediaTypeEnum": "media.models.Kind",
+        "FinishedCallStatusEnum": ["ended", "rejected", "cancelled", "missed"],
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
