@@ -228,6 +228,8 @@ SPECTACULAR_SETTINGS = {
         "ConversationFilterEnum": ["private", "group", "all"],
         "MemberRoleEnum": "chat.models.Membership.Role",
         "MediaTypeEnum": "media.models.Kind",
+        "CallTypeEnum": "calls.models.Call.Type",
+        "CallStatusEnum": "calls.models.Call.Status",
         "FinishedCallStatusEnum": ["ended", "rejected", "cancelled", "missed"],
     },
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -305,6 +307,10 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 7))
 # process stops doing so (a crash) is reaped after PRESENCE_TTL seconds.
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT_SECONDS", 20)
 PRESENCE_TTL = env_int("PRESENCE_TTL_SECONDS", 60)
+
+# --- Calls ----------------------------------------------------------------------------------
+# A call nobody answers within this many seconds becomes "missed" (contract 9).
+CALL_RING_TIMEOUT = env_int("CALL_RING_TIMEOUT_SECONDS", 45)
 
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "imserver <no-reply@localhost>")
