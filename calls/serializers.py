@@ -83,3 +83,14 @@ class CallOut(serializers.Serializer):
 class CallListOut(serializers.Serializer):
     total = serializers.IntegerField()
     calls = CallOut(many=True)
+
+
+class IceServerOut(serializers.Serializer):
+    urls = serializers.ListField(child=serializers.CharField())
+    username = serializers.CharField(required=False, help_text="TURN only: '<expiry unix time>:<user id>'.")
+    credential = serializers.CharField(required=False, help_text="TURN only: base64(HMAC-SHA1(secret, username)).")
+
+
+class IceServersOut(serializers.Serializer):
+    ice_servers = IceServerOut(many=True)
+    ttl = serializers.IntegerField(help_text="Seconds the TURN credentials stay valid: fetch again before then.")

@@ -5,7 +5,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from calls import selectors, services
-from calls.serializers import CallAcceptIn, CallListOut, CallOut, CallStartIn, call_data
+from calls.ice import ice_servers_for
+from calls.serializers import CallAcceptIn, CallListOut, CallOut, CallStartIn, IceServersOut, call_data
 from imserver.api import page_params, parse_id, validated
 
 
@@ -63,3 +64,9 @@ class CallViewSet(viewsets.ViewSet):
     def end(self, request, call_id):
         """Hangs up: ended once connected; while ringing, cancelled (caller) or rejected (callee)."""
         return Response(call_data(services.call_end(user=request.user, call_id=parse_id("call", call_id))))
+
+    @extend_schema(responses={200: IceServersOut})
+    @action(detail=False, methods=["get"], url_path="ice-servers")
+    def ice_servers(self, request):
+        """STUN and TURN servers for the peer connection, with time-limited TURN credentials."""
+        return Response(ice_servers_for(user=request.user))

@@ -95,6 +95,7 @@ MATRIX = {
     ),
     ("calls/{call_id}/reject", "POST"): Row("/v1/calls/{call}/reject", stranger=404, admin=404, member=200, owner=403),
     ("calls/{call_id}/end", "POST"): Row("/v1/calls/{call}/end", stranger=404, admin=404, member=200, owner=200),
+    ("calls/ice-servers", "GET"): Row("/v1/calls/ice-servers", member=200),
     ("media/upload", "POST"): Row(
         "/v1/media/upload", {"type": "file", "file": "{file}"}, member=201, format="multipart"
     ),

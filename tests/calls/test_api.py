@@ -257,6 +257,7 @@ class TestTransitions:
     def test_anonymous_is_401(self, api, user, other_user):
         call = start(user, other_user)
         assert_error(api.get("/v1/calls"), 401)
+        assert_error(api.get("/v1/calls/ice-servers"), 401)
         assert_error(api.post("/v1/calls", {"target_id": "1"}, format="json"), 401)
         for action in ("accept", "reject", "end"):
             assert_error(act(api, call, action), 401)
