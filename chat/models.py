@@ -87,6 +87,9 @@ class Message(models.Model):
     # Image/video/audio/file messages: the upload they carry (content holds its media_id).
     media = models.ForeignKey("media.Media", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     temp_id = models.CharField(max_length=64, null=True, blank=True)
+    # Call messages: {call_id, type, status, duration} of the finished call they record. A
+    # finished call never changes, so the message keeps a copy and chat needs no join to calls.
+    call = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.SENT)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(null=True, blank=True)

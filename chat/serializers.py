@@ -73,6 +73,7 @@ def message_data(message, status=None):
         "type": message.type,
         "caption": None if removed else (message.caption or None),
         "media": None if removed or message.media is None else media_data(message.media),
+        "call": None if removed else message.call,
         "status": Message.Status.REMOVED if removed else (status or Message.Status.SENT),
         "created_at": message.created_at,
         "updated_at": message.updated_at,
@@ -146,15 +147,25 @@ class ConversationListOut(serializers.Serializer):
     conversations = ConversationOut(many=True)
 
 
+class CallRecordOut(serializers.Serializer):
+    call_id = serializers.CharField()
+    type = serializers.ChoiceField(choices=["audio", "video"])
+    status = serializers.ChoiceField(choices=["ended", "rejected", "cancelled", "missed"])
+    duration = serializers.IntegerField(min_value=0, help_text="Seconds from connection to end; 0 if never connected.")
+
+
 class MessageOut(serializers.Serializer):
     message_id = serializers.CharField()
     conversation_id = serializers.CharField()
     sender_id = serializers.CharField()
     sender_name = serializers.CharField()
-    content = serializers.CharField(allow_blank=True, help_text="Text, or the media_id of a media message.")
+    content = serializers.CharField(
+        allow_blank=True, help_text="Text, the media_id of a media message, or the call_id of a call message."
+    )
     type = serializers.ChoiceField(choices=Message.Type.choices)
     caption = serializers.CharField(allow_null=True)
     media = MediaOut(allow_null=True, help_text="The upload of an image/video/audio/file message.")
+    call = CallRecordOut(allow_null=True, help_text="The finished call a call message records (sent by the caller).")
     status = serializers.ChoiceField(choices=["sent", "read", "removed"])
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(allow_null=True)

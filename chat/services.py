@@ -60,9 +60,9 @@ SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversat
 """
 _SEND_INSERT = """
 INSERT INTO chat_message
-    (conversation_id, seq, sender_id, type, content, caption, media_id, temp_id, status, created_at)
-VALUES (%(conversation)s, %(seq)s, %(sender)s, %(type)s, %(content)s, %(caption)s, %(media)s, %(temp_id)s, 'sent',
-        %(created_at)s)
+    (conversation_id, seq, sender_id, type, content, caption, media_id, call, temp_id, status, created_at)
+VALUES (%(conversation)s, %(seq)s, %(sender)s, %(type)s, %(content)s, %(caption)s, %(media)s, %(call)s, %(temp_id)s,
+        'sent', %(created_at)s)
 RETURNING id
 """
 _SEND_ADVANCE = """
@@ -71,14 +71,12 @@ WHERE id = %(conversation)s
 """
 
 
-@transaction.atomic
-def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, temp_id=None, caption=None):
+def _store(*, sender, conversation_id, type, content, caption=None, media=None, call=None, temp_id=None):
     """Stores a message with the conversation's next seq: (message, created).
 
     The conversation row stays locked until commit, so seqs commit in order, and a second send
     with the same temp_id waits for the first and gets its message back (created False).
     """
-    media = _attachment(sender=sender, type=type, content=content)
     params = {"conversation": conversation_id, "sender": sender.pk, "temp_id": temp_id}
     for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
@@ -99,28 +97,64 @@ def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, te
             content=content,
             caption=caption or "",
             media=media,
+            call=call,
             temp_id=temp_id,
         )
         params.update(
             seq=message.seq, type=type, content=content, caption=message.caption, created_at=message.created_at
         )
         params["media"] = media.pk if media else None
+        params["call"] = Message._meta.get_field("call").get_db_prep_save(call, connection)
         cursor.execute(_SEND_INSERT, params)
         message.pk = cursor.fetchone()[0]
         cursor.execute(_SEND_ADVANCE, {**params, "message": message.pk})
-    if media is not None:
-        media_mark_attached(media)
+    return message, True
+
+
+def _notify_new_message(message):
     data = message_data(message)
+    temp_id = message.temp_id
     events.record(
         events.Event(
-            selectors.member_ids(conversation_id),
+            selectors.member_ids(message.conversation_id),
             "new_message",
             data,
-            own_user_id=sender.pk if temp_id else None,
+            own_user_id=message.sender_id if temp_id else None,
             own_data={**data, "temp_id": temp_id} if temp_id else None,
         )
     )
-    return message, True
+
+
+@transaction.atomic
+def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, temp_id=None, caption=None):
+    """Sends a message (_store): (message, created)."""
+    media = _attachment(sender=sender, type=type, content=content)
+    message, created = _store(
+        sender=sender,
+        conversation_id=conversation_id,
+        type=type,
+        content=content,
+        caption=caption,
+        media=media,
+        temp_id=temp_id,
+    )
+    if created:
+        if media is not None:
+            media_mark_attached(media)
+        _notify_new_message(message)
+    return message, created
+
+
+@transaction.atomic
+def message_record_call(*, caller, conversation_id, call_id, call_type, status, duration):
+    """The record a finished call leaves in its private conversation, as mobile messengers show
+    it: a "call" message from the caller whose content is the call id, sent like any message."""
+    call = {"call_id": call_id, "type": call_type, "status": status, "duration": duration}
+    message, _ = _store(
+        sender=caller, conversation_id=conversation_id, type=Message.Type.CALL, content=call_id, call=call
+    )
+    _notify_new_message(message)
+    return message
 
 
 def conversation_mark_read(*, user, conversation_id, message_id):

@@ -228,6 +228,9 @@ SPECTACULAR_SETTINGS = {
         "ConversationFilterEnum": ["private", "group", "all"],
         "MemberRoleEnum": "chat.models.Membership.Role",
         "MediaTypeEnum": "media.models.Kind",
+        "CallTypeEnum": "calls.models.Call.Type",
+        "CallStatusEnum": "calls.models.Call.Status",
+        "FinishedCallStatusEnum": ["ended", "rejected", "cancelled", "missed"],
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -304,6 +307,19 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 7))
 # process stops doing so (a crash) is reaped after PRESENCE_TTL seconds.
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT_SECONDS", 20)
 PRESENCE_TTL = env_int("PRESENCE_TTL_SECONDS", 60)
+
+# --- Calls ----------------------------------------------------------------------------------
+# A call nobody answers within this many seconds becomes "missed" (contract 9).
+CALL_RING_TIMEOUT = env_int("CALL_RING_TIMEOUT_SECONDS", 45)
+# ICE servers handed to clients (GET /v1/calls/ice-servers). TURN credentials follow the TURN
+# REST API shared-secret scheme (coturn's use-auth-secret / static-auth-secret) and expire after
+# TURN_CREDENTIAL_TTL seconds.
+STUN_URLS = env_list("STUN_URLS")
+TURN_URLS = env_list("TURN_URLS")
+TURN_SECRET = env("TURN_SECRET")
+TURN_CREDENTIAL_TTL = env_int("TURN_CREDENTIAL_TTL", 24 * 3600)
+if TURN_URLS and not TURN_SECRET:
+    raise ImproperlyConfigured("TURN_URLS needs TURN_SECRET (the TURN server's static-auth-secret)")
 
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "imserver <no-reply@localhost>")

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 FRAME_HANDLERS = {
     "message_read": "chat.frames.message_read",
     "status_update": "accounts.frames.status_update",
+    "ice_candidate": "calls.frames.ice_candidate",
 }
 
 MAX_FRAME_BYTES = 64 * 1024

@@ -12,6 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from calls.services import call_start
 from chat.models import Membership
 from tests.conftest import client_for, group_of, make_user, private_chat, send
 
@@ -20,7 +21,7 @@ PUBLIC = "public"  # no token needed: not part of the matrix
 
 @dataclass
 class Row:
-    path: str  # with {group}, {conversation}, {message}, {member}, {self} placeholders
+    path: str  # with {group}, {conversation}, {message}, {member}, {call}, {self} placeholders
     body: dict = field(default_factory=dict)
     anonymous: int | str = 401
     stranger: int | None = None  # None: like member (routes about one's own data)
@@ -80,6 +81,21 @@ MATRIX = {
         "/v1/groups/{group}/members/{target}", stranger=404, member=403, admin=204, owner=204
     ),
     ("sync", "GET"): Row("/v1/sync?since=0", member=200),
+    ("calls", "GET"): Row("/v1/calls", member=200),
+    ("calls", "POST"): Row(  # the owner and the member are busy with {call}
+        "/v1/calls",
+        {"target_id": "{outsider}", "type": "audio", "offer_sdp": "v=0"},
+        member=409,
+        owner=409,
+        stranger=201,
+        admin=201,
+    ),
+    ("calls/{call_id}/accept", "POST"): Row(
+        "/v1/calls/{call}/accept", {"answer_sdp": "v=0"}, stranger=404, admin=404, member=200, owner=403
+    ),
+    ("calls/{call_id}/reject", "POST"): Row("/v1/calls/{call}/reject", stranger=404, admin=404, member=200, owner=403),
+    ("calls/{call_id}/end", "POST"): Row("/v1/calls/{call}/end", stranger=404, admin=404, member=200, owner=200),
+    ("calls/ice-servers", "GET"): Row("/v1/calls/ice-servers", member=200),
     ("media/upload", "POST"): Row(
         "/v1/media/upload", {"type": "file", "file": "{file}"}, member=201, format="multipart"
     ),
@@ -133,6 +149,7 @@ def world(db):
     message = send(owner, group.conversation, "hello group")
     private_chat(owner, member)
     client_for(member).post("/v1/contacts", {"user_id": str(owner.pk)}, format="json")
+    call = call_start(caller=owner, target_user_id=member.pk, type="audio", offer_sdp="v=0")  # ringing
     ids = {
         "group": f"g{group.pk}",
         "conversation": f"c{group.conversation_id}",
@@ -141,6 +158,7 @@ def world(db):
         "owner": str(owner.pk),
         "target": str(target.pk),
         "outsider": str(outsider.pk),
+        "call": f"call{call.pk}",
     }
     return {"owner": owner, "admin": admin, "member": member, "stranger": stranger}, ids
 

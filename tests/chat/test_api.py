@@ -1,7 +1,7 @@
 import pytest
 
 from chat.models import Conversation, Membership, Message
-from chat.services import conversation_mark_read
+from chat.services import conversation_mark_read, message_record_call
 from contacts.models import Contact
 from groups.models import Group
 from tests.accounts.test_auth import assert_error
@@ -194,6 +194,7 @@ class TestSend:
             "type": "text",
             "caption": None,
             "media": None,
+            "call": None,
             "status": "sent",
             "created_at": body["created_at"],
             "updated_at": None,
@@ -264,6 +265,38 @@ class TestSend:
         for member in (user, other_user):
             assert events_of(member, "new_message")[-1]["data"]["content"] == "to all"
         assert events_of(stranger) == []
+
+
+class TestCallRecord:
+    def record(self, caller, conversation):
+        return message_record_call(
+            caller=caller,
+            conversation_id=conversation.pk,
+            call_id="call7",
+            call_type="audio",
+            status="ended",
+            duration=42,
+        )
+
+    def test_stored_and_sent_like_a_message(self, user_api, user, other_user):
+        conversation = private_chat(user, other_user)
+        send(other_user, conversation, "call me")
+        message = self.record(user, conversation)
+        assert message.seq == 2 and message.sender_id == user.pk
+        call = {"call_id": "call7", "type": "audio", "status": "ended", "duration": 42}
+        newest, older = history(user_api, conversation).json()["messages"]
+        assert newest["type"] == "call" and newest["content"] == "call7" and newest["call"] == call
+        assert older["call"] is None
+        assert user_api.get(f"/v1/conversations/c{conversation.pk}").json()["last_message"]["type"] == "call"
+        for member in (user, other_user):
+            assert events_of(member, "new_message")[-1]["data"] == {**newest, "status": "sent"}
+
+    def test_only_in_a_conversation_of_the_caller(self, user, other_user, stranger):
+        from rest_framework.exceptions import NotFound
+
+        with pytest.raises(NotFound):
+            self.record(stranger, private_chat(user, other_user))
+        assert not Message.objects.exists()
 
 
 class TestHistory:

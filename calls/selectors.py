@@ -1,0 +1,37 @@
+"""Reads scoped to the caller: a call the user is not a party to does not exist (404)."""
+
+from django.db.models import Q
+from rest_framework.exceptions import NotFound
+
+from calls.models import Call
+
+
+def _calls_of(user_id):
+    return Call.objects.filter(Q(caller_id=user_id) | Q(callee_id=user_id))
+
+
+def call_for_party(*, user, call_id, lock=False):
+    """The call if user is its caller or callee, else 404 ("missing or not yours").
+
+    lock: the call row (not the joined users) stays locked until commit, so one change at a time
+    is decided on the call's current status.
+    """
+    calls = _calls_of(user.pk).select_related("caller", "callee")
+    if lock:
+        calls = calls.select_for_update(of=("self",))
+    call = calls.filter(pk=call_id).first()
+    if call is None:
+        raise NotFound("Call not found")
+    return call
+
+
+def call_history(*, user, limit, offset):
+    """(total, calls) the user made or received, newest first."""
+    calls = _calls_of(user.pk)
+    page = calls.select_related("caller", "callee").order_by("-created_at", "-pk")[offset : offset + limit]
+    return calls.count(), list(page)
+
+
+def in_live_call(user_id):
+    """Whether the user is ringing or talking (as caller or callee) right now."""
+    return _calls_of(user_id).filter(status__in=Call.LIVE).exists()
