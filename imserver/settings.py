@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "media",
     "calls",
     "realtime",
+    "moderation",
 ]
 
 MIDDLEWARE = [
@@ -227,6 +228,8 @@ SPECTACULAR_SETTINGS = {
         "ConversationTypeEnum": "chat.models.Conversation.Type",
         "ConversationFilterEnum": ["private", "group", "all"],
         "MemberRoleEnum": "chat.models.Membership.Role",
+        "ReportTargetTypeEnum": "moderation.models.TargetType",
+        "ReportStatusEnum": "moderation.models.Report.Status",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

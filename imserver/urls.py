@@ -11,6 +11,7 @@ v1 = [
     path("", include("chat.urls")),
     path("", include("groups.urls")),
     path("", include("realtime.urls")),
+    path("", include("moderation.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
