@@ -14,6 +14,10 @@ class TargetType(models.TextChoices):
     GROUP = "group"
 
 
+# How the API writes each kind of id ("m12", "12", "g3"; reports "r4").
+ID_PREFIXES = {"message": "m", "user": "", "group": "g", "report": "r"}
+
+
 class Report(models.Model):
     """A user's report of a message, a user or a group, handled by a moderator.
 
@@ -57,7 +61,7 @@ class Report(models.Model):
         permissions = [("handle_report", "Can resolve and dismiss reports")]
 
     def __str__(self):
-        return f"r{self.pk}: {self.target_type} {self.target_id}"
+        return f"r{self.pk}: {self.target_type} {ID_PREFIXES[self.target_type]}{self.target_id}"
 
 
 class AuditEntry(models.Model):
@@ -77,12 +81,12 @@ class AuditEntry(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    actor_name = models.CharField(max_length=160)
+    actor_name = models.CharField("actor", max_length=160)
     action = models.CharField(max_length=20, choices=Action.choices)
     target_type = models.CharField(max_length=8, choices=[*TargetType.choices, ("report", "Report")])
     target_id = models.BigIntegerField()
     # What the target was at the time (e.g. "alice", "m12 by alice in c3").
-    target_repr = models.CharField(max_length=200)
+    target_repr = models.CharField("target as it was", max_length=200)
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
