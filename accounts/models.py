@@ -34,6 +34,12 @@ class User(AbstractUser):
             models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique"),
             models.UniqueConstraint(Lower("email"), condition=~Q(email=""), name="accounts_user_email_ci_unique"),
         ]
+        indexes = [
+            # "Online now" (admin index, imstats) counts from this small index, not the whole table.
+            models.Index(fields=["is_online"], condition=Q(is_online=True), name="accounts_user_online"),
+        ]
+        # Moderators ban and unban (moderation.services) but cannot otherwise change users.
+        permissions = [("ban_user", "Can ban and unban users")]
 
     def __str__(self):
         return self.username

@@ -1,4 +1,4 @@
-"""Account writes: registration, login, tokens, passwords, profile, bans."""
+"""Account writes: registration, login, tokens, passwords, profile, bans, deletion."""
 
 import hashlib
 import hmac
@@ -11,20 +11,26 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled, ValidationError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from social_django.models import UserSocialAuth
 
-from accounts.models import PasswordResetCode, User
+from accounts.models import PasswordResetCode, Status, User
 from accounts.tokens import token_pair_for, user_for_token
+from chat.models import Membership
+from contacts.models import Contact
+from groups.models import Group
+from groups.services import group_member_leave
 from imserver import ratelimit
 from imserver.api import Conflict
 from media.services import avatar_replace
 from realtime import events
+from realtime.models import EventStream, UserEvent
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 INVALID_CREDENTIALS = "Invalid username or password"
@@ -220,6 +226,63 @@ def user_unban(*, user):
     user.banned_at = None
     user.save(update_fields=["is_banned", "banned_at"])
     return user
+
+
+DELETED_USER_NAME = "Deleted user"
+
+
+def user_delete(*, user):
+    """Erases an account, leaving an anonymous tombstone (README, "Deleting an account").
+
+    Personal data goes at once, in one transaction: profile, password, contacts both ways,
+    social-auth links; tokens are revoked and sockets closed. Then the user leaves each group in
+    a transaction of its own (as any leave, it locks the group, so several in one would risk
+    deadlocks with sends) and their private memberships and event log are deleted. Their
+    messages stay in the conversations, from "Deleted user". Safe to run again if interrupted.
+    """
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user_update_profile(user=user, avatar="")  # the file goes once this commits
+        user.username = f"deleted-{user.pk}"
+        user.nickname = DELETED_USER_NAME
+        user.email = user.first_name = user.last_name = user.status_message = ""
+        user.set_unusable_password()
+        user.is_active = user.is_staff = user.is_superuser = user.is_online = False
+        user.chosen_status = Status.ONLINE
+        user.last_login = user.last_online = None
+        user.save()
+        user.groups.clear()
+        user.user_permissions.clear()
+        Contact.objects.filter(Q(owner=user) | Q(user=user)).delete()
+        UserSocialAuth.objects.filter(user=user).delete()
+        PasswordResetCode.objects.filter(user=user).delete()
+        user_revoke_tokens(user)
+    for group_id in Group.objects.filter(conversation__memberships__user=user).values_list("pk", flat=True):
+        group_member_leave(user=user, group_id=group_id)
+    with transaction.atomic():
+        # Private conversations: the other participant keeps the history, with "Deleted user".
+        Membership.objects.filter(user=user).delete()
+        UserEvent.objects.filter(user=user).delete()
+        EventStream.objects.filter(user=user).delete()
+    return user
+
+
+def user_delete_own(*, user, password=None):
+    """DELETE /v1/user/me: the password confirms it, unless the account has none (OAuth only)."""
+    if user.has_usable_password():
+        if password is None:
+            raise ValidationError({"password": ["Your password is required to delete your account."]})
+        if not user.check_password(password):
+            raise ValidationError({"password": ["Password is incorrect."]})
+    return user_delete(user=user)
+
+
+def users_reset_presence():
+    """Marks every online user offline (recovery after an outage); returns how many were online.
+
+    Sends no contact_status: clients reconnect after an outage and read statuses afresh.
+    """
+    return User.objects.filter(is_online=True).update(is_online=False, last_online=timezone.now())
 
 
 def _notify_contact_status(user):

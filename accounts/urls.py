@@ -8,6 +8,10 @@ router.register("auth", AuthViewSet, basename="auth")
 router.register("users", UserViewSet, basename="users")
 
 urlpatterns = [
-    re_path(r"^user/me/?$", MeViewSet.as_view({"get": "retrieve", "patch": "partial_update"}), name="me"),
+    re_path(
+        r"^user/me/?$",
+        MeViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        name="me",
+    ),
     *router.urls,
 ]

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from accounts import oauth, selectors, services
 from accounts.serializers import (
+    AccountDeleteIn,
     AuthOut,
     LoginIn,
     OAuthIn,
@@ -122,6 +123,12 @@ class AuthViewSet(viewsets.ViewSet):
 class MeViewSet(viewsets.ViewSet):
     """The caller's own profile (contract 3)."""
 
+    throttle_scope = "login"
+
+    def get_throttles(self):
+        # Deleting the account checks the password: limited like logins.
+        return super().get_throttles() if self.action == "destroy" else []
+
     @extend_schema(responses={200: UserMeOut})
     def retrieve(self, request):
         return Response(user_me_data(request.user))
@@ -131,6 +138,17 @@ class MeViewSet(viewsets.ViewSet):
         data = validated(ProfilePatchIn, request.data)
         user = services.user_update_profile(user=request.user, **data)
         return Response(user_me_data(user))
+
+    @extend_schema(
+        request=AccountDeleteIn,
+        responses={204: None},
+        description='Erases the account (README, "Deleting an account"). Accounts without a password '
+        "(OAuth only) send no body.",
+    )
+    def destroy(self, request):
+        data = validated(AccountDeleteIn, request.data)
+        services.user_delete_own(user=request.user, **data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class UserViewSet(viewsets.ViewSet):

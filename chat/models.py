@@ -80,7 +80,8 @@ class Message(models.Model):
     # row lock, so a message with seq N commits after every message with a smaller seq. Paging
     # with `after` by seq therefore never misses a message committed late by another sender.
     seq = models.BigIntegerField()
-    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Indexed by chat_message_sender_recent below, not on its own.
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
     type = models.CharField(max_length=8, choices=Type.choices, default=Type.TEXT)
     content = models.TextField()
     caption = models.TextField(blank=True)
@@ -105,6 +106,15 @@ class Message(models.Model):
                 name="chat_message_temp_id",
             ),
         ]
+        indexes = [
+            # A user's messages, newest first (admin, reports, data export), without sorting them all;
+            # also serves the sender foreign key.
+            models.Index(fields=["sender", "-id"], name="chat_message_sender_recent"),
+            # Messages of the last day/week (admin index, imstats) and the admin's date filter.
+            models.Index(fields=["created_at"], name="chat_message_created_at"),
+        ]
+        # Moderators remove messages (chat.services.message_remove) but never edit or delete them.
+        permissions = [("remove_message", "Can remove messages")]
 
     def __str__(self):
         return f"m{self.pk} in c{self.conversation_id}"

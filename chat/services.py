@@ -9,6 +9,7 @@ from chat import selectors
 from chat.models import Conversation, Membership, Message
 from chat.serializers import message_data
 from imserver.api import format_id
+from media.models import Media
 from media.services import media_for_attachment, media_mark_attached
 from realtime import events
 
@@ -201,3 +202,35 @@ def _notify_read(membership, previous, seq):
         receipts.append(events.Event([sender_id], "message_status", data))
     receipts.reverse()  # oldest first: ids follow the order messages were read in
     events.record(*receipts)
+
+
+@transaction.atomic
+def message_remove(*, message):
+    """Removes a message (moderation, contract 10): it stays in history as `removed` with no
+    content or caption, and every member gets message_status "removed".
+
+    Returns False, changing nothing, when it already was removed. The conversation row lock
+    serializes this with sends and membership changes, so the members told are the members.
+    """
+    Conversation.objects.select_for_update().filter(pk=message.conversation_id).first()
+    message.refresh_from_db(fields=["status"])
+    if message.status == Message.Status.REMOVED:
+        return False
+    upload_id = message.media_id
+    message.status = Message.Status.REMOVED
+    message.content = ""
+    message.caption = ""
+    message.media = None
+    message.updated_at = timezone.now()
+    message.save(update_fields=["status", "content", "caption", "media", "updated_at"])
+    if upload_id is not None:
+        # What a moderator removes is not kept anywhere: the upload goes (its files on commit).
+        Media.objects.filter(pk=upload_id).delete()
+    data = {
+        "message_id": format_id("m", message.pk),
+        "conversation_id": format_id("c", message.conversation_id),
+        "status": Message.Status.REMOVED,
+        "updated_at": message.updated_at,
+    }
+    events.record(events.Event(selectors.member_ids(message.conversation_id), "message_status", data))
+    return True

@@ -147,6 +147,27 @@ def group_member_remove(*, user, group_id, target_user_id):
 
 
 @transaction.atomic
+def group_member_leave(*, user, group_id):
+    """The member leaves for good, whatever their role (account deletion): an owner hands
+    ownership to the oldest admin, else the oldest member; the last member dissolves the group."""
+    membership = _locked_membership(user=user, group_id=group_id)
+    group = membership.conversation.group
+    others = Membership.objects.filter(conversation_id=group.conversation_id).exclude(pk=membership.pk)
+    successor = others.select_related("user").order_by(selectors.ROLE_ORDER, "joined_at", "pk").first()
+    if successor is None:
+        group.conversation.delete()
+        return
+    audience = [user.pk, *others.values_list("user_id", flat=True)]
+    membership.delete()  # first: one owner at a time
+    updates = [_group_event(audience, group, "member_left", user)]
+    if membership.role == Role.OWNER:
+        successor.role = Role.OWNER
+        successor.save(update_fields=["role"])
+        updates.append(_group_event(audience, group, "role_changed", successor.user, role=Role.OWNER))
+    events.record(*updates)
+
+
+@transaction.atomic
 def group_member_set_role(*, user, group_id, target_user_id, role):
     """The owner sets a member's role; role "owner" transfers ownership (the old owner becomes admin)."""
     membership = _locked_membership(user=user, group_id=group_id)

@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "media",
     "calls",
     "realtime",
+    "moderation",
 ]
 
 MIDDLEWARE = [
@@ -231,6 +232,8 @@ SPECTACULAR_SETTINGS = {
         "CallTypeEnum": "calls.models.Call.Type",
         "CallStatusEnum": "calls.models.Call.Status",
         "FinishedCallStatusEnum": ["ended", "rejected", "cancelled", "missed"],
+        "ReportTargetTypeEnum": "moderation.models.TargetType",
+        "ReportStatusEnum": "moderation.models.Report.Status",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

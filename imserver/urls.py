@@ -14,6 +14,7 @@ v1 = [
     path("", include("media.urls")),
     path("", include("calls.urls")),
     path("", include("realtime.urls")),
+    path("", include("moderation.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -28,31 +28,53 @@ def test_database_url():
 
 
 class Server:
-    """One `daphne imserver.asgi:application` on a free loopback port."""
+    """One `daphne imserver.asgi:application` on a free loopback port.
+
+    On PostgreSQL it shares the test run's database. On SQLite (whose test database lives in the
+    test process's memory) it gets a database file of its own in its var directory, migrated
+    first: a test then sets up through the server's API and `manage()`, not the ORM.
+    """
 
     def __init__(self, tmp_path, **env):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}/ws"
         self.log = tmp_path / f"daphne-{self.port}.log"
-        environment = {
+        self.environment = {
             **os.environ,
-            "DATABASE_URL": test_database_url(),
             "RATE_LIMITS": "off",
             "IMSERVER_VAR_DIR": str(tmp_path / "var"),
             "DATABASE_POOL_MIN": "1",
             "DATABASE_POOL_MAX": "8",
             **env,
         }
+        if connection.vendor == "postgresql":
+            self.environment["DATABASE_URL"] = test_database_url()
+        else:
+            self.environment.pop("DATABASE_URL", None)  # the embedded default: var/db.sqlite3
+            migrated = self.manage("migrate", "--noinput")
+            assert migrated.returncode == 0, migrated.stderr
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "imserver.asgi:application"],
                 cwd=ROOT,
-                env=environment,
+                env=self.environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         self.wait_healthy()
+
+    def manage(self, *args, input=None):
+        """Runs `manage.py <args>` against the server's database; returns the CompletedProcess."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.environment,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def wait_healthy(self, timeout=30):
         deadline = time.monotonic() + timeout

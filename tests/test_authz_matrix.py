@@ -44,6 +44,10 @@ MATRIX = {
     ("auth/password/change", "POST"): Row("/v1/auth/password/change", {}, member=400),
     ("user/me", "GET"): Row("/v1/user/me", member=200),
     ("user/me", "PATCH"): Row("/v1/user/me", {"status_message": "hi"}, member=200),
+    ("user/me", "DELETE"): Row("/v1/user/me", {"password": "Sup3r-secret!"}, member=204),
+    ("reports", "POST"): Row(
+        "/v1/reports", {"target_type": "message", "target_id": "{message}", "reason": "spam"}, stranger=404, member=201
+    ),
     ("users/search", "GET"): Row("/v1/users/search?query=o", member=200),
     ("users/{user_id}", "GET"): Row("/v1/users/{member}", member=200),
     ("contacts", "GET"): Row("/v1/contacts", member=200),

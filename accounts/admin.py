@@ -1,0 +1,116 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from accounts.models import User
+from chat.models import Conversation, Membership
+from groups.models import Group
+from moderation import selectors, services
+from moderation.admin_tools import LargeTableMixin, ObjectActionsMixin, admin_link, confirm_with_reason
+
+
+@admin.register(User)
+class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
+    """Users: moderators view them and ban or unban (accounts.ban_user); only superusers edit
+    accounts, and nobody deletes one here (deletion is `manage.py delete_user`, a tombstone)."""
+
+    list_display = ("username", "nickname", "email", "status", "is_banned", "is_staff", "date_joined")
+    list_filter = ("is_online", "chosen_status", "is_banned", "is_staff", "is_active", "date_joined")
+    search_fields = ("username", "email", "nickname")
+    ordering = ("-pk",)  # the primary key index; "username" would sort the whole table
+    actions = ["ban_users", "unban_users"]
+    readonly_fields = (
+        "is_online",
+        "last_online",
+        "is_banned",
+        "banned_at",
+        "ban_reason",
+        "token_version",
+        "date_joined",
+        "last_login",
+        "chat_groups",
+        "recent_messages",
+    )
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Profile", {"fields": ("nickname", "email", "status_message", "avatar", "chosen_status")}),
+        ("Presence", {"fields": ("is_online", "last_online")}),
+        ("Moderation", {"fields": ("is_banned", "banned_at", "ban_reason")}),
+        ("Groups and messages", {"fields": ("chat_groups", "recent_messages")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("date_joined", "last_login", "token_version")}),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Viewers (moderators) do not need the password hash's summary.
+            fieldsets = ((None, {"fields": ("username",)}), *fieldsets[1:])
+        return fieldsets
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_ban_permission(self, request):
+        return request.user.has_perm("accounts.ban_user")
+
+    def get_object_actions(self, obj):
+        return [("unban_users", "Unban…")] if obj.is_banned else [("ban_users", "Ban…")]
+
+    @admin.display(description="status")
+    def status(self, user):
+        return user.status
+
+    @admin.display(description="Chat groups")
+    def chat_groups(self, user):
+        memberships = (
+            Membership.objects.filter(user=user, conversation__type=Conversation.Type.GROUP)
+            .select_related("conversation__group")
+            .order_by("-joined_at")
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    admin_link(Group, m.conversation.group.pk, m.conversation.group.name),
+                    m.role,
+                    f"{m.joined_at:%Y-%m-%d %H:%M}",
+                )
+                for m in memberships
+            ),
+        )
+        if not rows:
+            return "None"
+        return format_html("<table><tr><th>Group</th><th>Role</th><th>Joined</th></tr>{}</table>", rows)
+
+    @admin.display(description="Recent messages")
+    def recent_messages(self, user):
+        table = render_to_string(
+            "admin/moderation/messages_table.html", {"messages": selectors.user_recent_messages(user)}
+        )
+        everything = reverse("admin:chat_message_changelist") + f"?sender__id__exact={user.pk}"
+        return format_html('{}<p><a href="{}">All messages by {}</a></p>', table, everything, user.username)
+
+    @admin.action(permissions=["ban"], description="Ban selected users…")
+    def ban_users(self, request, queryset):
+        return confirm_with_reason(
+            self,
+            request,
+            queryset,
+            title="Ban users",
+            apply=lambda user, reason: services.user_ban(actor=request.user, user=user, reason=reason),
+        )
+
+    @admin.action(permissions=["ban"], description="Unban selected users…")
+    def unban_users(self, request, queryset):
+        return confirm_with_reason(
+            self,
+            request,
+            queryset,
+            title="Unban users",
+            required=False,
+            apply=lambda user, reason: services.user_unban(actor=request.user, user=user, reason=reason),
+        )

@@ -1,0 +1,131 @@
+"""Moderation reads: what a user may report, what moderators see around a report, and the
+figures of the admin index and `imstats`."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework.exceptions import NotFound
+
+from accounts.models import User
+from accounts.selectors import visible_users
+from chat.models import Conversation, Membership, Message
+from groups.models import Group
+from groups.selectors import group_with_stats
+from imserver.api import parse_id
+from moderation.models import AuditEntry, Report, TargetType
+
+MESSAGES_AROUND = 3  # messages shown before and after a reported one
+RECENT_MESSAGES = 20
+
+
+def report_target_id(*, reporter, target_type, raw_id):
+    """The id of the target named by raw_id ("m12", "7", "g3"), if the reporter can see it:
+    a message of one of their conversations, a visible user, a group they are in. Else 404."""
+    if target_type == TargetType.MESSAGE:
+        pk = parse_id("m", raw_id)
+        visible = Message.objects.filter(pk=pk, conversation__memberships__user=reporter)
+    elif target_type == TargetType.USER:
+        pk = parse_id("", raw_id)
+        visible = visible_users().filter(pk=pk)
+    else:
+        pk = parse_id("g", raw_id)
+        visible = Membership.objects.filter(conversation__group__pk=pk, user=reporter)
+    if pk is None or not visible.exists():
+        raise NotFound(f"{target_type.capitalize()} not found")
+    return pk
+
+
+def user_recent_messages(user, limit=RECENT_MESSAGES):
+    """The user's newest messages, newest first (index chat_message_sender_recent)."""
+    return list(
+        Message.objects.filter(sender=user).select_related("sender", "conversation__group").order_by("-pk")[:limit]
+    )
+
+
+def messages_around(message, count=MESSAGES_AROUND):
+    """The message with up to `count` messages before and after it in its conversation."""
+    return list(
+        Message.objects.filter(
+            conversation_id=message.conversation_id, seq__gte=message.seq - count, seq__lte=message.seq + count
+        )
+        .select_related("sender", "conversation__group")
+        .order_by("seq")
+    )
+
+
+def report_context(report):
+    """What a moderator needs to judge a report, for the report's admin page.
+
+    message: it and the messages around it in its conversation; user: the profile and recent
+    messages; group: its profile, owner and size. `target` is None when it no longer exists.
+    """
+    context = {"report": report, "target": None}
+    if report.target_type == TargetType.MESSAGE:
+        message = Message.objects.select_related("conversation__group").filter(pk=report.target_id).first()
+        if message is not None:
+            context["target"] = message
+            context["around"] = messages_around(message)
+    elif report.target_type == TargetType.USER:
+        user = User.objects.filter(pk=report.target_id).first()
+        if user is not None:
+            context["target"] = user
+            context["recent"] = user_recent_messages(user, limit=10)
+    else:
+        try:
+            context["target"] = group = group_with_stats(report.target_id)
+            context["owner"] = User.objects.filter(pk=group.owner_id).first()
+        except Group.DoesNotExist:  # dissolved since
+            pass
+    about_target = {"target_type": report.target_type, "target_id": report.target_id}
+    context["other_reports"] = list(
+        Report.objects.filter(**about_target).exclude(pk=report.pk).select_related("reporter").order_by("-pk")[:10]
+    )
+    context["history"] = list(AuditEntry.objects.filter(**about_target).order_by("-pk")[:10])
+    return context
+
+
+# --- Figures ------------------------------------------------------------------------------------
+
+
+def users_count():
+    return User.objects.filter(is_active=True).count()
+
+
+def online_count():
+    return User.objects.filter(is_online=True).count()
+
+
+def conversations_count():
+    return Conversation.objects.count()
+
+
+def messages_since(start):
+    return Message.objects.filter(created_at__gte=start).count()
+
+
+def open_reports_count():
+    return Report.objects.filter(status=Report.Status.OPEN).count()
+
+
+def messages_today():
+    return messages_since(timezone.now().replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+# imstats prints each of these (key, label, function); apps add theirs here (media bytes stored,
+# calls today). Each must stay cheap: an indexed count or an aggregate of a small table.
+FIGURES = [
+    ("users", "Users", users_count),
+    ("online_now", "Online now", online_count),
+    ("conversations", "Conversations", conversations_count),
+    ("messages_last_day", "Messages in the last day", lambda: messages_since(timezone.now() - timedelta(days=1))),
+    ("messages_last_week", "Messages in the last week", lambda: messages_since(timezone.now() - timedelta(days=7))),
+    ("open_reports", "Open reports", open_reports_count),
+]
+
+# The admin index's "at a glance" figures: (label, function, admin URL name of the list or None).
+ADMIN_FIGURES = [
+    ("Users", users_count, "admin:accounts_user_changelist"),
+    ("Online now", online_count, None),
+    ("Messages today", messages_today, None),
+    ("Open reports", open_reports_count, "admin:moderation_report_changelist"),
+]

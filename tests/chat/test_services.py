@@ -1,0 +1,84 @@
+import pytest
+from django.db import transaction
+
+from chat.models import Message
+from chat.services import message_remove
+from tests.conftest import client_for, events_of, group_of, make_user, private_chat, send
+
+pytestmark = pytest.mark.django_db
+
+
+class TestMessageRemove:
+    def test_stays_in_history_as_removed_without_content(self, user, other_user):
+        conversation = private_chat(user, other_user)
+        message = send(user, conversation, "buy cheap pills", caption="")
+        later = send(other_user, conversation, "what?")
+
+        assert message_remove(message=message) is True
+
+        stored = Message.objects.get(pk=message.pk)
+        assert (stored.status, stored.content, stored.caption) == ("removed", "", "")
+        assert stored.updated_at is not None
+        for viewer in (user, other_user):
+            page = client_for(viewer).get(f"/v1/conversations/c{conversation.pk}/messages").json()["messages"]
+            assert [m["message_id"] for m in page] == [f"m{later.pk}", f"m{message.pk}"]
+            removed = page[1]
+            assert removed["status"] == "removed" and removed["content"] == "" and removed["caption"] is None
+            assert removed["updated_at"] is not None
+
+    def test_every_member_is_told(self, user, other_user):
+        carol = make_user("carol")
+        group = group_of(user, other_user, carol)
+        message = send(other_user, group.conversation, "offensive")
+
+        message_remove(message=message)
+
+        expected = {
+            "message_id": f"m{message.pk}",
+            "conversation_id": f"c{group.conversation_id}",
+            "status": "removed",
+        }
+        for member in (user, other_user, carol):
+            status = events_of(member, "message_status")
+            assert len(status) == 1
+            assert {k: status[0]["data"][k] for k in expected} == expected
+            assert status[0]["data"]["updated_at"].endswith("Z")
+
+    def test_removing_twice_changes_nothing(self, user, other_user):
+        message = send(user, private_chat(user, other_user))
+        assert message_remove(message=message) is True
+        assert message_remove(message=Message.objects.get(pk=message.pk)) is False
+        assert len(events_of(other_user, "message_status")) == 1
+
+    def test_rolled_back_removal_tells_nobody(self, user, other_user, django_capture_on_commit_callbacks):
+        message = send(user, private_chat(user, other_user))
+        with django_capture_on_commit_callbacks() as callbacks, pytest.raises(RuntimeError), transaction.atomic():
+            message_remove(message=message)
+            raise RuntimeError
+        assert callbacks == []
+        assert Message.objects.get(pk=message.pk).status == "sent"
+        assert events_of(other_user, "message_status") == []
+
+    def test_last_message_of_the_list_shows_it_removed(self, user, other_user):
+        conversation = private_chat(user, other_user)
+        message = send(user, conversation, "secret")
+        message_remove(message=message)
+        item = client_for(other_user).get(f"/v1/conversations/c{conversation.pk}").json()
+        assert item["last_message"]["content"] == "" and item["unread_count"] == 0
+
+    def test_a_removed_media_message_loses_its_upload(self, user, other_user, django_capture_on_commit_callbacks):
+        from django.core.files.storage import default_storage
+
+        from media.models import Media
+        from tests.media.conftest import post_upload
+        from tests.media.files import image_bytes
+
+        conversation = private_chat(user, other_user)
+        photo = post_upload(client_for(user), image_bytes("JPEG"), "image").json()
+        message = send(user, conversation, photo["media_id"], type="image")
+        stored_file = Media.objects.get().file
+        with django_capture_on_commit_callbacks(execute=True):
+            message_remove(message=message)
+        assert not Media.objects.exists() and not default_storage.exists(stored_file)
+        shown = client_for(other_user).get(f"/v1/conversations/c{conversation.pk}/messages").json()["messages"][0]
+        assert (shown["status"], shown["content"], shown["media"]) == ("removed", "", None)

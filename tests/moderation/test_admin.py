@@ -1,0 +1,299 @@
+"""The moderators' admin: permissions, actions calling the services, pages that stay cheap."""
+
+import pytest
+from django.contrib.auth.models import Group as AuthGroup
+from django.db import connection
+from django.test import Client
+
+from accounts.models import User
+from chat.models import Message
+from moderation import services
+from moderation.admin_tools import EstimatedCountPaginator
+from moderation.models import AuditEntry, Report
+from tests.conftest import events_of, group_of, is_postgres, make_user, private_chat, send
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def moderator(db):
+    return services.moderator_grant(actor="cli:root", user=make_user("mod"))
+
+
+@pytest.fixture
+def admin_client(moderator):
+    client = Client()
+    client.force_login(moderator)
+    return client
+
+
+def run_action(client, url, action, objects, **confirm):
+    """Posts an admin action for objects as the changelist does; with confirm, the reason page too."""
+    data = {"action": action, "_selected_action": [str(o.pk) for o in objects], "index": "0"}
+    response = client.post(url, data)
+    if confirm:
+        data = {"action": action, "_selected_action": data["_selected_action"], "confirm": "yes", **confirm}
+        response = client.post(url, data)
+    return response
+
+
+class TestModerators:
+    def test_group_has_exactly_the_moderation_permissions(self, db):
+        permissions = AuthGroup.objects.get(name="Moderators").permissions.values_list(
+            "content_type__app_label", "codename"
+        )
+        assert set(permissions) == {
+            ("accounts", "view_user"),
+            ("accounts", "ban_user"),
+            ("groups", "view_group"),
+            ("chat", "view_conversation"),
+            ("chat", "view_membership"),
+            ("chat", "view_message"),
+            ("chat", "remove_message"),
+            ("moderation", "view_report"),
+            ("moderation", "handle_report"),
+            ("moderation", "view_auditentry"),
+        }
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "/admin/",
+            "/admin/accounts/user/",
+            "/admin/chat/conversation/",
+            "/admin/chat/message/",
+            "/admin/groups/group/",
+            "/admin/moderation/report/",
+            "/admin/moderation/auditentry/",
+        ],
+    )
+    def test_can_view(self, admin_client, url):
+        assert admin_client.get(url).status_code == 200
+
+    def test_cannot_add_change_or_delete_users(self, admin_client, user):
+        assert admin_client.get("/admin/accounts/user/add/").status_code == 403
+        assert admin_client.get(f"/admin/accounts/user/{user.pk}/delete/").status_code == 403
+        admin_client.post(f"/admin/accounts/user/{user.pk}/change/", {"username": "renamed", "is_staff": "on"})
+        assert User.objects.get(pk=user.pk).username == "alice"
+        page = admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+        assert 'name="username"' not in page and "pbkdf2" not in page.lower()
+
+    def test_has_no_superuser_powers(self, admin_client):
+        assert admin_client.get("/admin/auth/group/").status_code == 403
+        assert admin_client.get("/admin/token_blacklist/outstandingtoken/").status_code == 403
+
+    def test_nobody_edits_the_audit_log(self, db):
+        root = make_user("root", is_staff=True, is_superuser=True)
+        services.user_ban(actor=root, user=make_user("spammer"), reason="spam")
+        entry = AuditEntry.objects.get()
+        client = Client()
+        client.force_login(root)
+        assert client.get("/admin/moderation/auditentry/add/").status_code == 403
+        assert client.get(f"/admin/moderation/auditentry/{entry.pk}/delete/").status_code == 403
+        page = client.get(f"/admin/moderation/auditentry/{entry.pk}/change/").content.decode()
+        assert 'name="reason"' not in page
+
+
+class TestBanActions:
+    def test_ban_asks_for_a_reason_then_bans(self, admin_client, moderator, user, other_user):
+        page = run_action(admin_client, "/admin/accounts/user/", "ban_users", [user, other_user])
+        assert page.status_code == 200 and b'name="reason"' in page.content
+        assert not User.objects.filter(is_banned=True).exists()
+
+        done = run_action(admin_client, "/admin/accounts/user/", "ban_users", [user, other_user], reason="spam ring")
+        assert done.status_code == 302
+        assert set(User.objects.filter(is_banned=True, ban_reason="spam ring")) == {user, other_user}
+        entries = AuditEntry.objects.filter(action="user_ban")
+        assert {(e.actor, e.target_id, e.reason) for e in entries} == {
+            (moderator, user.pk, "spam ring"),
+            (moderator, other_user.pk, "spam ring"),
+        }
+
+    def test_reason_is_required(self, admin_client, user):
+        page = run_action(admin_client, "/admin/accounts/user/", "ban_users", [user], reason="")
+        assert page.status_code == 200 and b"This field is required" in page.content
+        assert not User.objects.get(pk=user.pk).is_banned
+
+    def test_staff_are_skipped_with_a_warning(self, admin_client, user, moderator):
+        other_moderator = services.moderator_grant(actor="cli:root", user=make_user("mod2"))
+        response = run_action(
+            admin_client, "/admin/accounts/user/", "ban_users", [user, other_moderator], reason="spam"
+        )
+        messages = [str(m) for m in response.wsgi_request._messages]
+        assert any("mod2 is staff" in m for m in messages)
+        assert list(User.objects.filter(is_banned=True)) == [user]
+
+    def test_unban(self, admin_client, user):
+        services.user_ban(actor="cli:ops", user=user, reason="spam")
+        run_action(admin_client, "/admin/accounts/user/", "unban_users", [user], reason="")
+        assert not User.objects.get(pk=user.pk).is_banned
+
+    def test_user_page_offers_ban_or_unban(self, admin_client, user):
+        page = admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+        assert 'data-object-action="ban_users"' in page and "unban_users" not in page
+        services.user_ban(actor="cli:ops", user=user, reason="spam")
+        page = admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+        assert 'data-object-action="unban_users"' in page
+
+    def test_the_page_button_leads_to_the_reason_page(self, admin_client, user):
+        # What the "Ban…" button posts: the action and the object, without the list's index.
+        page = admin_client.post("/admin/accounts/user/", {"action": "ban_users", "_selected_action": str(user.pk)})
+        assert page.status_code == 200 and b'name="reason"' in page.content
+
+
+class TestRemoveMessages:
+    def test_removes_for_everyone_and_logs(self, admin_client, moderator, user, other_user):
+        conversation = private_chat(user, other_user)
+        bad, fine = send(user, conversation, "nasty"), send(user, conversation, "fine")
+        run_action(admin_client, "/admin/chat/message/", "remove_messages", [bad], reason="harassment")
+        assert Message.objects.get(pk=bad.pk).status == "removed"
+        assert Message.objects.get(pk=fine.pk).status == "sent"
+        assert events_of(other_user, "message_status")[0]["data"]["message_id"] == f"m{bad.pk}"
+        assert AuditEntry.objects.get(action="message_remove").actor == moderator
+
+    def test_without_permission_the_action_is_not_offered(self, user, other_user):
+        viewer = make_user("viewer", is_staff=True)
+        viewer.user_permissions.add(
+            *AuthGroup.objects.get(name="Moderators").permissions.exclude(codename="remove_message")
+        )
+        client = Client()
+        client.force_login(viewer)
+        message = send(user, private_chat(user, other_user))
+        assert b"remove_messages" not in client.get("/admin/chat/message/").content
+        run_action(client, "/admin/chat/message/", "remove_messages", [message], reason="x")
+        assert Message.objects.get(pk=message.pk).status == "sent"
+
+
+class TestReports:
+    def test_queue_shows_open_reports_by_default(self, admin_client, user, other_user):
+        open_report = Report.objects.create(reporter=user, target_type="user", target_id=other_user.pk, reason="spam")
+        Report.objects.create(
+            reporter=other_user, target_type="user", target_id=user.pk, reason="rude", status="dismissed"
+        )
+        page = admin_client.get("/admin/moderation/report/")
+        assert [r.pk for r in page.context["cl"].result_list] == [open_report.pk]
+        everything = admin_client.get("/admin/moderation/report/", {"status": "all"})
+        assert len(everything.context["cl"].result_list) == 2
+
+    @pytest.mark.parametrize(("action", "status"), [("resolve_reports", "resolved"), ("dismiss_reports", "dismissed")])
+    def test_handle_with_a_note(self, admin_client, moderator, user, other_user, action, status):
+        report = Report.objects.create(reporter=user, target_type="user", target_id=other_user.pk, reason="spam")
+        run_action(admin_client, "/admin/moderation/report/", action, [report], reason="warned them")
+        report.refresh_from_db()
+        assert (report.status, report.note, report.handled_by) == (status, "warned them", moderator)
+
+    def test_message_report_shows_it_among_its_neighbours(self, admin_client, user, other_user):
+        conversation = private_chat(user, other_user)
+        sent = [send(user if n % 2 else other_user, conversation, f"line {n}") for n in range(10)]
+        report = Report.objects.create(reporter=user, target_type="message", target_id=sent[5].pk, reason="spam")
+        page = admin_client.get(f"/admin/moderation/report/{report.pk}/change/").content.decode()
+        shown = [n for n in range(10) if f"line {n}<" in page]
+        assert shown == [2, 3, 4, 5, 6, 7, 8]
+        assert 'data-object-action="resolve_reports"' in page
+
+    def test_user_report_shows_profile_and_recent_messages(self, admin_client, user, other_user):
+        send(other_user, private_chat(user, other_user), "buy followers")
+        report = Report.objects.create(reporter=user, target_type="user", target_id=other_user.pk, reason="spam")
+        page = admin_client.get(f"/admin/moderation/report/{report.pk}/change/").content.decode()
+        assert "buy followers" in page and "Bob" in page
+
+    def test_group_report_shows_the_group(self, admin_client, user, other_user):
+        group = group_of(other_user, user, name="Crypto gains")
+        report = Report.objects.create(reporter=user, target_type="group", target_id=group.pk, reason="scam")
+        page = admin_client.get(f"/admin/moderation/report/{report.pk}/change/").content.decode()
+        assert "Crypto gains" in page and "<th>Members</th><td>2</td>" in page
+
+    def test_target_that_no_longer_exists(self, admin_client, user):
+        report = Report.objects.create(reporter=user, target_type="group", target_id=999999, reason="scam")
+        page = admin_client.get(f"/admin/moderation/report/{report.pk}/change/").content.decode()
+        assert "no longer exists" in page
+
+
+class TestPages:
+    def test_user_page_shows_groups_and_twenty_recent_messages(self, admin_client, user, other_user):
+        group_of(other_user, user, name="Hiking")
+        conversation = private_chat(user, other_user)
+        for n in range(25):
+            send(user, conversation, f"note {n}.")
+        page = admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+        assert "Hiking" in page
+        assert [n for n in range(25) if f"note {n}." in page] == list(range(5, 25))
+
+    def test_message_list_links_sender_and_conversation(self, admin_client, user, other_user):
+        conversation = private_chat(user, other_user)
+        send(user, conversation, "hello")
+        page = admin_client.get("/admin/chat/message/").content.decode()
+        assert f'href="/admin/accounts/user/{user.pk}/change/"' in page
+        assert f'href="/admin/chat/conversation/{conversation.pk}/change/"' in page
+
+    def test_message_search_and_filters(self, admin_client, user, other_user):
+        conversation = private_chat(user, other_user)
+        send(user, conversation, "needle in a haystack")
+        send(user, conversation, "hay")
+        found = admin_client.get("/admin/chat/message/", {"q": "needle"}).context["cl"].result_list
+        assert [m.content for m in found] == ["needle in a haystack"]
+        by_sender = admin_client.get("/admin/chat/message/", {"sender__id__exact": user.pk, "type__exact": "text"})
+        assert len(by_sender.context["cl"].result_list) == 2
+
+    def test_index_shows_figures_at_a_glance(self, admin_client, user, other_user):
+        User.objects.filter(pk=user.pk).update(is_online=True)
+        send(user, private_chat(user, other_user))
+        Report.objects.create(reporter=user, target_type="user", target_id=other_user.pk, reason="spam")
+        figures = {label: value for label, value, _ in admin_client.get("/admin/").context["figures"]}
+        assert figures == {"Users": 3, "Online now": 1, "Messages today": 1, "Open reports": 1}
+
+
+@pytest.fixture
+def many_rows(moderator):
+    """More rows than a page of every list: a query per row would show."""
+    people = [make_user(f"user{n}") for n in range(60)]
+    for n in range(30):
+        group = group_of(people[n], people[n + 1], people[n + 2], name=f"group {n}")
+        send(people[n], group.conversation, f"hello {n}")
+        send(people[n + 1], private_chat(people[n + 1], people[n + 2]), f"hi {n}")
+        Report.objects.create(reporter=people[n], target_type="user", target_id=people[n + 1].pk, reason="spam")
+        Report.objects.create(reporter=people[n], target_type="message", target_id=1, reason="spam")
+    for person in people[30:]:
+        services.user_ban(actor="cli:ops", user=person, reason="spam")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/accounts/user/",
+        "/admin/chat/conversation/",
+        "/admin/chat/message/",
+        "/admin/groups/group/",
+        "/admin/moderation/report/",
+        "/admin/moderation/auditentry/",
+        "/admin/accounts/user/?q=user",
+        "/admin/chat/message/?q=hello&type__exact=text",
+    ],
+)
+def test_lists_cost_no_query_per_row(admin_client, many_rows, url, django_assert_max_num_queries):
+    with django_assert_max_num_queries(12):
+        response = admin_client.get(url)
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) >= 30
+
+
+class TestEstimatedCount:
+    def test_exact_on_filtered_lists_and_small_tables(self, user, other_user):
+        conversation = private_chat(user, other_user)
+        for n in range(3):
+            send(user, conversation, f"m{n}")
+        assert EstimatedCountPaginator(Message.objects.order_by("-pk"), 50).count == 3
+        assert EstimatedCountPaginator(Message.objects.filter(content="m1").order_by("-pk"), 50).count == 1
+
+    @pytest.mark.skipif(not is_postgres(), reason="PostgreSQL's statistics (set DATABASE_URL)")
+    def test_unfiltered_big_table_reads_the_statistics(self, user, other_user, monkeypatch, django_assert_num_queries):
+        conversation = private_chat(user, other_user)
+        for n in range(5):
+            send(user, conversation, f"m{n}")
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE chat_message")
+        monkeypatch.setattr(EstimatedCountPaginator, "exact_below", 1)
+        with django_assert_num_queries(1) as captured:
+            count = EstimatedCountPaginator(Message.objects.order_by("-pk"), 50).count
+        assert "pg_class" in captured.captured_queries[0]["sql"] and "COUNT" not in captured.captured_queries[0]["sql"]
+        assert count == 5
