@@ -111,11 +111,15 @@ def avatar_replace(*, owner, old, value, field="avatar"):
     return new
 
 
-def media_purge_orphans(*, older_than=None):
-    """Deletes uploads that no message or avatar used within MEDIA_ORPHAN_TTL, in batches (their
-    files go once each batch commits); returns how many."""
+def media_orphans(*, older_than=None):
+    """Uploads that no message or avatar used within MEDIA_ORPHAN_TTL (or older_than)."""
     cutoff = timezone.now() - (settings.MEDIA_ORPHAN_TTL if older_than is None else older_than)
-    orphans = Media.objects.filter(attached_at__isnull=True, created_at__lt=cutoff)
+    return Media.objects.filter(attached_at__isnull=True, created_at__lt=cutoff)
+
+
+def media_purge_orphans(*, older_than=None):
+    """Deletes the orphans, in batches (their files go once each batch commits); returns how many."""
+    orphans = media_orphans(older_than=older_than)
     purged = 0
     while True:
         with transaction.atomic():

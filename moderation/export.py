@@ -1,15 +1,18 @@
 """Everything stored about a user, for data-access requests (`manage.py export_user`).
 
 Each section is a function of the user; big ones (messages) are generators, written out as they
-are read. Apps add their sections to SECTIONS (media: the user's uploads).
+are read.
 """
 
+from django.db.models import Q
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
+from calls.models import Call
 from chat.models import Membership, Message
 from contacts.models import Contact
 from imserver.api import format_id
+from media.models import Media
 from moderation.models import ID_PREFIXES, Report
 
 
@@ -96,6 +99,37 @@ def reports_made(user):
     ]
 
 
+def uploads(user):
+    return [
+        {
+            "media_id": media.public_id,
+            "type": media.kind,
+            "filename": media.filename,
+            "content_type": media.content_type,
+            "size": media.size,
+            "stored_as": media.file,
+            "attached": media.attached_at is not None,
+            "created_at": media.created_at,
+        }
+        for media in Media.objects.filter(owner=user).order_by("pk")
+    ]
+
+
+def calls(user):
+    return [
+        {
+            "call_id": f"call{call.pk}",
+            "caller_id": str(call.caller_id),
+            "callee_id": str(call.callee_id),
+            "type": call.type,
+            "status": call.status,
+            "duration": call.duration,
+            "created_at": call.created_at,
+        }
+        for call in Call.objects.filter(Q(caller=user) | Q(callee=user)).order_by("pk")
+    ]
+
+
 SECTIONS = [
     ("profile", profile),
     ("social_accounts", social_accounts),
@@ -103,6 +137,8 @@ SECTIONS = [
     ("memberships", memberships),
     ("messages", messages),
     ("reports_made", reports_made),
+    ("media", uploads),
+    ("calls", calls),
 ]
 
 

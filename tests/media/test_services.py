@@ -5,6 +5,7 @@ from io import StringIO
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 from PIL import Image
 from rest_framework.exceptions import ValidationError
@@ -86,9 +87,16 @@ class TestPurge:
         out = StringIO()
         call_command("purge_media", stdout=out)
         assert "Purged 0" in out.getvalue()
+        call_command("purge_media", "--older-than", "24h", "--dry-run", stdout=out)
+        assert f"Would purge 1 unattached upload(s), {media.size} bytes" in out.getvalue()
+        assert Media.objects.exists()
         with django_capture_on_commit_callbacks(execute=True):
-            call_command("purge_media", "--hours", "24", stdout=out)
+            call_command("purge_media", "--older-than", "24h", stdout=out)
         assert "Purged 1" in out.getvalue() and not Media.objects.exists()
+
+    def test_command_rejects_a_bad_age(self, db):
+        with pytest.raises(CommandError, match="--older-than"):
+            call_command("purge_media", "--older-than", "yesterday")
 
     def test_works_through_more_than_one_batch(self, user, monkeypatch):
         monkeypatch.setattr("media.services.PURGE_BATCH", 2)

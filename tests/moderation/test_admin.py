@@ -4,9 +4,12 @@ import pytest
 from django.contrib.auth.models import Group as AuthGroup
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import User
+from calls.models import Call
 from chat.models import Message
+from media.models import Media
 from moderation import services
 from moderation.admin_tools import EstimatedCountPaginator
 from moderation.models import AuditEntry, Report
@@ -53,6 +56,8 @@ class TestModerators:
             ("moderation", "view_report"),
             ("moderation", "handle_report"),
             ("moderation", "view_auditentry"),
+            ("media", "view_media"),
+            ("calls", "view_call"),
         }
 
     @pytest.mark.parametrize(
@@ -65,6 +70,8 @@ class TestModerators:
             "/admin/groups/group/",
             "/admin/moderation/report/",
             "/admin/moderation/auditentry/",
+            "/admin/media/media/",
+            "/admin/calls/call/",
         ],
     )
     def test_can_view(self, admin_client, url):
@@ -253,6 +260,15 @@ def many_rows(moderator):
         send(people[n + 1], private_chat(people[n + 1], people[n + 2]), f"hi {n}")
         Report.objects.create(reporter=people[n], target_type="user", target_id=people[n + 1].pk, reason="spam")
         Report.objects.create(reporter=people[n], target_type="message", target_id=1, reason="spam")
+        Media.objects.create(
+            owner=people[n], kind="image", file=f"media/x{n}.png", thumbnail=f"media/x{n}-t.png",
+            content_type="image/png", size=1000, width=10, height=10, filename=f"x{n}.png",
+        )  # fmt: skip
+        conversation = private_chat(people[n], people[n + 1])
+        Call.objects.create(
+            caller=people[n], callee=people[n + 1], conversation=conversation, type="audio", status="missed",
+            offer_sdp="v=0", ring_deadline=timezone.now(),
+        )  # fmt: skip
     for person in people[30:]:
         services.user_ban(actor="cli:ops", user=person, reason="spam")
 
@@ -266,6 +282,8 @@ def many_rows(moderator):
         "/admin/groups/group/",
         "/admin/moderation/report/",
         "/admin/moderation/auditentry/",
+        "/admin/media/media/",
+        "/admin/calls/call/",
         "/admin/accounts/user/?q=user",
         "/admin/chat/message/?q=hello&type__exact=text",
     ],

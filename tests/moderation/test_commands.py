@@ -2,14 +2,18 @@
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from social_django.models import UserSocialAuth
 
 from accounts.models import User
+from calls.models import Call
 from chat.models import Message
 from contacts.models import Contact
+from media.models import Media
 from moderation import services
 from moderation.models import AuditEntry, Report
 from tests.conftest import client_for, group_of, make_user, private_chat, send
@@ -76,6 +80,13 @@ class TestImstats:
         old = send(other_user, conversation, "last month")
         Message.objects.filter(pk=old.pk).update(created_at=old.created_at.replace(year=2020))
         User.objects.filter(pk=user.pk).update(is_online=True)
+        Media.objects.create(owner=user, kind="file", file="media/a.bin", content_type="text/plain", size=1500)
+        Media.objects.create(owner=other_user, kind="file", file="media/b.bin", content_type="text/plain", size=500)
+        for created in (timezone.now(), timezone.now() - timedelta(days=2)):
+            Call.objects.create(
+                caller=user, callee=other_user, conversation=conversation, type="audio", status="missed",
+                offer_sdp="v=0", ring_deadline=created, created_at=created,
+            )  # fmt: skip
 
     def test_json(self, activity):
         figures = json.loads(run("imstats", json=True))
@@ -86,6 +97,8 @@ class TestImstats:
             "messages_last_day": 1,
             "messages_last_week": 1,
             "open_reports": 0,
+            "media_bytes_stored": 2000,
+            "calls_today": 1,
         }
 
     def test_table(self, activity):
@@ -105,6 +118,12 @@ class TestExportUser:
         send(other_user, conversation, "bob's words")
         group_of(other_user, user, name="Choir")
         Report.objects.create(reporter=user, target_type="user", target_id=other_user.pk, reason="spam")
+        Media.objects.create(owner=user, kind="image", file="media/me.png", content_type="image/png", size=10)
+        Media.objects.create(owner=other_user, kind="image", file="media/bob.png", content_type="image/png", size=10)
+        Call.objects.create(
+            caller=other_user, callee=user, conversation=conversation, type="video", status="missed",
+            offer_sdp="v=0", ring_deadline=timezone.now(),
+        )  # fmt: skip
 
     def test_everything_about_the_user_and_nothing_else(self, data, user):
         export = json.loads(run("export_user", "alice"))
@@ -116,6 +135,8 @@ class TestExportUser:
             "memberships",
             "messages",
             "reports_made",
+            "media",
+            "calls",
         ]
         assert export["profile"]["username"] == "alice" and export["profile"]["email"] == "alice@example.com"
         assert "password" not in export["profile"]
@@ -124,6 +145,8 @@ class TestExportUser:
         assert sorted(m["type"] for m in export["memberships"]) == ["group", "private"]
         assert [m["content"] for m in export["messages"]] == ["my words"]
         assert export["reports_made"][0]["target"].startswith("user ")
+        assert [m["stored_as"] for m in export["media"]] == ["media/me.png"]
+        assert [(c["type"], c["callee_id"]) for c in export["calls"]] == [("video", export["profile"]["user_id"])]
 
     def test_to_a_file(self, data, tmp_path):
         path = tmp_path / "alice.json"

@@ -1,18 +1,7 @@
-import re
-from datetime import timedelta
+from django.core.management.base import BaseCommand
 
-from django.core.management.base import BaseCommand, CommandError
-
+from imserver.cli import parse_age
 from realtime.services import events_prune
-
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_age(text):
-    match = re.fullmatch(r"(\d+)([smhd])", text or "")
-    if not match:
-        raise CommandError(f"--older-than takes a number and a unit (s, m, h, d), e.g. 7d; got {text!r}")
-    return timedelta(**{UNITS[match[2]]: int(match[1])})
 
 
 class Command(BaseCommand):
