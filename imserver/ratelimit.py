@@ -1,6 +1,7 @@
 """Fixed-window counters in the shared cache (Redis in production), so that every server
 process agrees on them (contract 1.2)."""
 
+import hashlib
 import ipaddress
 import logging
 import time
@@ -22,6 +23,11 @@ def parse_rate(rate):
     return int(count), WINDOWS[period.rstrip("s")]
 
 
+def _cache_key(key, window, bucket):
+    # Keys hold client-chosen text (usernames, emails): hashed, they are safe for any cache.
+    return f"rl:{hashlib.blake2b(key.encode(), digest_size=16).hexdigest()}:{window}:{bucket}"
+
+
 def hit(key, limit, window):
     """Counts one hit against key; returns 0 while within limit, else seconds until it resets.
 
@@ -29,7 +35,7 @@ def hit(key, limit, window):
     """
     now = time.time()
     bucket = int(now // window)
-    name = f"rl:{key}:{window}:{bucket}"
+    name = _cache_key(key, window, bucket)
     try:
         cache.add(name, 0, timeout=window + 1)
         try:
@@ -50,7 +56,7 @@ def peek(key, limit, window):
     now = time.time()
     bucket = int(now // window)
     try:
-        count = cache.get(f"rl:{key}:{window}:{bucket}") or 0
+        count = cache.get(_cache_key(key, window, bucket)) or 0
     except CACHE_ERRORS:
         logger.warning("rate limits: the shared cache is unreachable; not limiting %s", key)
         return 0
