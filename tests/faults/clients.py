@@ -49,6 +49,7 @@ class Receiver:
         self.rng = random.Random(f"{seed}:{name}")
         self.last_id = int(since)
         self.messages = []  # data of new_message frames, in processing order
+        self.others = []  # the other change events, (type, data), in processing order
         self.types = Counter()
         self.duplicates = []  # event ids received again after they were processed
         self.gaps = []  # (last processed id, id received) where ids jumped
@@ -119,6 +120,8 @@ class Receiver:
         self.types[frame["type"]] += 1
         if frame["type"] == "new_message":
             self.messages.append(frame["data"])
+        else:
+            self.others.append((frame["type"], frame["data"]))
 
     def cut(self):
         """Aborts the TCP connection at once (a reset: no WebSocket close handshake)."""
@@ -180,10 +183,12 @@ class Sender:
         self.failure_log = []  # (monotonic time, temp_id, outcome)
         self.problems = []  # answers that break the contract (not the envelope, 500, 4xx)
         self.sends = 0
+        self.latencies = []  # seconds from the first attempt to the stored answer, per send
 
     async def send(self, conversation_id, content, temp_id, first=None):
         index = self.rng.randrange(len(self.bases)) if first is None else first
-        give_up = time.monotonic() + self.give_up_after
+        started = time.monotonic()
+        give_up = started + self.give_up_after
         delay = 0.05
         self.sends += 1
         while True:
@@ -202,6 +207,7 @@ class Sender:
                     body = response.json()
                     self.stored[temp_id] = body
                     self.statuses[outcome] += 1
+                    self.latencies.append(time.monotonic() - started)
                     return body
                 problem = envelope_problem(response)
                 if problem or outcome != 503:
