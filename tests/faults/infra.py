@@ -252,7 +252,7 @@ class SlowSocket:
                     frames += 1
                 elif opcode == 8:
                     close_code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
-                    ended = "close-frame"
+                    return frames, close_code, "close-frame"
         return frames, close_code, ended
 
     def close(self):
