@@ -122,6 +122,28 @@ class Server:
         """How many file descriptors the process holds open."""
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
+    def tcp_fds(self):
+        """{remote port: how many of the process's fds are TCP connections to it} (0: listening)."""
+        remote_port = {}
+        for table in ("tcp", "tcp6"):
+            path = Path(f"/proc/{self.pid}/net/{table}")
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines()[1:]:
+                fields = line.split()
+                remote_port[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
+        counts = {}
+        for fd in os.listdir(f"/proc/{self.pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{self.pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                port = remote_port.get(target[8:-1])
+                if port is not None:
+                    counts[port] = counts.get(port, 0) + 1
+        return counts
+
     def kill(self):
         """kill -9: no cleanup of any kind, as in a crash."""
         self.process.send_signal(signal.SIGKILL)

@@ -63,10 +63,22 @@ class Receiver:
         self.socket = None
         self.task = None
         self._stopping = False
+        self._resume_at = 0.0
 
     def start(self):
-        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"receiver-{self.name}")
+        """Connects (again: with since= the id of the last event processed) and keeps connected."""
+        self._stopping = False
+        self._resume_at = 0.0
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name=f"receiver-{self.name}")
         return self
+
+    async def pause(self, seconds):
+        """Disconnects cleanly and comes back after `seconds`, as an app sent to the background."""
+        self._resume_at = time.monotonic() + seconds
+        ws = self.socket
+        if ws is not None:
+            await ws.close()
 
     @property
     def connected(self):
@@ -86,6 +98,8 @@ class Receiver:
                 ) as ws:
                     self.socket = ws
                     self.connections += 1
+                    if self._stopping:  # stop() came while this connection was opening
+                        await ws.close()
                     self.switches += self._previous_url not in (None, url)
                     self._previous_url = url
                     try:
@@ -105,7 +119,7 @@ class Receiver:
                 self.fatal.append(code)
                 return
             if not self._stopping:
-                await asyncio.sleep(self.rng.uniform(0.05, 0.25))
+                await asyncio.sleep(max(self.rng.uniform(0.05, 0.25), self._resume_at - time.monotonic()))
 
     def _process(self, frame):
         if "id" not in frame:
