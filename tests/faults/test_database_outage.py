@@ -25,8 +25,10 @@ from tests.servers import database_address, register
 pytestmark = fault_marks()
 
 BEFORE, OUTAGE, AFTER = 2.0, 2.5, 6.0
-# After the database is back, requests may fail only within this many seconds.
-RECOVERY_BOUND = 3.0
+# After the database is back, requests may fail only within this many seconds: psycopg_pool
+# retries connecting with a backoff of 1, 2, 4... s, so its next attempt may come a few
+# seconds after the database is back (measured: the first success 0.3-0.7 s after it).
+RECOVERY_BOUND = 5.0
 
 
 async def test_database_outage(start_servers, seed):
