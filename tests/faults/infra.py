@@ -174,11 +174,22 @@ class TcpProxy:
     def restore(self):
         self._call(self._listen())
 
-    def close(self):
+    async def _shutdown(self):
         if self.server is not None:
-            self.cut()
+            await self._cut()
+        for transport in list(self.transports):
+            _reset(transport)
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self):
+        self._call(self._shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+        self.loop.close()
 
 
 def _reset(transport):

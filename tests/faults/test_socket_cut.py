@@ -55,6 +55,8 @@ async def test_receivers_cut_at_random_points_resume_without_loss(start_servers,
     try:
         await asyncio.wait_for(asyncio.gather(*(send_all(s, conversation, MESSAGES_PER_SENDER) for s in senders)), 120)
         await asyncio.wait_for(asyncio.gather(*cutters), 60)
+        # A cut may come after the last message: the receiver reconnects all the same.
+        await async_wait_for(lambda: all(r.connected for r in receivers), 20, message="receivers back")
         committed = await assert_delivery_invariant(
             {r: [conversation] for r in receivers},
             [conversation],
@@ -75,7 +77,7 @@ async def test_receivers_cut_at_random_points_resume_without_loss(start_servers,
         assert not sender.problems and not sender.failures, (sender.problems, sender.failures)
     for receiver in receivers:
         assert receiver.cuts == CUTS_PER_RECEIVER
-        assert receiver.connections == CUTS_PER_RECEIVER + 1, receiver.summary()
+        assert receiver.connections >= CUTS_PER_RECEIVER + 1, receiver.summary()
     # Frames carry the sender's temp_id on the sender's own devices only.
     own = [m for m in receivers[2].messages if m["sender_id"] == alice["user_id"]]
     assert own and all(m["temp_id"].startswith("alice-") for m in own)
