@@ -159,6 +159,13 @@ class Presence:
         await backend.register([(user_id, connection_id) for connection_id, user_id in self.local.items()])
         for user_id in await backend.reap():
             await self.apply(user_id)
+        # Users with a socket here whom the database shows offline: their socket connected while
+        # Redis was unreachable (it could not be counted then), or after a Redis restart another
+        # process's reconciliation ran before this heartbeat put our sockets back. Now that they
+        # are registered, they come online.
+        if self.local:
+            for user_id in await in_db_thread(_shown_offline)(set(self.local.values())):
+                await self.apply(user_id)
 
     async def reconcile(self):
         """Users the database says are online but who have no socket anywhere go offline."""
@@ -168,6 +175,10 @@ class Presence:
         for user_id, count in counts.items():
             if not count:
                 await self.apply(user_id)
+
+
+def _shown_offline(user_ids):
+    return list(User.objects.filter(pk__in=user_ids, is_online=False).values_list("pk", flat=True))
 
 
 presence = Presence()

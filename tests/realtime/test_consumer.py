@@ -445,6 +445,23 @@ class TestPresenceHealing:
         assert await eventually(lambda: User.objects.get(pk=bob.pk).is_online)  # his own socket
         await watcher.disconnect()
 
+    async def test_heartbeat_brings_online_a_socket_the_database_shows_offline(self, alice, bob):
+        from realtime.presence import presence
+
+        await database_sync_to_async(Contact.objects.create)(owner=bob, user=alice)
+        watcher = await open_socket(bob)
+        phone = await open_socket(alice)
+        assert (await next_of_type(watcher, "contact_status"))["data"]["status"] == "online"
+        # As when alice connected while Redis was unreachable (her socket could not be counted),
+        # or another process reconciled after a Redis restart before our heartbeat.
+        await database_sync_to_async(User.objects.filter(pk=alice.pk).update)(is_online=False)
+        await presence.heartbeat()
+        online = await next_of_type(watcher, "contact_status")
+        assert online["data"]["user_id"] == str(alice.pk) and online["data"]["status"] == "online"
+        assert (await database_sync_to_async(User.objects.get)(pk=alice.pk)).is_online
+        await phone.disconnect()
+        await watcher.disconnect()
+
     @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="a Redis restart needs Redis")
     async def test_heartbeat_restores_presence_after_a_redis_restart(self, alice):
         import redis as redis_client
