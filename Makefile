@@ -26,7 +26,7 @@ migrate: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(BIN)/daphne -b $(HOST) -p $(PORT) imserver.asgi:application
+	$(BIN)/daphne -b $(HOST) -p $(PORT) --ping-interval 15 --ping-timeout 15 imserver.asgi:application
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ per-user id, and a socket that sees a gap (or a bus reconnect) fills it from the
 
 import asyncio
 import contextvars
+import functools
 import logging
 import threading
 from collections import defaultdict
@@ -23,7 +24,19 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "imserver:bus"
+
+def channel_name():
+    """The pub/sub channel of this deployment. Pub/sub ignores Redis database numbers, so the
+    name carries the database number and the key prefix: deployments (or test runs) sharing one
+    Redis never hear each other."""
+    return _channel_name(settings.REDIS_URL, settings.CACHES["default"].get("KEY_PREFIX", "imserver"))
+
+
+@functools.cache
+def _channel_name(redis_url, prefix):
+    return f"{prefix}:{redis.connection.parse_url(redis_url).get('db', 0)}:bus"
+
+
 EVENT, EPHEMERAL, CLOSE = "e", "x", "c"
 
 
@@ -71,11 +84,11 @@ def publish(messages):
         if settings.REDIS_URL:
             client = _redis_publisher()
             if len(messages) == 1:
-                client.publish(CHANNEL, orjson.dumps(messages[0]))
+                client.publish(channel_name(), orjson.dumps(messages[0]))
             else:
                 with client.pipeline(transaction=False) as pipe:
                     for message in messages:
-                        pipe.publish(CHANNEL, orjson.dumps(message))
+                        pipe.publish(channel_name(), orjson.dumps(message))
                     pipe.execute()
         else:
             hub.dispatch_threadsafe(messages)
@@ -161,7 +174,7 @@ class Hub:
         while True:
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(channel_name())
                     if not first:
                         # Whatever was published while we were away is in the event log.
                         logger.info("realtime bus reconnected; resyncing %d sockets", self.local_connection_count())

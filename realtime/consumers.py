@@ -52,6 +52,8 @@ CLOSE_TOO_SLOW = 4408
 CLOSE_FLOOD = 4429
 CLOSE_TOO_BIG = 1009
 TOKEN_PROTOCOL_PREFIX = "bearer."
+# Exceptions ASGI servers raise when a send meets a closed socket (uvicorn, websockets).
+CLIENT_GONE = {"ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError"}
 
 
 def _decode(raw_token):
@@ -122,18 +124,31 @@ class EventConsumer(AsyncWebsocketConsumer):
         await hub.start()
         user_id = int(token.get("user_id", 0))
         hub.register(user_id, self)
-        since = (query.get("since") or [None])[0]
+        try:
+            live = await self._go_live(token, user_id, (query.get("since") or [None])[0])
+        except BaseException:
+            hub.unregister(user_id, self)
+            raise
+        if not live:
+            hub.unregister(user_id, self)
+            return
+        # An access token is only good until it expires; the app reconnects with a fresh one.
+        remaining = token["exp"] - time.time()
+        self.expiry = asyncio.get_running_loop().call_later(
+            max(remaining, 0), self.close_from_server, CLOSE_UNAUTHORIZED
+        )
+
+    async def _go_live(self, token, user_id, since):
+        """Checks the user, replays what the socket missed and counts it in; False if closed."""
         try:
             user, self.last_id = await _open_session(token, since)
         except selectors.ResumeError as exc:
-            hub.unregister(user_id, self)
             await self._send_error(exc.code, str(exc), "connect")
             await self.close(CLOSE_GONE if exc.code == 410 else CLOSE_BAD_REQUEST)
-            return
+            return False
         if user is None:
-            hub.unregister(user_id, self)
             await self.close(CLOSE_UNAUTHORIZED)
-            return
+            return False
         self.user_id = user_id
         self.connection_id = uuid.uuid4().hex
         if since is not None:
@@ -145,11 +160,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         # database and the watchers follow in the background, the socket is live already.
         await presence.count_in(self.user_id, self.connection_id)
         self.presence = asyncio.ensure_future(presence.apply(self.user_id))
-        # An access token is only good until it expires; the app reconnects with a fresh one.
-        remaining = token["exp"] - time.time()
-        self.expiry = asyncio.get_running_loop().call_later(
-            max(remaining, 0), self.close_from_server, CLOSE_UNAUTHORIZED
-        )
+        return True
 
     async def disconnect(self, code):
         self.closing = True
@@ -214,8 +225,12 @@ class EventConsumer(AsyncWebsocketConsumer):
                         self.last_id = event_id
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("websocket delivery failed for user %s", self.user_id)
+        except Exception as exc:
+            # A client gone mid-send is routine (each server names that its own way); else a bug.
+            if isinstance(exc, OSError) or type(exc).__name__ in CLIENT_GONE:
+                logger.info("websocket of user %s went away while sending", self.user_id)
+            else:
+                logger.exception("websocket delivery failed for user %s", self.user_id)
             self.close_from_server(1011)
 
     async def _catch_up(self, upto=None):

@@ -476,3 +476,28 @@ class TestPresenceHealing:
         assert client.scard(f"presence:{alice.pk}") == 1
         await socket.disconnect()
         assert client.scard(f"presence:{alice.pk}") == 0
+
+
+class TestConnectFailure:
+    async def test_a_failed_connect_leaves_nothing_in_the_hub(self, alice, monkeypatch):
+        from realtime import consumers
+
+        async def broken_catch_up(self, upto=None):
+            raise RuntimeError("database gone")
+
+        monkeypatch.setattr(consumers.EventConsumer, "_catch_up", broken_catch_up)
+        token = await token_for(alice)
+        communicator = WebsocketCommunicator(application, f"/ws?token={token}&since=0")
+        await communicator.connect(timeout=TIMEOUT)  # accepted before the failure
+        with pytest.raises(RuntimeError, match="database gone"):
+            await communicator.wait(timeout=TIMEOUT)
+        assert alice.pk not in hub.connections
+
+
+def test_the_bus_channel_is_scoped_to_the_redis_database(settings):
+    from realtime.bus import channel_name
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/3"
+    three = channel_name()
+    settings.REDIS_URL = "redis://127.0.0.1:6379/4"
+    assert channel_name() != three and channel_name().endswith(":4:bus")
