@@ -30,6 +30,16 @@ def _test_settings(settings, tmp_path):
     cache.clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_the_pool_before_the_test_database_goes(django_db_setup, django_db_blocker):
+    """Worker threads (the consumers' database calls) leave connections idle in the pool; close
+    it before pytest-django drops the test database, which refuses while sessions remain."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            connection.close_pool()
+
+
 _openapi = None
 
 
