@@ -3,7 +3,10 @@
 Idle: N authenticated WebSockets held open; the server's RSS per connection. Storm: M sockets
 opened at once; the time until every one is accepted and live (a ping answered), and failures.
 
-    .venv/bin/python bench/sockets.py --server uvicorn --idle 10000 --storm 2000
+    .venv/bin/python bench/sockets.py --deployment daphne --idle 10000 --storm 2000
+    .venv/bin/python bench/sockets.py --deployment production --idle 10000 --storm 2000
+
+The production deployment holds its sockets in uvicorn (no gunicorn is started here).
 """
 
 import argparse
@@ -16,7 +19,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, analyze, create_database, django_setup, report
+from bench.common import Deployment, add_deployment_argument, analyze, create_database, django_setup, report
 
 
 async def open_live(url):
@@ -54,7 +57,7 @@ async def storm(port, tokens):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--server", default="daphne")
+    add_deployment_argument(parser)
     parser.add_argument("--idle", type=int, default=10000)
     parser.add_argument("--storm", type=int, default=2000)
     args = parser.parse_args(argv)
@@ -65,30 +68,32 @@ def main(argv=None):
 
     tokens = [token for _, token in seed_users(max(args.idle, args.storm), "sock", refresh=False)]
     analyze()
-    command = f".venv/bin/python bench/sockets.py --server {args.server} --idle {args.idle} --storm {args.storm}"
-    with Server(args.server) as server:
+    command = (
+        f".venv/bin/python bench/sockets.py --deployment {args.deployment} --idle {args.idle} --storm {args.storm}"
+    )
+    with Deployment(args.deployment, rest=False) as deployment:
 
         async def scenario():
-            storm_time, storm_ok, storm_errors = await storm(server.port, tokens[: args.storm])
+            storm_time, storm_ok, storm_errors = await storm(deployment.ws_port, tokens[: args.storm])
             await asyncio.sleep(2)
-            baseline = server.rss_bytes()
-            sockets, failures = await hold_idle(server.port, tokens[: args.idle])
+            baseline = deployment.rss_bytes()
+            sockets, failures = await hold_idle(deployment.ws_port, tokens[: args.idle])
             await asyncio.sleep(3)
-            held = server.rss_bytes()
-            fds = server.open_fds()
+            held = deployment.rss_bytes()
+            fds = deployment.open_fds()
             await asyncio.gather(*[s.close() for s in sockets], return_exceptions=True)
             return storm_time, storm_ok, storm_errors, baseline, held, len(sockets), failures, fds
 
         storm_time, storm_ok, storm_errors, baseline, held, idle_ok, idle_failures, fds = asyncio.run(scenario())
     report(
-        f"connect storm: {args.storm} sockets at once, {args.server}",
+        f"connect storm: {args.storm} sockets at once, {args.deployment}",
         {"seconds until all live": storm_time, "connected": storm_ok, "failures": len(storm_errors)},
         command,
     )
     if storm_errors:
         print("  first failures:", storm_errors[:3])
     report(
-        f"idle sockets: {args.idle} in one process, {args.server}",
+        f"idle sockets: {args.idle} in one process, {args.deployment}",
         {
             "connected": idle_ok,
             "failures": idle_failures,
