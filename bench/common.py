@@ -513,10 +513,10 @@ async def post_closed_loop(targets, seconds):
     """Closed loop: one client per (REST port, token, conversation id), each posting its next
     message as soon as the last is acknowledged, for `seconds`.
 
-    -> (ack latencies, errors, elapsed, sent {message id: send time})."""
+    -> (ack latencies, errors, elapsed, sent: per target {message id: send time})."""
     import orjson
 
-    latencies, errors, sent = [], [], {}
+    latencies, errors, sent = [], [], [{} for _ in targets]
     run_id = f"{time.time():.6f}"
     deadline = time.monotonic() + seconds
 
@@ -537,7 +537,7 @@ async def post_closed_loop(targets, seconds):
                 continue
             if status == 201:
                 latencies.append(time.time() - started)
-                sent[int(orjson.loads(body)["message_id"][1:])] = started
+                sent[index][int(orjson.loads(body)["message_id"][1:])] = started
             else:
                 errors.append((status, body[:200]))
             n += 1
@@ -548,29 +548,32 @@ async def post_closed_loop(targets, seconds):
     return latencies, errors, time.monotonic() - started, sent
 
 
-async def wait_delivered(receivers, message_ids, timeout=5):
-    """Until every receiver has every message, or `timeout` seconds."""
-    expected = set(message_ids)
+async def wait_delivered(groups, timeout=5):
+    """Until every receiver has every message of its group, or `timeout` seconds; `groups` is
+    [(sent {message id: send time}, receivers of those messages)]."""
     until = time.monotonic() + timeout
-    while time.monotonic() < until and any(not expected <= r.arrivals.keys() for r in receivers):
+    while time.monotonic() < until and any(
+        not sent.keys() <= r.arrivals.keys() for sent, receivers in groups for r in receivers
+    ):
         await asyncio.sleep(0.1)
 
 
-def delivery_figures(sent, receivers, seconds):
+def delivery_figures(groups, seconds):
     """Send-to-receive latency per delivery and to each message's last recipient; loss,
-    duplicates and reordering counted exactly against the acknowledged messages."""
+    duplicates and reordering counted exactly against the acknowledged messages. `groups` is
+    [(sent {message id: send time}, the receivers that must each get all of them)]."""
     latencies, last_recipient = [], []
     lost = reordered = 0
-    committed = sorted(sent)
-    for receiver in receivers:
-        got = [m for m in receiver.order if m in sent]
-        lost += len(committed) - len(got)
-        reordered += sum(1 for a, b in zip(got, got[1:], strict=False) if b < a)
-    for message_id, sent_at in sent.items():
-        arrivals = [r.arrivals[message_id] - sent_at for r in receivers if message_id in r.arrivals]
-        latencies.extend(arrivals)
-        if len(arrivals) == len(receivers):
-            last_recipient.append(max(arrivals))
+    for sent, receivers in groups:
+        for receiver in receivers:
+            got = [m for m in receiver.order if m in sent]
+            lost += len(sent) - len(got)
+            reordered += sum(1 for a, b in zip(got, got[1:], strict=False) if b < a)
+        for message_id, sent_at in sent.items():
+            arrivals = [r.arrivals[message_id] - sent_at for r in receivers if message_id in r.arrivals]
+            latencies.extend(arrivals)
+            if len(arrivals) == len(receivers):
+                last_recipient.append(max(arrivals))
     latencies.sort()
     last_recipient.sort()
     return {
@@ -580,9 +583,9 @@ def delivery_figures(sent, receivers, seconds):
         "delivery max ms": (latencies[-1] if latencies else float("nan")) * 1000,
         "last recipient p99 ms": percentile(last_recipient, 0.99) * 1000,
         "lost": lost,
-        "duplicates": sum(r.duplicates for r in receivers),
+        "duplicates": sum(r.duplicates for _, receivers in groups for r in receivers),
         "reordered": reordered,
-        "sockets closed by the server": sum(r.closed is not None for r in receivers),
+        "sockets closed by the server": sum(r.closed is not None for _, receivers in groups for r in receivers),
     }
 
 

@@ -52,7 +52,7 @@ async def run(deployment, conversation_id, members, rate, seconds, meter):
     sent, errors, attempted = await post_open_loop(
         deployment.rest_port, path, members[0][1], rate / len(receivers), seconds
     )
-    await wait_delivered(receivers, sent, timeout=5)
+    await wait_delivered([(sent, receivers)], timeout=5)
     meter.stop()
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -77,7 +77,7 @@ def main(argv=None):
         )
         cpu_servers, cpu_pg, cpu_self = meter.used
         gap_fills = deployment.gap_fills()
-    figures = delivery_figures(sent, receivers, args.seconds)
+    figures = delivery_figures([(sent, receivers)], args.seconds)
     deliveries = figures["deliveries/s"] * args.seconds
     report(
         f"delivery: group of {args.group}, {args.rate:g} deliveries/s offered, {args.deployment}",
