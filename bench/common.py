@@ -7,6 +7,7 @@ request); WebSockets use the `websockets` library.
 """
 
 import asyncio
+import collections
 import json
 import os
 import signal
@@ -108,6 +109,8 @@ class Http:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def request(self, method, path, body=None, token=None):
+        if self.reader is not None and self.reader.at_eof():
+            self.close()  # the server closed it while idle (gunicorn's keep-alive timeout is 2 s)
         if self.writer is None:
             await self._connect()
         payload = b"" if body is None else json.dumps(body).encode()
@@ -223,6 +226,9 @@ class Server:
     def open_fds(self):
         return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in [self.process.pid, *_children(self.process.pid)])
 
+    def fd_kinds(self):
+        return fd_kinds([self.process.pid, *_children(self.process.pid)], self.port)
+
     def stop(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -253,6 +259,48 @@ def process_cpu(pid):
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fd_kinds(pids, server_port):
+    """Open file descriptors of processes by kind: client sockets (on `server_port`), PostgreSQL and
+    Redis connections, other sockets, and files/pipes."""
+    peers = {}  # socket inode -> (local port, remote port, listening)
+    for pid in pids:
+        for table in ("tcp", "tcp6"):
+            try:
+                lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            except FileNotFoundError:
+                continue
+            for line in lines:
+                fields = line.split()
+                local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+                peers[fields[9]] = (local, remote, fields[3] == "0A")
+    kinds = collections.Counter()
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except FileNotFoundError:
+            continue
+        for name in names:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if not target.startswith("socket:["):
+                kinds["files/pipes"] += 1
+                continue
+            local, remote, listening = peers.get(target[8:-1], (None, None, False))
+            if listening:
+                kinds["listening"] += 1
+            elif remote == 5432:
+                kinds["PostgreSQL"] += 1
+            elif remote == 6379:
+                kinds["Redis"] += 1
+            elif local == server_port:
+                kinds["clients"] += 1
+            else:
+                kinds["other sockets"] += 1
+    return kinds
 
 
 def redis_client():
