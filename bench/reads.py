@@ -1,5 +1,6 @@
 """History and lists: pages of 50 messages at varying depth, and the conversation list with 20, 50
-and 100 rows, each under concurrent clients; requests/s and latency p50/p99.
+and 100 rows, each under concurrent clients; requests/s and latency p50/p99, the latency of one
+client alone, and the SQL queries one request makes (counted in-process with Django's test client).
 
     .venv/bin/python bench/reads.py --deployment daphne --clients 16 --seconds 5
     .venv/bin/python bench/reads.py --deployment production --clients 16 --seconds 5
@@ -55,6 +56,20 @@ def seed():
     return token, deep.pk, anchors
 
 
+def queries_per_request(path, token):
+    import warnings
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    warnings.filterwarnings("ignore", "No directory at")
+    with CaptureQueriesContext(connection) as queries:
+        response = Client().get(path, headers={"Authorization": f"Bearer {token}"}, HTTP_HOST="127.0.0.1")
+    assert response.status_code == 200, response.content[:200]
+    return len(queries.captured_queries)
+
+
 async def load(port, clients, seconds, make_path, token):
     latencies, errors = [], 0
     deadline = time.monotonic() + seconds
@@ -94,6 +109,7 @@ def main(argv=None):
         "conversation list, 50 rows": lambda: "/v1/conversations?limit=50",
         "conversation list, 100 rows": lambda: "/v1/conversations?limit=100",
     }
+    queries = {name: queries_per_request(make_path(), token) for name, make_path in scenarios.items()}
     failed = 0
     with Deployment(args.deployment, ws=False) as deployment:
         port = deployment.rest_port
@@ -113,6 +129,7 @@ def main(argv=None):
                     "p50 ms": percentile(latencies, 0.5) * 1000,
                     "p99 ms": percentile(latencies, 0.99) * 1000,
                     "one client p50 ms": percentile(single, 0.5) * 1000,
+                    "queries/request": queries[name],
                     "errors": errors,
                     "server CPU ms/request": cpu_server / max(len(latencies), 1) * 1000,
                     "PostgreSQL CPU ms/request": cpu_pg / max(len(latencies), 1) * 1000,
