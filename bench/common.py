@@ -516,10 +516,10 @@ async def post_open_loop(rest_port, path, token, message_rate, seconds, connecti
     """Open loop: a message every 1/message_rate seconds whatever the answers, over enough
     connections that a slow answer never holds the next send back.
 
-    -> (sent {message id: send time}, errors [status], messages attempted)."""
+    -> (sent {message id: send time}, errors [status], messages attempted, ack latencies)."""
     import orjson
 
-    sent, errors = {}, []
+    sent, errors, acks = {}, [], []
     pool = [Http("127.0.0.1", rest_port) for _ in range(connections)]
     free = asyncio.Queue()
     for http in pool:
@@ -535,6 +535,7 @@ async def post_open_loop(rest_port, path, token, message_rate, seconds, connecti
             )
             if status == 201:
                 sent[int(orjson.loads(body)["message_id"][1:])] = started
+                acks.append(time.time() - started)
             else:
                 errors.append(status)
         except (OSError, TimeoutError, ConnectionError) as exc:
@@ -554,7 +555,7 @@ async def post_open_loop(rest_port, path, token, message_rate, seconds, connecti
     await asyncio.gather(*inflight)
     for http in pool:
         http.close()
-    return sent, errors, n
+    return sent, errors, n, sorted(acks)
 
 
 async def post_closed_loop(targets, seconds):

@@ -26,6 +26,7 @@ from bench.common import (
     create_database,
     delivery_figures,
     django_setup,
+    percentile,
     post_open_loop,
     report,
     wait_delivered,
@@ -49,14 +50,14 @@ async def run(deployment, conversation_id, members, rate, seconds, meter):
     await asyncio.sleep(1)
     meter.start()  # CPU is counted over the sends and their delivery, not the connects
     path = f"/v1/conversations/c{conversation_id}/messages"
-    sent, errors, attempted = await post_open_loop(
+    sent, errors, attempted, acks = await post_open_loop(
         deployment.rest_port, path, members[0][1], rate / len(receivers), seconds
     )
     await wait_delivered([(sent, receivers)], timeout=5)
     meter.stop()
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return sent, receivers, errors, attempted / seconds
+    return sent, receivers, errors, attempted / seconds, acks
 
 
 def main(argv=None):
@@ -72,7 +73,7 @@ def main(argv=None):
     conversation_id, members = seed(args.group)
     with Deployment(args.deployment) as deployment:
         meter = CpuMeter(deployment.servers)
-        sent, receivers, errors, message_rate = asyncio.run(
+        sent, receivers, errors, message_rate, acks = asyncio.run(
             run(deployment, conversation_id, members, args.rate, args.seconds, meter)
         )
         cpu_servers, cpu_pg, cpu_self = meter.used
@@ -83,6 +84,8 @@ def main(argv=None):
         f"delivery: group of {args.group}, {args.rate:g} deliveries/s offered, {args.deployment}",
         {
             "messages/s sent": message_rate,
+            "ack p50 ms": percentile(acks, 0.5) * 1000,
+            "ack p99 ms": percentile(acks, 0.99) * 1000,
             **figures,
             "gap fills": gap_fills,
             "send errors": len(errors),

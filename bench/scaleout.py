@@ -96,13 +96,18 @@ async def across(sender_node, receiver_node, conversation_id, members, rate, sec
     receivers, tasks = await connect_receivers(receiver_node.ws_port, [token for _, token in members[1:]], stop)
     await asyncio.sleep(1)
     path = f"/v1/conversations/c{conversation_id}/messages"
-    sent, errors, attempted = await post_open_loop(
+    sent, errors, attempted, acks = await post_open_loop(
         sender_node.rest_port, path, members[0][1], rate / len(receivers), seconds
     )
     await wait_delivered([(sent, receivers)], timeout=5)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"messages/s sent": attempted / seconds, **delivery_figures([(sent, receivers)], seconds)}, errors
+    figures = {
+        "messages/s sent": attempted / seconds,
+        "ack p99 ms": percentile(acks, 0.99) * 1000,
+        **delivery_figures([(sent, receivers)], seconds),
+    }
+    return figures, errors
 
 
 def main(argv=None):

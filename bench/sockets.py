@@ -19,7 +19,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Deployment, add_deployment_argument, analyze, create_database, django_setup, report
+from bench.common import CpuMeter, Deployment, add_deployment_argument, analyze, create_database, django_setup, report
 
 
 async def open_live(url):
@@ -31,7 +31,7 @@ async def open_live(url):
     return socket
 
 
-async def hold_idle(port, tokens, batch=250):
+async def hold_idle(port, tokens, batch=250, close=False):
     sockets, failures = [], 0
     for start in range(0, len(tokens), batch):
         results = await asyncio.gather(
@@ -40,6 +40,8 @@ async def hold_idle(port, tokens, batch=250):
         )
         sockets.extend(r for r in results if not isinstance(r, BaseException))
         failures += sum(isinstance(r, BaseException) for r in results)
+    if close:
+        await asyncio.gather(*[s.close() for s in sockets], return_exceptions=True)
     return sockets, failures
 
 
@@ -71,10 +73,24 @@ def main(argv=None):
     command = (
         f".venv/bin/python bench/sockets.py --deployment {args.deployment} --idle {args.idle} --storm {args.storm}"
     )
+    # Each part on a fresh server, warmed up by a few sockets: memory a storm allocated stays with
+    # the process, so counting idle sockets after it would undercount them.
     with Deployment(args.deployment, rest=False) as deployment:
 
-        async def scenario():
-            storm_time, storm_ok, storm_errors = await storm(deployment.ws_port, tokens[: args.storm])
+        async def storm_part():
+            await hold_idle(deployment.ws_port, tokens[:20], close=True)  # warm up
+            await asyncio.sleep(1)
+            meter = CpuMeter(deployment.servers)
+            meter.start()
+            result = await storm(deployment.ws_port, tokens[: args.storm])
+            meter.stop()
+            return (*result, meter.used)
+
+        storm_time, storm_ok, storm_errors, (storm_cpu, storm_pg_cpu, storm_own_cpu) = asyncio.run(storm_part())
+    with Deployment(args.deployment, rest=False) as deployment:
+
+        async def idle_part():
+            await hold_idle(deployment.ws_port, tokens[:100], close=True)  # warm up
             await asyncio.sleep(2)
             baseline = deployment.rss_bytes()
             sockets, failures = await hold_idle(deployment.ws_port, tokens[: args.idle])
@@ -82,12 +98,19 @@ def main(argv=None):
             held = deployment.rss_bytes()
             fds = deployment.open_fds()
             await asyncio.gather(*[s.close() for s in sockets], return_exceptions=True)
-            return storm_time, storm_ok, storm_errors, baseline, held, len(sockets), failures, fds
+            return baseline, held, len(sockets), failures, fds
 
-        storm_time, storm_ok, storm_errors, baseline, held, idle_ok, idle_failures, fds = asyncio.run(scenario())
+        baseline, held, idle_ok, idle_failures, fds = asyncio.run(idle_part())
     report(
         f"connect storm: {args.storm} sockets at once, {args.deployment}",
-        {"seconds until all live": storm_time, "connected": storm_ok, "failures": len(storm_errors)},
+        {
+            "seconds until all live": storm_time,
+            "connected": storm_ok,
+            "failures": len(storm_errors),
+            "server CPU s": storm_cpu,
+            "PostgreSQL CPU s": storm_pg_cpu,
+            "load generator CPU s": storm_own_cpu,
+        },
         command,
     )
     if storm_errors:
