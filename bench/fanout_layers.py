@@ -61,17 +61,21 @@ EVENT_DATA = orjson.dumps(
 
 
 def hub_setup(tag):
-    """The real realtime.bus, configured without a project: only REDIS_URL is read. Its channel is
-    renamed: Redis pub/sub channels are server-wide (not per database), so "imserver:bus" would
-    reach every imserver process on this Redis, other developers' included."""
+    """The real realtime.bus, configured without a project (it reads REDIS_URL and the cache key
+    prefix) -> (bus, its channel). The channel is the bench's own: Redis pub/sub channels are
+    server-wide, not per database, and "imserver:bus" would reach every imserver process on this
+    Redis, other developers' included."""
     from django.conf import settings
 
     if not settings.configured:
-        settings.configure(REDIS_URL=environment()["REDIS_URL"])
+        cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": tag}
+        settings.configure(REDIS_URL=environment()["REDIS_URL"], CACHES={"default": cache})
     from realtime import bus
 
+    if hasattr(bus, "channel_name"):  # named after the database and key prefix (main, since the fault tests)
+        return bus, bus.channel_name()
     bus.CHANNEL = f"{tag}:bus"
-    return bus
+    return bus, bus.CHANNEL
 
 
 def channel_layer(name, tag):
@@ -113,7 +117,7 @@ async def worker(layer_name, first, count, tag):
     arrivals = []  # (receiver index, message number, arrival time)
     tasks = []
     if layer_name == "hub":
-        bus = hub_setup(tag)
+        bus, _ = hub_setup(tag)
         hub = bus.Hub()
         await hub.start()
         for index in range(first, first + count):
@@ -158,7 +162,7 @@ class Sender:
     def __init__(self, layer_name, receivers, tag):
         self.layer_name, self.receivers, self.tag = layer_name, receivers, tag
         if layer_name == "hub":
-            self.bus = hub_setup(tag)
+            self.bus, self.channel = hub_setup(tag)
             self.client = None
         else:
             self.layer = channel_layer(layer_name, tag)
@@ -171,7 +175,7 @@ class Sender:
                 self.client = redis.asyncio.Redis.from_url(environment()["REDIS_URL"])
             recipients = [[index, number] for index in range(self.receivers)]
             message = self.bus.event_message("new_message", EVENT_DATA, recipients)
-            await self.client.publish(self.bus.CHANNEL, orjson.dumps(message))
+            await self.client.publish(self.channel, orjson.dumps(message))
         elif self.layer_name.endswith("-per-user"):
             # One after the other, as a request's after-commit hook would (concurrently, they
             # exhaust the pool: redis-py's asyncio pool raises past 100 connections).
