@@ -1,6 +1,8 @@
 # imserver: the two commands of the README, plus a few helpers.
 #   make run   creates .venv if missing, installs, migrates, serves HTTP + WebSocket with daphne
 #   make test  the whole test suite (pytest-django) and ruff
+#   make bench a short run of the load tools in bench/ (PostgreSQL and Redis on 127.0.0.1, see
+#              bench/common.py); writes bench/results/latest.md. BENCH_ARGS=--full for issue 7's sizes
 PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
@@ -34,6 +36,9 @@ lint: $(VENV)/.installed-dev
 
 test: $(VENV)/.installed-dev lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ request); WebSockets use the `websockets` library.
 """
 
 import asyncio
+import collections
 import json
 import os
 import signal
@@ -108,6 +109,8 @@ class Http:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def request(self, method, path, body=None, token=None):
+        if self.reader is not None and self.reader.at_eof():
+            self.close()  # the server closed it while idle (gunicorn's keep-alive timeout is 2 s)
         if self.writer is None:
             await self._connect()
         payload = b"" if body is None else json.dumps(body).encode()
@@ -207,14 +210,7 @@ class Server:
 
     def cpu_seconds(self):
         """User+system CPU of the process and its children so far."""
-        total = 0.0
-        for pid in [self.process.pid, *_children(self.process.pid)]:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            except (FileNotFoundError, IndexError):
-                pass
-        return total
+        return sum(process_cpu(pid) for pid in [self.process.pid, *_children(self.process.pid)])
 
     def rss_bytes(self):
         total = 0
@@ -229,6 +225,9 @@ class Server:
 
     def open_fds(self):
         return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in [self.process.pid, *_children(self.process.pid)])
+
+    def fd_kinds(self):
+        return fd_kinds([self.process.pid, *_children(self.process.pid)], self.port)
 
     def stop(self):
         if self.process.poll() is None:
@@ -251,6 +250,168 @@ def _children(pid):
         return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
+
+
+def process_cpu(pid):
+    """User+system CPU seconds of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fd_kinds(pids, server_port):
+    """Open file descriptors of processes by kind: client sockets (on `server_port`), PostgreSQL and
+    Redis connections, other sockets, and files/pipes."""
+    peers = {}  # socket inode -> (local port, remote port, listening)
+    for pid in pids:
+        for table in ("tcp", "tcp6"):
+            try:
+                lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            except FileNotFoundError:
+                continue
+            for line in lines:
+                fields = line.split()
+                local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+                peers[fields[9]] = (local, remote, fields[3] == "0A")
+    kinds = collections.Counter()
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except FileNotFoundError:
+            continue
+        for name in names:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if not target.startswith("socket:["):
+                kinds["files/pipes"] += 1
+                continue
+            local, remote, listening = peers.get(target[8:-1], (None, None, False))
+            if listening:
+                kinds["listening"] += 1
+            elif remote == 5432:
+                kinds["PostgreSQL"] += 1
+            elif remote == 6379:
+                kinds["Redis"] += 1
+            elif local == server_port:
+                kinds["clients"] += 1
+            else:
+                kinds["other sockets"] += 1
+    return kinds
+
+
+def redis_client():
+    import redis
+
+    return redis.Redis.from_url(environment()["REDIS_URL"], socket_timeout=5)
+
+
+def redis_server_pid():
+    """The redis-server process (its CPU is the whole server's: other users of it count too)."""
+    return int(redis_client().info("server")["process_id"])
+
+
+# --- Deployments -----------------------------------------------------------------------------------
+
+DEPLOYMENTS = {
+    # `make run`: one daphne process serves REST and WebSocket.
+    "daphne": ("daphne", "daphne"),
+    # One uvicorn process for both.
+    "uvicorn": ("uvicorn", "uvicorn"),
+    # Production-style: REST under gunicorn (WSGI, gthread, 2 workers), WebSockets under uvicorn
+    # on another port; clients send REST to one port and open sockets on the other, as a load
+    # balancer routing /ws by path would.
+    "production": ("gunicorn", "uvicorn"),
+}
+WEBSOCKET_SERVERS = ("daphne", "uvicorn")
+
+
+def parse_deployment(name):
+    """(REST server kind, WebSocket server kind) of a deployment name, or of "REST+WS" such as
+    "gunicorn+daphne"."""
+    if name in DEPLOYMENTS:
+        return DEPLOYMENTS[name]
+    rest, plus, ws = name.partition("+")
+    if plus and rest in SERVER_COMMANDS and ws in WEBSOCKET_SERVERS:
+        return rest, ws
+    if name == "gunicorn":  # REST only
+        return "gunicorn", None
+    raise ValueError(f"unknown deployment {name!r}: one of {', '.join(DEPLOYMENTS)}, gunicorn, or REST+WS")
+
+
+def add_deployment_argument(parser, default="daphne"):
+    parser.add_argument(
+        "--deployment",
+        "--server",
+        dest="deployment",
+        default=default,
+        help="daphne (make run, the default), production (REST by gunicorn, sockets by uvicorn), uvicorn, "
+        "gunicorn (REST only) or REST+WS such as gunicorn+daphne",
+    )
+
+
+class Deployment:
+    """The server processes of a deployment on loopback, started here: `rest_port` takes the
+    REST requests and `ws_port` the sockets (the same port when one process serves both).
+
+    rest=False or ws=False leaves out a process only that side needs (sockets.py needs no
+    gunicorn). Two Deployments of the same name are two nodes behind the same PostgreSQL and
+    Redis, as a load balancer would see them."""
+
+    def __init__(self, name, rest=True, ws=True, env=None):
+        self.name = name
+        rest_kind, ws_kind = parse_deployment(name)
+        if ws and ws_kind is None:
+            raise ValueError(f"{name} serves no WebSocket")
+        self.servers = []
+        try:
+            if rest_kind == ws_kind:
+                self.servers.append(Server(rest_kind, env))
+                self.rest_port = self.ws_port = self.servers[0].port
+            else:
+                self.rest_port = self.ws_port = None
+                if rest:
+                    self.servers.append(Server(rest_kind, env))
+                    self.rest_port = self.servers[-1].port
+                if ws:
+                    self.servers.append(Server(ws_kind, env))
+                    self.ws_port = self.servers[-1].port
+        except BaseException:
+            self.stop()
+            raise
+
+    def cpu_seconds(self):
+        return sum(server.cpu_seconds() for server in self.servers)
+
+    def rss_bytes(self):
+        return sum(server.rss_bytes() for server in self.servers)
+
+    def open_fds(self):
+        return sum(server.open_fds() for server in self.servers)
+
+    def describe(self):
+        return " + ".join(f"{server.kind} :{server.port}" for server in self.servers)
+
+    def gap_fills(self):
+        """Events the servers had to read back from the log (the bus lost or reordered them)."""
+        total = 0
+        for server in self.servers:
+            server.log.flush()
+            total += Path(server.log.name).read_text(errors="replace").count("filling a gap")
+        return total
+
+    def stop(self):
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def postgres_cpu():
@@ -289,6 +450,192 @@ class CpuMeter:
         servers_before, postgres_before, own_before = self._started
         postgres_used = sum(cpu - postgres_before.get(pid, 0.0) for pid, cpu in postgres.items())
         self.used = (servers - servers_before, postgres_used, own - own_before)
+
+
+# --- Delivery: receivers on sockets, senders over REST ---------------------------------------------
+
+
+class Receiver:
+    """One member's socket: the arrival time of every new_message and their order; duplicates
+    counted, and the close code if the server closed it."""
+
+    def __init__(self):
+        self.arrivals = {}  # message id -> arrival time
+        self.order = []
+        self.duplicates = 0
+        self.closed = None
+
+    async def listen(self, url, ready, stop):
+        import orjson
+        import websockets
+
+        async with websockets.connect(url, max_size=2**20, max_queue=None, ping_interval=None) as socket:
+            ready.set()
+            while not stop.is_set():
+                try:
+                    raw = await asyncio.wait_for(socket.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                except websockets.ConnectionClosed as closed:
+                    self.closed = closed.rcvd.code if closed.rcvd else 1006
+                    return
+                now = time.time()
+                frame = orjson.loads(raw)
+                if frame["type"] != "new_message":
+                    continue
+                message_id = int(frame["data"]["message_id"][1:])
+                if message_id in self.arrivals:
+                    self.duplicates += 1
+                    continue
+                self.arrivals[message_id] = now
+                self.order.append(message_id)
+
+
+async def connect_receivers(ws_port, tokens, stop, batch=100, timeout=60):
+    """A Receiver per token, connected in batches (as clients would trickle in); -> (receivers, tasks)."""
+    receivers = [Receiver() for _ in tokens]
+    tasks = []
+    for start in range(0, len(tokens), batch):
+        ready = []
+        for i in range(start, min(start + batch, len(tokens))):
+            ready.append(asyncio.Event())
+            url = f"ws://127.0.0.1:{ws_port}/ws?token={tokens[i]}"
+            tasks.append(asyncio.ensure_future(receivers[i].listen(url, ready[-1], stop)))
+        deadline = time.monotonic() + timeout
+        while not all(event.is_set() for event in ready):
+            for task in tasks[start:]:
+                if task.done():  # ended before it was ready: it failed
+                    raise task.exception() or ConnectionError("socket closed before it was ready")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"receivers did not connect within {timeout} s")
+            await asyncio.sleep(0.05)
+    return receivers, tasks
+
+
+async def post_open_loop(rest_port, path, token, message_rate, seconds, connections=8):
+    """Open loop: a message every 1/message_rate seconds whatever the answers, over enough
+    connections that a slow answer never holds the next send back.
+
+    -> (sent {message id: send time}, errors [status], messages attempted, ack latencies)."""
+    import orjson
+
+    sent, errors, acks = {}, [], []
+    pool = [Http("127.0.0.1", rest_port) for _ in range(connections)]
+    free = asyncio.Queue()
+    for http in pool:
+        free.put_nowait(http)
+    inflight = set()
+
+    async def post(n):
+        http = await free.get()
+        try:
+            started = time.time()
+            status, body = await asyncio.wait_for(
+                http.request("POST", path, {"content": f"m{n}", "temp_id": f"d{started}-{n}"}, token), 30
+            )
+            if status == 201:
+                sent[int(orjson.loads(body)["message_id"][1:])] = started
+                acks.append(time.time() - started)
+            else:
+                errors.append(status)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            errors.append(repr(exc))
+            http.close()
+        finally:
+            free.put_nowait(http)
+
+    n, start = 0, time.monotonic()
+    deadline = start + seconds
+    while time.monotonic() < deadline:
+        task = asyncio.ensure_future(post(n))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+        n += 1
+        await asyncio.sleep(max(0, start + n / message_rate - time.monotonic()))
+    await asyncio.gather(*inflight)
+    for http in pool:
+        http.close()
+    return sent, errors, n, sorted(acks)
+
+
+async def post_closed_loop(targets, seconds):
+    """Closed loop: one client per (REST port, token, conversation id), each posting its next
+    message as soon as the last is acknowledged, for `seconds`.
+
+    -> (ack latencies, errors, elapsed, sent: per target {message id: send time})."""
+    import orjson
+
+    latencies, errors, sent = [], [], [{} for _ in targets]
+    run_id = f"{time.time():.6f}"
+    deadline = time.monotonic() + seconds
+
+    async def sender(index, port, token, conversation_id):
+        http = Http("127.0.0.1", port)
+        path = f"/v1/conversations/c{conversation_id}/messages"
+        n = 0
+        while time.monotonic() < deadline:
+            started = time.time()
+            try:
+                status, body = await asyncio.wait_for(
+                    http.request("POST", path, {"content": "hello", "temp_id": f"{run_id}-{index}-{n}"}, token), 30
+                )
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                errors.append((0, repr(exc)))
+                http.close()
+                await asyncio.sleep(0.1)
+                continue
+            if status == 201:
+                latencies.append(time.time() - started)
+                sent[index][int(orjson.loads(body)["message_id"][1:])] = started
+            else:
+                errors.append((status, body[:200]))
+            n += 1
+        http.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*[sender(i, *target) for i, target in enumerate(targets)])
+    return latencies, errors, time.monotonic() - started, sent
+
+
+async def wait_delivered(groups, timeout=5):
+    """Until every receiver has every message of its group, or `timeout` seconds; `groups` is
+    [(sent {message id: send time}, receivers of those messages)]."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until and any(
+        not sent.keys() <= r.arrivals.keys() for sent, receivers in groups for r in receivers
+    ):
+        await asyncio.sleep(0.1)
+
+
+def delivery_figures(groups, seconds):
+    """Send-to-receive latency per delivery and to each message's last recipient; loss,
+    duplicates and reordering counted exactly against the acknowledged messages. `groups` is
+    [(sent {message id: send time}, the receivers that must each get all of them)]."""
+    latencies, last_recipient = [], []
+    lost = reordered = 0
+    for sent, receivers in groups:
+        for receiver in receivers:
+            got = [m for m in receiver.order if m in sent]
+            lost += len(sent) - len(got)
+            reordered += sum(1 for a, b in zip(got, got[1:], strict=False) if b < a)
+        for message_id, sent_at in sent.items():
+            arrivals = [r.arrivals[message_id] - sent_at for r in receivers if message_id in r.arrivals]
+            latencies.extend(arrivals)
+            if len(arrivals) == len(receivers):
+                last_recipient.append(max(arrivals))
+    latencies.sort()
+    last_recipient.sort()
+    return {
+        "deliveries/s": len(latencies) / seconds,
+        "delivery p50 ms": percentile(latencies, 0.5) * 1000,
+        "delivery p99 ms": percentile(latencies, 0.99) * 1000,
+        "delivery max ms": (latencies[-1] if latencies else float("nan")) * 1000,
+        "last recipient p99 ms": percentile(last_recipient, 0.99) * 1000,
+        "lost": lost,
+        "duplicates": sum(r.duplicates for _, receivers in groups for r in receivers),
+        "reordered": reordered,
+        "sockets closed by the server": sum(r.closed is not None for _, receivers in groups for r in receivers),
+    }
 
 
 # --- Figures -------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """History and lists: pages of 50 messages at varying depth, and the conversation list with 20, 50
-and 100 rows, each under concurrent clients; requests/s and latency p50/p99.
+and 100 rows, each under concurrent clients; requests/s and latency p50/p99, the latency of one
+client alone, and the SQL queries one request makes (counted in-process with Django's test client).
 
-    .venv/bin/python bench/reads.py --server gunicorn --clients 16 --seconds 5
+    .venv/bin/python bench/reads.py --deployment daphne --clients 16 --seconds 5
+    .venv/bin/python bench/reads.py --deployment production --clients 16 --seconds 5
 """
 
 import argparse
@@ -13,7 +15,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CpuMeter, Http, Server, analyze, create_database, django_setup, percentile, report
+from bench.common import (
+    CpuMeter,
+    Deployment,
+    Http,
+    add_deployment_argument,
+    analyze,
+    create_database,
+    django_setup,
+    percentile,
+    report,
+)
 
 HISTORY_DEPTH = 5000  # messages in the conversation whose history is paged
 
@@ -44,6 +56,20 @@ def seed():
     return token, deep.pk, anchors
 
 
+def queries_per_request(path, token):
+    import warnings
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    warnings.filterwarnings("ignore", "No directory at")
+    with CaptureQueriesContext(connection) as queries:
+        response = Client().get(path, headers={"Authorization": f"Bearer {token}"}, HTTP_HOST="127.0.0.1")
+    assert response.status_code == 200, response.content[:200]
+    return len(queries.captured_queries)
+
+
 async def load(port, clients, seconds, make_path, token):
     latencies, errors = [], 0
     deadline = time.monotonic() + seconds
@@ -67,7 +93,7 @@ async def load(port, clients, seconds, make_path, token):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--server", default="daphne")
+    add_deployment_argument(parser)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args(argv)
@@ -83,29 +109,32 @@ def main(argv=None):
         "conversation list, 50 rows": lambda: "/v1/conversations?limit=50",
         "conversation list, 100 rows": lambda: "/v1/conversations?limit=100",
     }
+    queries = {name: queries_per_request(make_path(), token) for name, make_path in scenarios.items()}
     failed = 0
-    with Server(args.server) as server:
-        asyncio.run(load(server.port, 2, 1, scenarios["conversation list, 20 rows"], token))  # warm up
+    with Deployment(args.deployment, ws=False) as deployment:
+        port = deployment.rest_port
+        asyncio.run(load(port, 2, 1, scenarios["conversation list, 20 rows"], token))  # warm up
         for name, make_path in scenarios.items():
-            meter = CpuMeter([server])
+            meter = CpuMeter(deployment.servers)
             meter.start()
-            latencies, errors, elapsed = asyncio.run(load(server.port, args.clients, args.seconds, make_path, token))
+            latencies, errors, elapsed = asyncio.run(load(port, args.clients, args.seconds, make_path, token))
             meter.stop()
             cpu_server, cpu_pg, _ = meter.used
             failed += errors
-            single, _, _ = asyncio.run(load(server.port, 1, 2, make_path, token))  # unloaded latency
+            single, _, _ = asyncio.run(load(port, 1, 2, make_path, token))  # unloaded latency
             report(
-                f"{name}: {args.clients} clients, {args.server}",
+                f"{name}: {args.clients} clients, {args.deployment}",
                 {
                     "requests/s": len(latencies) / elapsed,
                     "p50 ms": percentile(latencies, 0.5) * 1000,
                     "p99 ms": percentile(latencies, 0.99) * 1000,
                     "one client p50 ms": percentile(single, 0.5) * 1000,
+                    "queries/request": queries[name],
                     "errors": errors,
                     "server CPU ms/request": cpu_server / max(len(latencies), 1) * 1000,
                     "PostgreSQL CPU ms/request": cpu_pg / max(len(latencies), 1) * 1000,
                 },
-                f".venv/bin/python bench/reads.py --server {args.server} --clients {args.clients} "
+                f".venv/bin/python bench/reads.py --deployment {args.deployment} --clients {args.clients} "
                 f"--seconds {args.seconds:g}",
             )
     return 1 if failed else 0

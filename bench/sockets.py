@@ -3,7 +3,10 @@
 Idle: N authenticated WebSockets held open; the server's RSS per connection. Storm: M sockets
 opened at once; the time until every one is accepted and live (a ping answered), and failures.
 
-    .venv/bin/python bench/sockets.py --server uvicorn --idle 10000 --storm 2000
+    .venv/bin/python bench/sockets.py --deployment daphne --idle 10000 --storm 2000
+    .venv/bin/python bench/sockets.py --deployment production --idle 10000 --storm 2000
+
+The production deployment holds its sockets in uvicorn (no gunicorn is started here).
 """
 
 import argparse
@@ -16,7 +19,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, analyze, create_database, django_setup, report
+from bench.common import CpuMeter, Deployment, add_deployment_argument, analyze, create_database, django_setup, report
 
 
 async def open_live(url):
@@ -28,7 +31,7 @@ async def open_live(url):
     return socket
 
 
-async def hold_idle(port, tokens, batch=250):
+async def hold_idle(port, tokens, batch=250, close=False):
     sockets, failures = [], 0
     for start in range(0, len(tokens), batch):
         results = await asyncio.gather(
@@ -37,6 +40,8 @@ async def hold_idle(port, tokens, batch=250):
         )
         sockets.extend(r for r in results if not isinstance(r, BaseException))
         failures += sum(isinstance(r, BaseException) for r in results)
+    if close:
+        await asyncio.gather(*[s.close() for s in sockets], return_exceptions=True)
     return sockets, failures
 
 
@@ -54,7 +59,7 @@ async def storm(port, tokens):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--server", default="daphne")
+    add_deployment_argument(parser)
     parser.add_argument("--idle", type=int, default=10000)
     parser.add_argument("--storm", type=int, default=2000)
     args = parser.parse_args(argv)
@@ -65,30 +70,53 @@ def main(argv=None):
 
     tokens = [token for _, token in seed_users(max(args.idle, args.storm), "sock", refresh=False)]
     analyze()
-    command = f".venv/bin/python bench/sockets.py --server {args.server} --idle {args.idle} --storm {args.storm}"
-    with Server(args.server) as server:
+    command = (
+        f".venv/bin/python bench/sockets.py --deployment {args.deployment} --idle {args.idle} --storm {args.storm}"
+    )
+    # Each part on a fresh server, warmed up by a few sockets: memory a storm allocated stays with
+    # the process, so counting idle sockets after it would undercount them.
+    with Deployment(args.deployment, rest=False) as deployment:
 
-        async def scenario():
-            storm_time, storm_ok, storm_errors = await storm(server.port, tokens[: args.storm])
+        async def storm_part():
+            await hold_idle(deployment.ws_port, tokens[:20], close=True)  # warm up
+            await asyncio.sleep(1)
+            meter = CpuMeter(deployment.servers)
+            meter.start()
+            result = await storm(deployment.ws_port, tokens[: args.storm])
+            meter.stop()
+            return (*result, meter.used)
+
+        storm_time, storm_ok, storm_errors, (storm_cpu, storm_pg_cpu, storm_own_cpu) = asyncio.run(storm_part())
+    with Deployment(args.deployment, rest=False) as deployment:
+
+        async def idle_part():
+            await hold_idle(deployment.ws_port, tokens[:100], close=True)  # warm up
             await asyncio.sleep(2)
-            baseline = server.rss_bytes()
-            sockets, failures = await hold_idle(server.port, tokens[: args.idle])
+            baseline = deployment.rss_bytes()
+            sockets, failures = await hold_idle(deployment.ws_port, tokens[: args.idle])
             await asyncio.sleep(3)
-            held = server.rss_bytes()
-            fds = server.open_fds()
+            held = deployment.rss_bytes()
+            fds = deployment.open_fds()
             await asyncio.gather(*[s.close() for s in sockets], return_exceptions=True)
-            return storm_time, storm_ok, storm_errors, baseline, held, len(sockets), failures, fds
+            return baseline, held, len(sockets), failures, fds
 
-        storm_time, storm_ok, storm_errors, baseline, held, idle_ok, idle_failures, fds = asyncio.run(scenario())
+        baseline, held, idle_ok, idle_failures, fds = asyncio.run(idle_part())
     report(
-        f"connect storm: {args.storm} sockets at once, {args.server}",
-        {"seconds until all live": storm_time, "connected": storm_ok, "failures": len(storm_errors)},
+        f"connect storm: {args.storm} sockets at once, {args.deployment}",
+        {
+            "seconds until all live": storm_time,
+            "connected": storm_ok,
+            "failures": len(storm_errors),
+            "server CPU s": storm_cpu,
+            "PostgreSQL CPU s": storm_pg_cpu,
+            "load generator CPU s": storm_own_cpu,
+        },
         command,
     )
     if storm_errors:
         print("  first failures:", storm_errors[:3])
     report(
-        f"idle sockets: {args.idle} in one process, {args.server}",
+        f"idle sockets: {args.idle} in one process, {args.deployment}",
         {
             "connected": idle_ok,
             "failures": idle_failures,
