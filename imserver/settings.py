@@ -446,9 +446,16 @@ if PRODUCTION:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_tokens": {"()": "imserver.logs.RedactTokens"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # The ASGI servers' own handlers: their lines pass through the same token filter.
+        "uvicorn": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},
+        "uvicorn.error": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},
+    },
 }
 APPEND_SLASH = False  # the API tolerates a trailing slash itself; never redirect a POST

@@ -41,6 +41,8 @@ FRAME_HANDLERS = {
 
 MAX_FRAME_BYTES = 64 * 1024
 MAX_PENDING_FRAMES = 5000  # a socket that falls this far behind is closed; it resumes with since
+REORDER_WAIT = 0.2  # seconds an event waits for earlier ones before they are read from the log
+RESYNC, FILL = "resync", "fill"  # markers queued beside frames
 REPLAY_PAGE = 500
 FRAME_RATE = 20  # client frames per second, sustained
 FRAME_BURST = 100
@@ -53,7 +55,7 @@ CLOSE_FLOOD = 4429
 CLOSE_TOO_BIG = 1009
 TOKEN_PROTOCOL_PREFIX = "bearer."
 # Exceptions ASGI servers raise when a send meets a closed socket (uvicorn, websockets).
-CLIENT_GONE = {"ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError"}
+CLIENT_GONE = {"ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError", "Disconnected"}
 
 
 def _decode(raw_token):
@@ -86,6 +88,8 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.expiry = None
         self.ready = False
         self.pending = deque()
+        self.held = {}  # event id -> frame, for events that arrived ahead of earlier ones
+        self.gap_timer = None
         self.sender = None
         self.closing = False
         self.tokens = FRAME_BURST
@@ -166,8 +170,9 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.closing = True
         if self.user_id is None:
             return
-        if self.expiry is not None:
-            self.expiry.cancel()
+        for timer in (self.expiry, self.gap_timer):
+            if timer is not None:
+                timer.cancel()
         hub.unregister(self.user_id, self)
         if self.sender is not None:
             self.sender.cancel()
@@ -190,7 +195,7 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     def resync(self):
         """The bus reconnected: whatever it lost is in the event log."""
-        self.deliver("resync", None)
+        self.deliver(RESYNC, None)
 
     def close_from_server(self, code):
         if not self.closing:
@@ -208,21 +213,16 @@ class EventConsumer(AsyncWebsocketConsumer):
                 event_id, text = self.pending.popleft()
                 if event_id is None:
                     await self.send(text)
-                elif event_id == "resync":
+                elif event_id == RESYNC:
                     await self._catch_up()
+                elif event_id == FILL:
+                    await self._fill_gap()
+                elif event_id == self.last_id + 1:
+                    await self.send(text)
+                    self.last_id = event_id
+                    await self._send_held()
                 elif event_id > self.last_id:
-                    if event_id > self.last_id + 1:
-                        # A gap: the missing events are committed (ids are allocated in commit
-                        # order), so the log has them. Under normal load this never happens.
-                        logger.warning(
-                            "realtime: filling a gap of %d events for user %s from the log",
-                            event_id - self.last_id - 1,
-                            self.user_id,
-                        )
-                        await self._catch_up(upto=event_id)
-                    if event_id > self.last_id:
-                        await self.send(text)
-                        self.last_id = event_id
+                    self._hold(event_id, text)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -233,7 +233,40 @@ class EventConsumer(AsyncWebsocketConsumer):
                 logger.exception("websocket delivery failed for user %s", self.user_id)
             self.close_from_server(1011)
 
+    def _hold(self, event_id, text):
+        """An event ahead of the next expected one: processes publish after commit in their own
+        order, so the missing ones are usually a moment behind. Wait for them a little; after
+        that the log has them (ids are allocated in commit order)."""
+        self.held[event_id] = text
+        if self.gap_timer is None:
+            self.gap_timer = asyncio.get_running_loop().call_later(REORDER_WAIT, self.deliver, FILL, None)
+
+    async def _send_held(self):
+        while self.last_id + 1 in self.held:
+            self.last_id += 1
+            await self.send(self.held.pop(self.last_id))
+        self._forget_held()
+
+    def _forget_held(self):
+        for event_id in [e for e in self.held if e <= self.last_id]:
+            del self.held[event_id]
+        if not self.held and self.gap_timer is not None:
+            self.gap_timer.cancel()
+            self.gap_timer = None
+
+    async def _fill_gap(self):
+        self.gap_timer = None
+        if self.held:
+            logger.warning(
+                "realtime: reading events %d..%d of user %s from the log (not delivered by the bus)",
+                self.last_id + 1,
+                max(self.held),
+                self.user_id,
+            )
+            await self._catch_up(upto=max(self.held))
+
     async def _catch_up(self, upto=None):
+        """Sends the user's events after last_id (up to `upto`) from the log."""
         while True:
             rows = await in_db_thread(selectors.events_after)(
                 user_id=self.user_id, after=self.last_id, upto=upto, limit=REPLAY_PAGE
@@ -242,6 +275,7 @@ class EventConsumer(AsyncWebsocketConsumer):
                 await self.send(frame_text(type, data, event_id))
                 self.last_id = event_id
             if len(rows) < REPLAY_PAGE:
+                self._forget_held()
                 return
 
     # --- client -> server -------------------------------------------------------------------

@@ -52,11 +52,20 @@ def _member(user_id, connection_id):
 
 class RedisPresence:
     def __init__(self):
-        self.client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        # A blocking pool: in a connect storm, calls wait for a free connection instead of
+        # failing (redis-py's default pool raises past its size).
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=32, timeout=10, socket_timeout=2, socket_connect_timeout=2
+        )
+        self.client = redis.asyncio.Redis(connection_pool=pool)
         self.add = self.client.register_script(_ADD)
         self.remove = self.client.register_script(_REMOVE)
         # Counts are read in the database thread, under the user's row lock.
-        self.blocking_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        self.blocking_client = redis.Redis(
+            connection_pool=redis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL, max_connections=32, timeout=10, socket_timeout=2, socket_connect_timeout=2
+            )
+        )
 
     async def register(self, sockets):
         deadline = time.time() + settings.PRESENCE_TTL

@@ -150,3 +150,19 @@ def test_no_browsable_api_only_json(user_api, query, accept):
     response = user_api.get(f"/v1/user/me{query}", HTTP_ACCEPT=accept)
     assert response["Content-Type"].startswith("application/json")
     assert b"<html" not in response.content.lower()
+
+
+def test_access_tokens_never_reach_the_logs(caplog):
+    import logging
+
+    from imserver.logs import RedactTokens
+
+    logger = logging.getLogger("uvicorn.error")
+    logger.addFilter(RedactTokens())
+    try:
+        with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+            logger.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5555", "/ws?token=eyJhbGc.secret.sig&since=4")
+    finally:
+        logger.filters.clear()
+    assert "secret" not in caplog.text
+    assert "/ws?token=[redacted]&since=4" in caplog.text

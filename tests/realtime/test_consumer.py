@@ -501,3 +501,34 @@ def test_the_bus_channel_is_scoped_to_the_redis_database(settings):
     three = channel_name()
     settings.REDIS_URL = "redis://127.0.0.1:6379/4"
     assert channel_name() != three and channel_name().endswith(":4:bus")
+
+
+class TestReordering:
+    async def test_events_published_out_of_order_are_put_back_in_order_without_the_log(self, alice, bob, monkeypatch):
+        """Two processes may publish in another order than they committed: the socket waits a
+        moment for the earlier event instead of reading the log."""
+        from realtime import consumers
+
+        conversation = await database_sync_to_async(private_chat)(alice, bob)
+        socket = await open_socket(bob)
+        held_back = []
+        original = bus.publish
+
+        def swap_pairs(messages):
+            if not held_back:
+                held_back.extend(messages)  # the first commit publishes last
+                return
+            original(messages)
+            original(held_back)
+
+        reads = []
+        events_after = consumers.selectors.events_after
+        monkeypatch.setattr(consumers.selectors, "events_after", lambda **kw: reads.append(kw) or events_after(**kw))
+        monkeypatch.setattr(bus, "publish", swap_pairs)
+        await send_message(alice, conversation, "first")
+        await send_message(alice, conversation, "second")
+        first, second = await frames(socket, 2)
+        assert [first["data"]["content"], second["data"]["content"]] == ["first", "second"]
+        assert int(second["id"]) == int(first["id"]) + 1
+        assert reads == []  # put in order from what the bus brought, not read from the log
+        await socket.disconnect()
