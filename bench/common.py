@@ -159,19 +159,22 @@ def free_port():
 
 
 SERVER_COMMANDS = {
-    # `make run`: one daphne process for HTTP and WebSocket.
+    # `make run`: one daphne process for HTTP and WebSocket, as the Makefile starts it.
     "daphne": lambda port: [
-        sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "imserver.asgi:application",
+        sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+        "--ping-interval", "15", "--ping-timeout", "15", "imserver.asgi:application",
     ],
-    # One uvicorn process (uvloop, httptools, websockets).
+    # The sockets of the production deployment (README, "Deployment"): uvicorn (uvloop,
+    # httptools, websockets) without per-message compression (it doubled memory per socket).
     "uvicorn": lambda port: [
         sys.executable, "-m", "uvicorn", "imserver.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-        "--no-access-log", "--ws-max-size", "65600", "--lifespan", "off",
+        "--no-access-log", "--ws-max-size", "65600", "--ws-per-message-deflate", "false", "--lifespan", "off",
+        "--workers", os.environ.get("BENCH_WS_WORKERS", "1"),
     ],
-    # The REST API under a WSGI server: gunicorn with threads.
+    # The REST API of the production deployment: gunicorn (WSGI) with threads.
     "gunicorn": lambda port: [
         sys.executable, "-m", "gunicorn", "imserver.wsgi:application", "-b", f"127.0.0.1:{port}",
-        "-k", "gthread", "--threads", "8", "-w", os.environ.get("BENCH_WORKERS", "2"),
+        "-k", "gthread", "--threads", "8", "-w", os.environ.get("BENCH_WORKERS", "2"), "--keep-alive", "75",
     ],
 }  # fmt: skip
 

@@ -4,15 +4,14 @@ from django.db.models import Count, OuterRef, Subquery, Value, Window
 from django.db.models.functions import Coalesce
 from rest_framework.exceptions import NotFound, ValidationError
 
+from accounts.models import User
 from chat.models import Conversation, Membership, Message
 from contacts.models import Contact
 
 
 def membership_for(*, user, conversation_id):
     """The caller's membership of a conversation, or 404 for "missing or not yours"."""
-    membership = (
-        Membership.objects.select_related("conversation").filter(conversation_id=conversation_id, user=user).first()
-    )
+    membership = Membership.objects.filter(conversation_id=conversation_id, user=user).first()
     if membership is None:
         raise NotFound("Conversation not found")
     return membership
@@ -62,24 +61,25 @@ def conversation_item(*, user, conversation_id):
     return membership
 
 
-def _message_seq(conversation, message_id, param):
-    seq = Message.objects.filter(pk=message_id, conversation=conversation).values_list("seq", flat=True).first()
+def _message_seq(conversation_id, message_id, param):
+    seq = Message.objects.filter(pk=message_id, conversation_id=conversation_id).values_list("seq", flat=True).first()
     if seq is None:
         raise ValidationError({param: ["Not a message of this conversation."]})
     return seq
 
 
-def message_page(*, conversation, limit, before=None, after=None):
+def message_page(*, conversation_id, limit, before=None, after=None):
     """(messages newest first, has_more) around the messages with ids `before` / `after`.
 
     `after` pages toward newer messages: the `limit` messages just newer than it (still listed
     newest first); `has_more` says whether more exist beyond the page in its paging direction.
+    Senders are loaded once each, not once per message (a page has few distinct senders).
     """
-    messages = Message.objects.filter(conversation=conversation).select_related("sender", "media")
+    messages = Message.objects.filter(conversation_id=conversation_id).select_related("media")
     if before is not None:
-        messages = messages.filter(seq__lt=_message_seq(conversation, before, "before"))
+        messages = messages.filter(seq__lt=_message_seq(conversation_id, before, "before"))
     if after is not None:
-        messages = messages.filter(seq__gt=_message_seq(conversation, after, "after")).order_by("seq")
+        messages = messages.filter(seq__gt=_message_seq(conversation_id, after, "after")).order_by("seq")
     else:
         messages = messages.order_by("-seq")
     rows = list(messages[: limit + 1])
@@ -87,6 +87,9 @@ def message_page(*, conversation, limit, before=None, after=None):
     rows = rows[:limit]
     if after is not None:
         rows.reverse()
+    senders = User.objects.only("id", "username", "nickname").in_bulk({m.sender_id for m in rows})
+    for message in rows:
+        message.sender = senders[message.sender_id]
     return rows, has_more
 
 

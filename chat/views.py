@@ -109,10 +109,10 @@ class ConversationViewSet(viewsets.ViewSet):
         conversation_pk = parse_id("c", conversation_id)
         if request.method == "POST":
             return self._send(request, conversation_pk)  # the service checks membership under its lock
-        membership = selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        selectors.membership_for(user=request.user, conversation_id=conversation_pk)
         params = validated(MessageHistoryParams, request.query_params)
         messages, has_more = selectors.message_page(
-            conversation=membership.conversation,
+            conversation_id=conversation_pk,
             limit=limit_param(request, default_limit=50),
             before=_message_id(params.get("before"), "before"),
             after=_message_id(params.get("after"), "after"),

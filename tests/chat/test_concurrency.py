@@ -68,7 +68,7 @@ def test_paging_with_after_sees_every_message_once_in_order(slow_commits):
         last = None
         deadline = time.monotonic() + 60
         while len(seen) < total and time.monotonic() < deadline:
-            page, _ = selectors.message_page(conversation=conversation, limit=7, after=last)
+            page, _ = selectors.message_page(conversation_id=conversation.pk, limit=7, after=last)
             if page:
                 seen.extend(reversed([m.pk for m in page]))  # pages come newest first
                 last = page[0].pk
