@@ -106,13 +106,17 @@ class Hub:
         self.capture = None  # tests: a list that receives every published message
 
     async def start(self):
-        if self.loop is not None and self.loop.is_running() and self.loop is asyncio.get_running_loop():
-            return
-        self.loop = asyncio.get_running_loop()
-        if settings.REDIS_URL:
-            ready = asyncio.Event()
-            self._subscriber = self.loop.create_task(self._subscribe_forever(ready))
-            await ready.wait()
+        """Subscribes this process to the bus (once per event loop); every caller returns only
+        once Redis has confirmed the subscription, so nothing published after is missed."""
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            self.loop = loop
+            self._ready = asyncio.Event()
+            if settings.REDIS_URL:
+                self._subscriber = loop.create_task(self._subscribe_forever(self._ready))
+            else:
+                self._ready.set()
+        await self._ready.wait()
 
     def register(self, user_id, connection):
         self.connections[user_id].add(connection)
@@ -173,8 +177,11 @@ class Hub:
         first = True
         while True:
             try:
-                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with client.pubsub() as pubsub:
                     await pubsub.subscribe(channel_name())
+                    # Until Redis confirms it, a publish may still miss us.
+                    while (await pubsub.get_message(timeout=5) or {}).get("type") != "subscribe":
+                        pass
                     if not first:
                         # Whatever was published while we were away is in the event log.
                         logger.info("realtime bus reconnected; resyncing %d sockets", self.local_connection_count())
