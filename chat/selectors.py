@@ -1,5 +1,6 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
+from django.db import connection
 from django.db.models import Count, OuterRef, Subquery, Value, Window
 from django.db.models.functions import Coalesce
 from rest_framework.exceptions import NotFound, ValidationError
@@ -112,7 +113,10 @@ def read_horizon(conversation_id):
 
 
 def member_ids(conversation_id):
-    return list(Membership.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True))
+    """The audience of every message: plain SQL, as it runs on every send."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT user_id FROM chat_membership WHERE conversation_id = %s", [conversation_id])
+        return [user_id for (user_id,) in cursor.fetchall()]
 
 
 def message_id_at(conversation_id, seq):

@@ -1,6 +1,7 @@
 """Shared REST plumbing: the error envelope (contract 1.1), JSON encoding, ids and pagination."""
 
 import logging
+import threading
 from collections.abc import Mapping
 
 import orjson
@@ -195,6 +196,9 @@ def limit_param(request, default_limit):
     return min(_non_negative_int(request.query_params, "limit", default_limit), MAX_PAGE_SIZE)
 
 
+_serializers = threading.local()
+
+
 class StrictSerializer(serializers.Serializer):
     """An input serializer that refuses fields it does not know (never silently ignored)."""
 
@@ -206,11 +210,17 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def validated(serializer_class, data, **kwargs):
-    """Validates request data with an input serializer; returns the cleaned dict (or 400)."""
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+def validated(serializer_class, data):
+    """Validates request data with an input serializer; returns the cleaned dict (or 400).
+
+    One instance per class and thread is kept and reused: DRF deep-copies a serializer's fields
+    every time one is made, which was a tenth of a send's CPU.
+    """
+    instances = _serializers.__dict__.setdefault("by_class", {})
+    serializer = instances.get(serializer_class)
+    if serializer is None:
+        serializer = instances[serializer_class] = serializer_class()
+    return serializer.run_validation(data)
 
 
 class StrictCharField(serializers.CharField):

@@ -20,9 +20,8 @@ from django.http.request import validate_host
 from django.utils.module_loading import import_string
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.tokens import user_for_token
+from accounts.tokens import user_for_token, verified_access_token
 from imserver.api import _flatten_validation, dumps
 from imserver.urlbase import request_base_url
 from realtime import selectors
@@ -60,7 +59,7 @@ CLIENT_GONE = {"ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK", "
 
 def _decode(raw_token):
     try:
-        return AccessToken(raw_token) if raw_token else None
+        return verified_access_token(raw_token) if raw_token else None
     except TokenError:
         return None
 
