@@ -8,6 +8,7 @@ request); WebSockets use the `websockets` library.
 
 import asyncio
 import collections
+import gc
 import json
 import os
 import signal
@@ -18,6 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The load generator holds up to thousands of sockets too: its own collector pauses would count
+# as server latency (see imserver/gc_tuning.py).
+gc.set_threshold(7_000, 20, 100)
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/imserver_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
