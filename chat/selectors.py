@@ -62,11 +62,9 @@ def conversation_item(*, user, conversation_id):
     return membership
 
 
-def _message_seq(conversation_id, message_id, param):
-    seq = Message.objects.filter(pk=message_id, conversation_id=conversation_id).values_list("seq", flat=True).first()
-    if seq is None:
-        raise ValidationError({param: ["Not a message of this conversation."]})
-    return seq
+def _anchor_seq(conversation_id, message_id):
+    """The seq of a message of this conversation, as a subquery (NULL for any other id)."""
+    return Subquery(Message.objects.filter(pk=message_id, conversation_id=conversation_id).values("seq")[:1])
 
 
 def message_page(*, conversation_id, limit, before=None, after=None):
@@ -74,16 +72,25 @@ def message_page(*, conversation_id, limit, before=None, after=None):
 
     `after` pages toward newer messages: the `limit` messages just newer than it (still listed
     newest first); `has_more` says whether more exist beyond the page in its paging direction.
-    Senders are loaded once each, not once per message (a page has few distinct senders).
+    The anchors are subqueries of the page's query; only an empty page costs a look at whether
+    they were messages of this conversation at all (400 if not). Senders are loaded once each,
+    not once per message (a page has few distinct senders).
     """
     messages = Message.objects.filter(conversation_id=conversation_id).select_related("media")
     if before is not None:
-        messages = messages.filter(seq__lt=_message_seq(conversation_id, before, "before"))
+        messages = messages.filter(seq__lt=_anchor_seq(conversation_id, before))
     if after is not None:
-        messages = messages.filter(seq__gt=_message_seq(conversation_id, after, "after")).order_by("seq")
+        messages = messages.filter(seq__gt=_anchor_seq(conversation_id, after)).order_by("seq")
     else:
         messages = messages.order_by("-seq")
     rows = list(messages[: limit + 1])
+    if not rows:
+        for param, message_id in (("before", before), ("after", after)):
+            if (
+                message_id is not None
+                and not Message.objects.filter(pk=message_id, conversation_id=conversation_id).exists()
+            ):
+                raise ValidationError({param: ["Not a message of this conversation."]})
     has_more = len(rows) > limit
     rows = rows[:limit]
     if after is not None:
