@@ -178,7 +178,8 @@ SERVER_COMMANDS = {
     # The REST API of the production deployment: gunicorn (WSGI) with threads.
     "gunicorn": lambda port: [
         sys.executable, "-m", "gunicorn", "imserver.wsgi:application", "-b", f"127.0.0.1:{port}",
-        "-k", "gthread", "--threads", "8", "-w", os.environ.get("BENCH_WORKERS", "2"), "--keep-alive", "75",
+        "-k", "gthread", "--threads", os.environ.get("BENCH_THREADS", "4"), "-w", os.environ.get("BENCH_WORKERS", "3"),
+        "--keep-alive", "75",
     ],
 }  # fmt: skip
 
@@ -328,7 +329,7 @@ DEPLOYMENTS = {
     "daphne": ("daphne", "daphne"),
     # One uvicorn process for both.
     "uvicorn": ("uvicorn", "uvicorn"),
-    # Production-style: REST under gunicorn (WSGI, gthread, 2 workers), WebSockets under uvicorn
+    # Production-style: REST under gunicorn (WSGI, gthread, 3 workers of 4 threads), WebSockets under uvicorn
     # on another port; clients send REST to one port and open sockets on the other, as a load
     # balancer routing /ws by path would.
     "production": ("gunicorn", "uvicorn"),
