@@ -290,3 +290,33 @@ def _parse_frame(buffer):
     if len(buffer) < offset + length:
         return None
     return opcode, buffer[offset : offset + length], buffer[offset + length :]
+
+
+class Sampler:
+    """Calls measure() every `interval` seconds in a thread of its own while used as a context
+    manager, collecting the results in `samples` (until measure() raises OSError/RuntimeError)."""
+
+    interval = 1.0
+
+    def __init__(self):
+        self.samples = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def measure(self):
+        raise NotImplementedError
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            try:
+                self.samples.append(self.measure())
+            except (OSError, RuntimeError):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join(5)

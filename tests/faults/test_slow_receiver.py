@@ -14,14 +14,13 @@ What bounds it depends on the server:
 """
 
 import asyncio
-import threading
 import time
 
 import httpx
 
 from realtime.consumers import MAX_PENDING_FRAMES
 from tests.faults.clients import Receiver, Sender, assert_delivery_invariant, auth, open_group
-from tests.faults.infra import SlowSocket, async_wait_for, fault_marks
+from tests.faults.infra import Sampler, SlowSocket, async_wait_for, fault_marks
 from tests.servers import register
 
 pytestmark = fault_marks()
@@ -29,30 +28,17 @@ pytestmark = fault_marks()
 MB = 1024 * 1024
 
 
-class RssSampler:
-    """Samples a process's RSS every 50 ms in a thread of its own."""
+class RssSampler(Sampler):
+    """Samples a process's RSS every 50 ms."""
+
+    interval = 0.05
 
     def __init__(self, server):
+        super().__init__()
         self.server = server
-        self.samples = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.samples.append((time.monotonic(), self.server.rss()))
-            except (OSError, RuntimeError):
-                return
-            self._stop.wait(0.05)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join(5)
+    def measure(self):
+        return time.monotonic(), self.server.rss()
 
     @property
     def peak(self):

@@ -22,12 +22,11 @@ SOAK_SECONDS sets the length of the main phase (default 20 s for CI; 120 for a r
 import asyncio
 import os
 import random
-import threading
 import time
 from collections import Counter
 
 from tests.faults.clients import Receiver, Sender, assert_delivery_invariant, open_group, open_private
-from tests.faults.infra import async_wait_for, fault_marks
+from tests.faults.infra import Sampler, async_wait_for, fault_marks
 from tests.servers import database_address, register
 
 pytestmark = fault_marks()
@@ -42,19 +41,13 @@ REDIS_CONNECTIONS_MAX = 16
 MB = 1024 * 1024
 
 
-class Meter:
+class Meter(Sampler):
     """Samples the processes' RSS and fds and Redis's memory every second (for the figures)."""
 
     def __init__(self, servers, redis_server):
+        super().__init__()
         self.servers = servers
         self.redis = redis_server
-        self.samples = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(1.0):
-            self.samples.append(self.measure())
 
     def measure(self):
         database_port = database_address()[1]
@@ -68,14 +61,6 @@ class Meter:
                 "redis": tcp.get(self.redis.port, 0),
             }
         return figures
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join(5)
 
 
 async def test_soak_with_reconnect_churn(start_servers, redis_server, seed):

@@ -43,6 +43,11 @@ def auth(tokens):
     return {"Authorization": f"Bearer {tokens['token']}"}
 
 
+async def open_private(client, one, other):
+    body = {"type": "private", "target_id": other["user_id"]}
+    return (await client.post("/v1/conversations", json=body, headers=auth(one))).json()
+
+
 async def test_bad_token_is_closed_with_4401_by_a_real_server(cluster):
     async with websockets.connect(f"{cluster[0].ws}?token=nonsense") as socket:
         with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -54,11 +59,7 @@ async def test_message_sent_through_one_process_reaches_a_socket_on_the_other(cl
     a, b = cluster
     alice, bob = register(a.base, "alice"), register(a.base, "bob")
     async with httpx.AsyncClient(base_url=a.base, timeout=10) as client:
-        conversation = (
-            await client.post(
-                "/v1/conversations", json={"type": "private", "target_id": bob["user_id"]}, headers=auth(alice)
-            )
-        ).json()
+        conversation = await open_private(client, alice, bob)
         async with (
             websockets.connect(f"{b.ws}?token={bob['token']}") as bob_socket,
             websockets.connect(f"{a.ws}?token={alice['token']}") as alice_socket,
@@ -126,11 +127,7 @@ async def test_resume_on_the_other_process_after_missing_messages(cluster):
     a, b = cluster
     alice, bob = register(a.base, "alice"), register(a.base, "bob")
     async with httpx.AsyncClient(base_url=a.base, timeout=10) as client:
-        conversation = (
-            await client.post(
-                "/v1/conversations", json={"type": "private", "target_id": bob["user_id"]}, headers=auth(alice)
-            )
-        ).json()
+        conversation = await open_private(client, alice, bob)
         path = f"/v1/conversations/{conversation['conversation_id']}/messages"
         async with websockets.connect(f"{b.ws}?token={bob['token']}") as socket:
             await asyncio.sleep(0.2)

@@ -35,19 +35,20 @@ def _fresh_hub():
     hub.connections.clear()
 
 
+# The conftest's people, by the names these conversations read best with.
 @pytest.fixture
-def alice(transactional_db):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(transactional_db):
-    return make_user("bob")
+def alice(user):
+    return user
 
 
 @pytest.fixture
-def carol(transactional_db):
-    return make_user("carol")
+def bob(other_user):
+    return other_user
+
+
+@pytest.fixture
+def carol(stranger):
+    return stranger
 
 
 token_for = database_sync_to_async(lambda user: token_pair_for(user)["token"])
