@@ -13,7 +13,7 @@ from accounts.models import User
 from calls import selectors
 from calls.models import Call
 from calls.serializers import call_status_data, incoming_call_data
-from chat.services import message_record_call, private_conversation_open
+from chat.services import message_store_call, new_message_event, private_conversation_open
 from imserver.api import Conflict, PayloadTooLarge, format_id
 from realtime import events
 
@@ -137,8 +137,11 @@ def _party(call, user):
 
 
 def _transition(call, action, party, **changes):
-    """Moves a locked call along TRANSITIONS, tells both parties, and records a finished call in
-    the conversation."""
+    """Moves a locked call along TRANSITIONS, records a finished call in the conversation, and
+    tells both parties.
+
+    Locks in the order every writer takes them (call, then conversation, then the event counters
+    in record()), so a transition and a send in the same conversation cannot deadlock."""
     moves = TRANSITIONS.get((action, party))
     if moves is None:
         raise PermissionDenied(f"The {party} cannot {action} this call")
@@ -155,11 +158,9 @@ def _transition(call, action, party, **changes):
     for field, value in changes.items():
         setattr(call, field, value)
     call.save(update_fields=["status", "updated_at", "connected_at", "ended_at", *changes])
-    notify_call_status(call)
+    recorded = [call_status_event(call)]
     if status not in Call.LIVE:
-        # Records new_message for the same two users whose event counters notify_call_status
-        # already holds: no new lock is taken, so the second record() cannot deadlock.
-        message_record_call(
+        message = message_store_call(
             caller=call.caller,
             conversation_id=call.conversation_id,
             call_id=format_id("call", call.pk),
@@ -167,20 +168,20 @@ def _transition(call, action, party, **changes):
             status=call.status,
             duration=call.duration,
         )
+        recorded.append(new_message_event(message))
+    events.record(*recorded)
     return call
 
 
-def notify_call_status(call):
+def call_status_event(call):
     data = call_status_data(call)
     # On "connected" the caller's devices also get the answer to set as remote description; the
     # callee's other devices just stop ringing.
     answered = call.status == Status.CONNECTED
-    events.record(
-        events.Event(
-            [call.caller_id, call.callee_id],
-            "call_status",
-            data,
-            own_user_id=call.caller_id if answered else None,
-            own_data={**data, "answer_sdp": call.answer_sdp} if answered else None,
-        )
+    return events.Event(
+        [call.caller_id, call.callee_id],
+        "call_status",
+        data,
+        own_user_id=call.caller_id if answered else None,
+        own_data={**data, "answer_sdp": call.answer_sdp} if answered else None,
     )

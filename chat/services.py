@@ -112,17 +112,15 @@ def _store(*, sender, conversation_id, type, content, caption=None, media=None, 
     return message, True
 
 
-def _notify_new_message(message):
+def new_message_event(message):
     data = message_data(message)
     temp_id = message.temp_id
-    events.record(
-        events.Event(
-            selectors.member_ids(message.conversation_id),
-            "new_message",
-            data,
-            own_user_id=message.sender_id if temp_id else None,
-            own_data={**data, "temp_id": temp_id} if temp_id else None,
-        )
+    return events.Event(
+        selectors.member_ids(message.conversation_id),
+        "new_message",
+        data,
+        own_user_id=message.sender_id if temp_id else None,
+        own_data={**data, "temp_id": temp_id} if temp_id else None,
     )
 
 
@@ -142,19 +140,19 @@ def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, te
     if created:
         if media is not None:
             media_mark_attached(media)
-        _notify_new_message(message)
+        events.record(new_message_event(message))
     return message, created
 
 
-@transaction.atomic
-def message_record_call(*, caller, conversation_id, call_id, call_type, status, duration):
+def message_store_call(*, caller, conversation_id, call_id, call_type, status, duration):
     """The record a finished call leaves in its private conversation, as mobile messengers show
-    it: a "call" message from the caller whose content is the call id, sent like any message."""
+    it: a "call" message from the caller whose content is the call id. Returns the message; the
+    calling service records its new_message_event with its own events (one record() per
+    transaction)."""
     call = {"call_id": call_id, "type": call_type, "status": status, "duration": duration}
     message, _ = _store(
         sender=caller, conversation_id=conversation_id, type=Message.Type.CALL, content=call_id, call=call
     )
-    _notify_new_message(message)
     return message
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from calls import selectors, services
 from calls.models import Call
+from chat import services as chat_services
 from chat.models import Message
 from imserver.api import Conflict
 from tests.calls.test_api import OFFER
@@ -104,15 +105,55 @@ def test_expiring_in_several_processes_misses_each_call_once(monkeypatch):
     for caller, callee in pairs:
         start(caller, callee)
     Call.objects.update(ring_deadline=timezone.now() - timedelta(seconds=1))
-    original = services.notify_call_status
+    original = services.call_status_event
 
-    def slow_notify(call):  # holds each claimed call a while, as a busy process would
+    def slow_event(call):  # holds each claimed call a while, as a busy process would
         time.sleep(0.02)
-        original(call)
+        return original(call)
 
-    monkeypatch.setattr(services, "notify_call_status", slow_notify)
+    monkeypatch.setattr(services, "call_status_event", slow_event)
     assert sum(at_once(services.calls_expire, [()] * 4)) == 6
     assert set(Call.objects.values_list("status", flat=True)) == {"missed"}
     for user in (user for pair in pairs for user in pair):
         assert [e["data"]["status"] for e in events_of(user, "call_status")] == ["missed"]
     assert Message.objects.filter(type="call").count() == 6
+
+
+def test_ending_a_call_while_a_message_is_sent_in_its_conversation(monkeypatch):
+    """The send holds the conversation and then needs the users' event counters; the hang-up must
+    take the conversation before those counters, or the two deadlock (one of them fails)."""
+    caller, callee = make_user("caller"), make_user("callee")
+    call = start(caller, callee)
+    services.call_accept(user=callee, call_id=call.pk, answer_sdp=OFFER)
+    conversation_locked = threading.Event()
+    original = chat_services.new_message_event
+
+    def slow_event(message):  # the send, between its conversation lock and its events
+        if message.type == Message.Type.TEXT:
+            conversation_locked.set()
+            time.sleep(0.3)
+        return original(message)
+
+    monkeypatch.setattr(chat_services, "new_message_event", slow_event)
+    errors = []
+
+    def run(func):
+        try:
+            func()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    send = threading.Thread(target=run, args=(lambda: send_text(callee, call.conversation_id),))
+    send.start()
+    assert conversation_locked.wait(5)
+    run(lambda: services.call_end(user=caller, call_id=call.pk))
+    send.join(10)
+    assert errors == []
+    assert list(Message.objects.order_by("seq").values_list("type", flat=True)) == ["text", "call"]
+    assert [e["type"] for e in events_of(caller)][-2:] == ["call_status", "new_message"]
+
+
+def send_text(sender, conversation_id):
+    chat_services.message_send(sender=sender, conversation_id=conversation_id, content="still there?")

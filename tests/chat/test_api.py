@@ -1,9 +1,11 @@
 import pytest
+from django.db import transaction
 
 from chat.models import Conversation, Membership, Message
-from chat.services import conversation_mark_read, message_record_call
+from chat.services import conversation_mark_read, message_store_call, new_message_event
 from contacts.models import Contact
 from groups.models import Group
+from realtime import events
 from tests.accounts.test_auth import assert_error
 from tests.conftest import client_for, events_of, group_of, make_user, private_chat, send
 
@@ -268,8 +270,9 @@ class TestSend:
 
 
 class TestCallRecord:
+    @transaction.atomic
     def record(self, caller, conversation):
-        return message_record_call(
+        message = message_store_call(
             caller=caller,
             conversation_id=conversation.pk,
             call_id="call7",
@@ -277,6 +280,8 @@ class TestCallRecord:
             status="ended",
             duration=42,
         )
+        events.record(new_message_event(message))
+        return message
 
     def test_stored_and_sent_like_a_message(self, user_api, user, other_user):
         conversation = private_chat(user, other_user)
