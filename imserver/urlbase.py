@@ -1,7 +1,7 @@
 """The absolute base URL that links in responses and events are built on.
 
 PUBLIC_BASE_URL when configured, else the current request's scheme and host (set by
-ApiErrorMiddleware for HTTP and by the WebSocket consumer for its connection).
+ApiErrorMiddleware). WebSocket frames carry no links: events are rendered where they are recorded.
 """
 
 from contextvars import ContextVar

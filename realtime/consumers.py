@@ -6,7 +6,6 @@ user's event-id order, any gap being filled from the event log.
 """
 
 import asyncio
-import contextvars
 import logging
 import time
 import uuid
@@ -16,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from django.http.request import validate_host
 from django.utils.module_loading import import_string
 from rest_framework.exceptions import APIException, ValidationError
@@ -23,7 +23,6 @@ from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.tokens import user_for_token, verified_access_token
 from imserver.api import _flatten_validation, dumps
-from imserver.urlbase import request_base_url
 from realtime import selectors
 from realtime.bus import frame_text, hub
 from realtime.db import in_db_thread
@@ -31,7 +30,8 @@ from realtime.presence import presence
 
 logger = logging.getLogger(__name__)
 
-# Client frame type -> "module.function(user, data)" returning a reply frame dict or None.
+# Client frame type -> "module.function(user_id, data)", run in a database thread; it acts (its
+# service records any events) or raises an APIException, which the client gets as an error frame.
 FRAME_HANDLERS = {
     "message_read": "chat.frames.message_read",
     "status_update": "accounts.frames.status_update",
@@ -99,9 +99,6 @@ class EventConsumer(AsyncWebsocketConsumer):
         if origin and not _origin_allowed(origin):
             await self.close()  # before accept: the browser gets an HTTP 403
             return
-        host = headers.get("host", "localhost")
-        scheme = "https" if self.scope.get("scheme") in ("wss", "https") else "http"
-        request_base_url.set(settings.PUBLIC_BASE_URL or f"{scheme}://{host}")
 
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         raw_token = (query.get("token") or [None])[0]
@@ -156,7 +153,6 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.connection_id = uuid.uuid4().hex
         if since is not None:
             await self._catch_up()
-        self.context = contextvars.copy_context()
         self.ready = True
         self._kick()
         # Counted in at once (so a disconnect of another device cannot see zero sockets); the
@@ -176,7 +172,10 @@ class EventConsumer(AsyncWebsocketConsumer):
         if self.sender is not None:
             self.sender.cancel()
         if self.ready:
-            await self.presence  # online before offline
+            try:
+                await self.presence  # online before offline
+            except Exception:  # logged; the socket must still be counted out
+                logger.exception("presence update failed for user %s", self.user_id)
             await presence.disconnect(self.user_id, self.connection_id)
 
     # --- server -> client -------------------------------------------------------------------
@@ -203,8 +202,7 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     def _kick(self):
         if self.ready and (self.sender is None or self.sender.done()):
-            # In the socket's own context (its base URL), whoever delivered the frame.
-            self.sender = asyncio.get_running_loop().create_task(self._drain(), context=self.context)
+            self.sender = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self):
         try:
@@ -310,14 +308,20 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self._send_error(400, f"Unknown frame type '{frame_type}'", frame_type)
             return
         try:
-            reply = await in_db_thread(import_string(handler))(self.user_id, data)
+            await in_db_thread(import_string(handler))(self.user_id, data)
         except ValidationError as exc:
             await self._send_error(400, _flatten_validation(exc.detail)[1], frame_type)
         except APIException as exc:
-            await self._send_error(exc.status_code, str(exc.detail), frame_type)
-        else:
-            if reply is not None:
-                await self.send(dumps(reply).decode())
+            # Contract 7: a frame the server will not act on (not yours, a finished call ...) is
+            # a 400 whatever the same refusal's REST status; a server-side failure keeps its own.
+            code = exc.status_code if exc.status_code >= 500 else 400
+            await self._send_error(code, str(exc.detail), frame_type)
+        except DatabaseError:
+            logger.exception("websocket frame %s of user %s failed", frame_type, self.user_id)
+            await self._send_error(503, "The service is briefly unavailable; send the frame again", frame_type)
+        except Exception:
+            logger.exception("websocket frame %s of user %s failed", frame_type, self.user_id)
+            await self._send_error(500, "The server failed to handle the frame", frame_type)
 
     async def _pong(self, data):
         timestamp = data.get("timestamp")

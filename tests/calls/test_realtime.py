@@ -139,7 +139,7 @@ class TestIceCandidate:
             ({"call_id": "call1", "candidate": "c", "sdp_mline_index": "zero"}, 400),
             ({"call_id": "call1", "candidate": "c", "sdp_mline_index": -1}, 400),
             ({"call_id": "call1", "candidate": "c", "sdp_mid": 0}, 400),
-            ({"call_id": "call999999", "candidate": "c"}, 404),
+            ({"call_id": "call999999", "candidate": "c"}, 400),
         ],
     )
     async def test_malformed_or_unknown_is_an_error(self, user, other_user, data, code):
@@ -156,23 +156,25 @@ class TestIceCandidate:
         await assert_alive(callee)  # nothing relayed
         await close_all(caller, callee)
 
-    async def test_from_a_stranger_is_404(self, user, other_user, stranger):
+    async def test_from_a_stranger_is_an_error(self, user, other_user, stranger):
         intruder, callee = await open_socket(stranger), await open_socket(other_user)
         call = await start(user, other_user)
         assert (await receive(callee))["type"] == "incoming_call"
         await intruder.send_json_to({"type": "ice_candidate", "data": {"call_id": f"call{call.pk}", "candidate": "c"}})
         error = await receive(intruder)
-        assert error["type"] == "error" and error["data"]["code"] == 404
+        # Contract 7: "not a participant" is a 400 error frame (REST would say 404).
+        assert error["type"] == "error" and error["data"]["code"] == 400
         await assert_alive(callee)
         await close_all(intruder, callee)
 
     @pytest.mark.parametrize("status", ["ended", "rejected", "cancelled", "missed"])
-    async def test_for_a_finished_call_is_409(self, user, other_user, status):
+    async def test_for_a_finished_call_is_an_error(self, user, other_user, status):
         call = await database_sync_to_async(call_in)(status, user, other_user)
         caller = await open_socket(user)
         await caller.send_json_to({"type": "ice_candidate", "data": {"call_id": f"call{call.pk}", "candidate": "c"}})
         error = await receive(caller)
-        assert error["type"] == "error" and error["data"]["code"] == 409
+        assert error["type"] == "error" and error["data"]["code"] == 400
+        assert status in error["data"]["message"]
         await assert_alive(caller)
         await caller.disconnect()
 

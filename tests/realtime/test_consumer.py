@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import OperationalError
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -19,7 +20,7 @@ from chat.services import message_send
 from contacts.models import Contact
 from groups.services import group_invite, group_member_remove
 from imserver.asgi import application
-from realtime import bus
+from realtime import bus, consumers
 from realtime.bus import hub
 from realtime.models import EventPayload
 from realtime.services import events_prune
@@ -162,6 +163,10 @@ class TestHandshake:
         await socket.disconnect()
 
 
+def database_down(user_id, data):
+    raise OperationalError("connection refused")
+
+
 class TestClientFrames:
     @pytest.mark.parametrize(
         "raw, ref_type",
@@ -202,6 +207,17 @@ class TestClientFrames:
         await socket.send_json_to({"type": "message_read", "data": frame})
         error = await socket.receive_json_from(timeout=TIMEOUT)
         assert error["type"] == "error" and error["data"]["ref_type"] == "message_read"
+        await socket.disconnect()
+
+    async def test_a_frame_the_database_fails_gets_a_503_error_and_the_socket_stays(self, alice, monkeypatch):
+        monkeypatch.setitem(consumers.FRAME_HANDLERS, "status_update", f"{__name__}.database_down")
+        socket = await open_socket(alice)
+        await socket.send_json_to({"type": "status_update", "data": {"status": "away"}})
+        error = await socket.receive_json_from(timeout=TIMEOUT)
+        assert error["type"] == "error" and error["data"]["code"] == 503
+        assert error["data"]["ref_type"] == "status_update"
+        await socket.send_json_to({"type": "ping", "data": {"timestamp": 2}})
+        assert (await socket.receive_json_from(timeout=TIMEOUT))["type"] == "pong"
         await socket.disconnect()
 
     async def test_oversized_frame_closes_1009(self, alice):
@@ -430,6 +446,21 @@ class TestPresence:
         again = await open_socket(alice)
         assert await eventually(lambda: User.objects.get(pk=alice.pk).status == "away")
         await again.disconnect()
+
+    async def test_a_failed_presence_update_still_counts_the_socket_out(self, alice, monkeypatch):
+        from realtime.presence import presence
+
+        original = presence.apply
+
+        async def apply_fails_once(user_id):
+            monkeypatch.setattr(presence, "apply", original)
+            raise RuntimeError("database gone")
+
+        monkeypatch.setattr(presence, "apply", apply_fails_once)
+        socket = await open_socket(alice)
+        assert alice.pk in presence.local.values()
+        await socket.disconnect()
+        assert alice.pk not in presence.local.values()  # else heartbeats would keep it online
 
 
 class TestPresenceHealing:
