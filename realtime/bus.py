@@ -174,7 +174,6 @@ class Hub:
 
     async def _subscribe_forever(self, ready):
         client = redis.asyncio.Redis.from_url(settings.REDIS_URL, health_check_interval=15)
-        first = True
         while True:
             try:
                 async with client.pubsub() as pubsub:
@@ -182,13 +181,13 @@ class Hub:
                     # Until Redis confirms it, a publish may still miss us.
                     while (await pubsub.get_message(timeout=5) or {}).get("type") != "subscribe":
                         pass
-                    if not first:
-                        # Whatever was published while we were away is in the event log.
+                    if ready.is_set():
+                        # Sockets were let in before this subscription (after a failure) and may
+                        # have missed events since; whatever was published is in the event log.
                         logger.info("realtime bus reconnected; resyncing %d sockets", self.local_connection_count())
                         for sockets in list(self.connections.values()):
                             for connection in tuple(sockets):
                                 connection.resync()
-                    first = False
                     ready.set()
                     while True:
                         message = await pubsub.get_message(timeout=30)
@@ -198,7 +197,7 @@ class Hub:
                 raise
             except Exception:
                 logger.warning("realtime bus subscription lost; retrying", exc_info=True)
-                ready.set()
+                ready.set()  # sockets work meanwhile: events reach them by the resync that follows
                 await asyncio.sleep(1)
 
 

@@ -526,6 +526,37 @@ class TestConnectFailure:
         assert alice.pk not in hub.connections
 
 
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the subscriber needs Redis")
+async def test_sockets_let_in_while_redis_was_down_are_resynced_once_it_subscribes(monkeypatch):
+    import redis.asyncio
+
+    real_from_url = redis.asyncio.Redis.from_url
+
+    def client_failing_once(*args, **kwargs):
+        client = real_from_url(*args, **kwargs)
+        real_pubsub = client.pubsub
+
+        def pubsub():
+            monkeypatch.setattr(client, "pubsub", real_pubsub)
+            raise redis.ConnectionError("Redis is still starting")
+
+        monkeypatch.setattr(client, "pubsub", pubsub)
+        return client
+
+    monkeypatch.setattr(redis.asyncio.Redis, "from_url", client_failing_once)
+    resynced = asyncio.Event()
+
+    class Socket:
+        def resync(self):
+            resynced.set()
+
+    fresh = bus.Hub()
+    await asyncio.wait_for(fresh.start(), TIMEOUT)  # let in, though not yet subscribed
+    fresh.register(1, Socket())
+    await asyncio.wait_for(resynced.wait(), TIMEOUT)
+    fresh._subscriber.cancel()
+
+
 def test_the_bus_channel_is_scoped_to_the_redis_database(settings):
     from realtime.bus import channel_name
 
