@@ -1,8 +1,8 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Subquery, Value, Window
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value, Window
+from django.db.models.functions import Coalesce, RowNumber
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
@@ -101,22 +101,46 @@ def message_page(*, conversation_id, limit, before=None, after=None):
     return rows, has_more
 
 
-def read_horizon(conversation_id):
-    """A function seq, sender -> whether every member but the sender has read up to seq.
-
-    Only the two lowest read pointers matter: the lowest one unless it is the sender's own.
-    """
-    lowest = list(
+def _two_lowest_read_pointers(conversation_id):
+    """Whether every member but a message's sender has read it depends on these alone: the
+    lowest read pointer, unless it is the sender's own, then the second lowest."""
+    return list(
         Membership.objects.filter(conversation_id=conversation_id)
         .order_by("last_read_seq", "user_id")
         .values_list("user_id", "last_read_seq")[:2]
     )
+
+
+def read_horizon(conversation_id):
+    """A function seq, sender -> whether every member but the sender has read up to seq."""
+    lowest = _two_lowest_read_pointers(conversation_id)
 
     def is_read(seq, sender_id):
         others = [pointer for user_id, pointer in lowest if user_id != sender_id]
         return bool(others) and others[0] >= seq
 
     return is_read
+
+
+def messages_read_by_all(*, conversation_id, reader_id, after, upto, per_sender):
+    """The messages of others in seqs (after, upto] that every member but their sender has
+    read, at most the newest `per_sender` of each sender, newest first: (id, sender_id).
+    Bounded in the database however long the backlog a read covers."""
+    lowest = _two_lowest_read_pointers(conversation_id)
+    if len(lowest) < 2:
+        return []
+    (lowest_user, lowest_seq), (_, second_seq) = lowest
+    read_by_all = Q(seq__lte=lowest_seq) | Q(sender_id=lowest_user, seq__lte=second_seq)
+    newest_of_sender = Window(RowNumber(), partition_by=[F("sender_id")], order_by=F("seq").desc())
+    return list(
+        Message.objects.filter(read_by_all, conversation_id=conversation_id, seq__gt=after, seq__lte=upto)
+        .exclude(sender_id=reader_id)
+        .exclude(status=Message.Status.REMOVED)
+        .annotate(rank=newest_of_sender)
+        .filter(rank__lte=per_sender)
+        .order_by("-seq")
+        .values_list("pk", "sender_id")
+    )
 
 
 def member_ids(conversation_id):

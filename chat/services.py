@@ -16,6 +16,7 @@ from realtime import events
 # The newest read receipts sent per sender when one read covers a long backlog; read status is
 # cumulative ("read up to here"), so older ones follow from these.
 MAX_READ_RECEIPTS_PER_SENDER = 100
+READERS_LOCK = 0x7265  # advisory lock class of _one_reader_at_a_time ("re")
 
 
 def private_conversation_open(*, user, target_user_id):
@@ -160,6 +161,7 @@ def conversation_mark_read(*, user, conversation_id, message_id):
     """Moves the caller's read pointer forward to message_id (never back) and sends
     message_status "read" to the senders of the messages that thereby became read by all."""
     with transaction.atomic():
+        _one_reader_at_a_time(conversation_id)
         membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
         if membership is None:
             raise NotFound("Conversation not found")
@@ -176,21 +178,26 @@ def conversation_mark_read(*, user, conversation_id, message_id):
     return membership
 
 
+def _one_reader_at_a_time(conversation_id):
+    """Serializes the reads of one conversation (not its sends): two members reading the last
+    unread message at once would each see the other's old pointer, and nobody would send the
+    sender its "read". A transaction-scoped advisory lock; SQLite serializes writers anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [READERS_LOCK, conversation_id & 0x7FFFFFFF])
+
+
 def _notify_read(membership, previous, seq):
-    is_read = selectors.read_horizon(membership.conversation_id)
-    newly_read = (
-        Message.objects.filter(conversation_id=membership.conversation_id, seq__gt=previous, seq__lte=seq)
-        .exclude(sender_id=membership.user_id)
-        .exclude(status=Message.Status.REMOVED)
-        .order_by("-seq")
-        .values_list("pk", "seq", "sender_id")
+    newly_read = selectors.messages_read_by_all(
+        conversation_id=membership.conversation_id,
+        reader_id=membership.user_id,
+        after=previous,
+        upto=seq,
+        per_sender=MAX_READ_RECEIPTS_PER_SENDER,
     )
     now = timezone.now()
-    receipts, per_sender = [], {}
-    for message_id, message_seq, sender_id in newly_read:
-        if not is_read(message_seq, sender_id) or per_sender.get(sender_id, 0) >= MAX_READ_RECEIPTS_PER_SENDER:
-            continue
-        per_sender[sender_id] = per_sender.get(sender_id, 0) + 1
+    receipts = []
+    for message_id, sender_id in newly_read:
         data = {
             "message_id": format_id("m", message_id),
             "conversation_id": format_id("c", membership.conversation_id),

@@ -10,7 +10,7 @@ from django.db import connections
 
 from chat import selectors
 from chat.models import Message
-from chat.services import message_send
+from chat.services import conversation_mark_read, message_send
 from realtime import events
 from realtime.models import UserEvent
 from tests.conftest import group_of, is_postgres, make_user
@@ -25,9 +25,9 @@ PER_SENDER = 30
 
 
 def in_thread(target):
-    def run(*args):
+    def run(*args, **kwargs):
         try:
-            target(*args)
+            target(*args, **kwargs)
         finally:
             connections.close_all()
 
@@ -126,3 +126,31 @@ def test_simultaneous_sends_with_one_temp_id_store_one_message():
         assert len({pk for pk, _ in results}) == 1
         assert sorted(created for _, created in results) == [False, False, False, True]
     assert Message.objects.filter(conversation=conversation).count() == 10
+
+
+def test_the_last_two_readers_of_a_group_message_at_once_send_its_read(monkeypatch):
+    """Each reader, alone, sees the other's pointer from before its read: serialized, the
+    second sees the first and sends the sender "read"."""
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    conversation = group_of(alice, bob, carol).conversation
+    message, _ = message_send(sender=alice, conversation_id=conversation.pk, content="lunch?")
+    original = selectors.messages_read_by_all
+
+    def slow(**kwargs):  # the moment between moving one's pointer and looking at the others'
+        time.sleep(0.2)
+        return original(**kwargs)
+
+    monkeypatch.setattr(selectors, "messages_read_by_all", slow)
+    readers = [
+        threading.Thread(
+            target=in_thread(conversation_mark_read),
+            kwargs={"user": reader, "conversation_id": conversation.pk, "message_id": message.pk},
+        )
+        for reader in (bob, carol)
+    ]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(10)
+    receipts = UserEvent.objects.filter(user=alice, payload__type="message_status")
+    assert [orjson.loads(r.payload.data)["status"] for r in receipts] == ["read"]

@@ -1,8 +1,9 @@
 import pytest
 from django.db import transaction
 
+from chat import services as chat_services
 from chat.models import Message
-from chat.services import message_remove
+from chat.services import conversation_mark_read, message_remove
 from tests.conftest import client_for, events_of, group_of, make_user, private_chat, send
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +83,47 @@ class TestMessageRemove:
         assert not Media.objects.exists() and not default_storage.exists(stored_file)
         shown = client_for(other_user).get(f"/v1/conversations/c{conversation.pk}/messages").json()["messages"][0]
         assert (shown["status"], shown["content"], shown["media"]) == ("removed", "", None)
+
+
+class TestReadReceipts:
+    def read(self, reader, conversation, message):
+        conversation_mark_read(user=reader, conversation_id=conversation.pk, message_id=message.pk)
+
+    def receipts(self, sender):
+        return [event["data"]["message_id"] for event in events_of(sender, "message_status")]
+
+    def test_only_when_every_other_member_has_read(self, user, other_user):
+        carol = make_user("carol")
+        conversation = group_of(user, other_user, carol).conversation
+        first, second = send(user, conversation, "one"), send(user, conversation, "two")
+        self.read(other_user, conversation, second)
+        assert self.receipts(user) == []  # carol has not read
+        self.read(carol, conversation, first)
+        assert self.receipts(user) == [f"m{first.pk}"]
+        self.read(carol, conversation, second)
+        assert self.receipts(user) == [f"m{first.pk}", f"m{second.pk}"]
+
+    def test_the_senders_own_pointer_does_not_hold_them_back(self, user, other_user):
+        # The sender has read nothing (the lowest pointer): the second lowest decides.
+        carol = make_user("carol")
+        conversation = group_of(user, other_user, carol).conversation
+        mine = send(user, conversation, "mine")
+        self.read(other_user, conversation, mine)
+        self.read(carol, conversation, mine)
+        assert self.receipts(user) == [f"m{mine.pk}"]
+
+    def test_a_long_backlog_sends_the_newest_few_per_sender_oldest_first(
+        self, user, other_user, monkeypatch, django_assert_max_num_queries
+    ):
+        monkeypatch.setattr(chat_services, "MAX_READ_RECEIPTS_PER_SENDER", 2)
+        carol = make_user("carol")
+        conversation = group_of(user, other_user, carol).conversation
+        from_user = [send(user, conversation, f"u{n}") for n in range(5)]
+        from_other = [send(other_user, conversation, f"o{n}") for n in range(4)]
+        with django_assert_max_num_queries(12):
+            self.read(carol, conversation, from_other[-1])
+        assert self.receipts(user) == []  # other_user has not read the user's messages
+        self.read(other_user, conversation, from_other[-1])
+        assert self.receipts(user) == [f"m{m.pk}" for m in from_user[-2:]]
+        self.read(user, conversation, from_other[-1])
+        assert self.receipts(other_user) == [f"m{m.pk}" for m in from_other[-2:]]
