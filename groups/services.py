@@ -62,9 +62,13 @@ def group_create(*, owner, name, member_ids):
 
 
 def _locked_membership(*, user, group_id):
+    """The caller's membership with its role as of the conversation lock (404 if they were
+    removed while waiting for it)."""
     membership = selectors.group_for_member(user=user, group_id=group_id)
     Conversation.objects.select_for_update().filter(pk=membership.conversation_id).first()
-    membership.refresh_from_db(fields=["role"])  # the role as of the lock
+    membership.role = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
+    if membership.role is None:
+        raise NotFound("Group not found")
     return membership
 
 
@@ -105,8 +109,9 @@ def group_invite(*, user, group_id, user_ids):
         # Joining members start with nothing unread; the history is theirs to page through.
         [Membership(conversation=conversation, user=new, last_read_seq=conversation.last_seq) for new in added]
     )
-    audience = current | {new.pk for new in added}
-    events.record(*[_group_event(audience, group, "new_member", new) for new in added])
+    # The members hear of each newcomer; a newcomer hears of their own joining only (as in
+    # group_create: telling every newcomer of every other would be quadratic in the invite).
+    events.record(*[_group_event([*current, new.pk], group, "new_member", new) for new in added])
     return [str(new.pk) for new in added]
 
 

@@ -128,8 +128,27 @@ class TestMembers:
             "invited_users": sorted([str(outsider.pk), str(newcomer.pk)], key=int),
         }
         assert role_of(group, outsider) == "member"
-        assert ("new_member", str(outsider.pk)) in group_updates(owner)
-        assert ("new_member", str(newcomer.pk)) in group_updates(outsider)
+        assert group_updates(owner)[-2:] == [("new_member", str(outsider.pk)), ("new_member", str(newcomer.pk))]
+        assert group_updates(outsider) == [("new_member", str(outsider.pk))]
+        assert group_updates(newcomer) == [("new_member", str(newcomer.pk))]
+
+    def test_a_member_removed_while_waiting_for_the_lock_gets_404(self, group, people, monkeypatch):
+        from groups import selectors
+
+        owner, _, member, outsider = people
+        original = selectors.group_for_member
+
+        def removed_meanwhile(*, user, group_id):
+            membership = original(user=user, group_id=group_id)
+            Membership.objects.filter(pk=membership.pk).delete()  # as a concurrent removal commits
+            return membership
+
+        monkeypatch.setattr(selectors, "group_for_member", removed_meanwhile)
+        response = client_for(member).post(
+            f"/v1/groups/g{group.pk}/members", {"user_ids": [str(outsider.pk)]}, format="json"
+        )
+        assert_error(response, 404)
+        assert role_of(group, outsider) is None
 
     def test_invited_member_sees_conversation_without_backlog(self, group, people):
         owner, _, _, outsider = people
