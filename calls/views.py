@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from calls import selectors, services
 from calls.ice import ice_servers_for
 from calls.serializers import CallAcceptIn, CallListOut, CallOut, CallStartIn, IceServersOut, call_data
-from imserver.api import page_params, parse_id, validated
+from imserver.api import page_params, parse_id, stranger_gets_404_first, validated
 
 
 class CallViewSet(viewsets.ViewSet):
@@ -50,8 +50,10 @@ class CallViewSet(viewsets.ViewSet):
     @extend_schema(request=CallAcceptIn, responses={200: CallOut})
     @action(detail=True, methods=["post"])
     def accept(self, request, call_id):
-        answer_sdp = validated(CallAcceptIn, request.data)["answer_sdp"]
-        call = services.call_accept(user=request.user, call_id=parse_id("call", call_id), answer_sdp=answer_sdp)
+        call_pk = parse_id("call", call_id)
+        with stranger_gets_404_first(lambda: selectors.call_for_party(user=request.user, call_id=call_pk)):
+            answer_sdp = validated(CallAcceptIn, request.data)["answer_sdp"]
+            call = services.call_accept(user=request.user, call_id=call_pk, answer_sdp=answer_sdp)
         return Response(call_data(call))
 
     @extend_schema(request=None, responses={200: CallOut})

@@ -22,7 +22,7 @@ from chat.serializers import (
     messages_data,
 )
 from groups.services import group_create
-from imserver.api import format_id, limit_param, page_params, parse_id, validated
+from imserver.api import format_id, limit_param, page_params, parse_id, stranger_gets_404_first, validated
 
 
 def _message_id(value, param):
@@ -126,8 +126,11 @@ class ConversationViewSet(viewsets.ViewSet):
         )
 
     def _send(self, request, conversation_pk):
-        data = validated(MessageSendIn, request.data)
-        message, created = services.message_send(sender=request.user, conversation_id=conversation_pk, **data)
+        with stranger_gets_404_first(
+            lambda: selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        ):
+            data = validated(MessageSendIn, request.data)
+            message, created = services.message_send(sender=request.user, conversation_id=conversation_pk, **data)
         if created:
             body = message_data(message)  # just stored: "sent"
         else:  # sent before: it may have been read since

@@ -3,6 +3,7 @@
 import logging
 import threading
 from collections.abc import Mapping
+from contextlib import contextmanager
 
 import orjson
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -146,6 +147,19 @@ def exception_handler(exc, context):
     if isinstance(detail, list):
         detail = " ".join(str(d) for d in detail)
     return Response(envelope(code, str(detail)), status=code, headers=headers)
+
+
+@contextmanager
+def stranger_gets_404_first(authorize):
+    """Around a block that reads and judges a request's input: when the input is refused,
+    authorize() (which raises 404 for "missing or not yours") runs first, so a stranger to the
+    object learns nothing from how its input would have been judged. Valid requests skip it."""
+    try:
+        yield
+    except (exceptions.APIException, RequestDataTooBig) as exc:
+        if not isinstance(exc, exceptions.NotFound):
+            authorize()
+        raise
 
 
 # --- Ids: opaque strings with a kind prefix (contract 1) ----------------------------------------

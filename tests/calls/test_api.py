@@ -230,6 +230,13 @@ class TestTransitions:
         assert_error(act(callee, call, "accept", answer_sdp="a" * (KIB_64 + 1)), 413)
         assert Call.objects.get().status == "ringing"
 
+    def test_a_stranger_gets_404_whatever_the_answer(self, user, other_user, stranger):
+        call = start(user, other_user)
+        intruder = client_for(stranger)
+        assert_error(act(intruder, call, "accept"), 404)
+        assert_error(act(intruder, call, "accept", answer_sdp="a" * (KIB_64 + 1)), 404)
+        assert Call.objects.get().status == "ringing"
+
     def test_end_gives_the_duration_from_connection(self, user, other_user):
         call = call_in("connected", user, other_user)
         Call.objects.filter(pk=call.pk).update(connected_at=F("connected_at") - timedelta(seconds=125))

@@ -181,6 +181,14 @@ class TestList:
 
 
 class TestSend:
+    @pytest.mark.parametrize(
+        "body", [{}, {"content": ""}, {"type": "image", "content": "m1"}, {"content": "x" * 10_001}]
+    )
+    def test_a_stranger_gets_404_whatever_the_body(self, user, other_user, stranger, body):
+        conversation = private_chat(user, other_user)
+        assert_error(post_message(client_for(stranger), conversation, **body), 404)
+        assert not Message.objects.exists()
+
     def test_send_text(self, user_api, user, other_user):
         conversation = private_chat(user, other_user)
         response = post_message(user_api, conversation, content="Hello world!", temp_id="client-temp-id-123")
