@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from accounts.models import Status
+from accounts.serializers import user_public_data
 from imserver.api import StrictSerializer
-from media.storage import public_url
 
 
 class ContactAddIn(serializers.Serializer):
@@ -15,17 +15,7 @@ class ContactUpdateIn(StrictSerializer):
 
 
 def contact_data(contact):
-    user = contact.user
-    return {
-        "user_id": str(user.pk),
-        "username": user.username,
-        "nickname": user.display_name,
-        "remark": contact.remark,
-        "avatar": public_url(user.avatar),
-        "status": user.status,
-        "status_message": user.status_message,
-        "last_online": user.last_online,
-    }
+    return {**user_public_data(contact.user), "remark": contact.remark}
 
 
 class ContactOut(serializers.Serializer):

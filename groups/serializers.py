@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import Status
+from accounts.serializers import user_brief_data
 from chat.models import Membership
 from imserver.api import StrictSerializer, format_id
 from media.storage import public_url
@@ -45,14 +46,10 @@ def group_data(group):
 
 
 def member_data(membership):
-    user = membership.user
     return {
-        "user_id": str(user.pk),
-        "username": user.username,
-        "nickname": user.display_name,
-        "avatar": public_url(user.avatar),
+        **user_brief_data(membership.user),
         "role": membership.role,
-        "status": user.status,
+        "status": membership.user.status,
         "joined_at": membership.joined_at,
     }
 
