@@ -18,7 +18,8 @@ class Media(models.Model):
 
     The public id is "media<pk>". An upload is an orphan until a message or an avatar uses it
     (`attached_at`); `manage.py purge_media` deletes orphans older than MEDIA_ORPHAN_TTL.
-    Deleting a row deletes its files (media.signals), also when the owner's account is deleted.
+    Deleting a row deletes its files (media.signals). An erased account keeps its uploads that
+    messages carry (the messages stay, from "Deleted user"); its orphans go with purge_media.
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="media")

@@ -1,5 +1,5 @@
-"""Stored files go with their row, however it is deleted (purge_media, an account deletion's cascade,
-the admin): once the deletion commits, so that a rolled-back delete keeps its files."""
+"""Stored files go with their row, however it is deleted (purge_media, a moderator removing its
+message, the admin): once the deletion commits, so that a rolled-back delete keeps its files."""
 
 from django.core.files.storage import default_storage
 from django.db import transaction
