@@ -4,6 +4,7 @@ import re
 import time
 
 from django.core.files.storage import default_storage
+from django.core.handlers.asgi import ASGIRequest
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
@@ -68,19 +69,26 @@ def _requested_range(header, size):
     return start, end
 
 
-async def _file_chunks(file, start, length):
-    """The file's bytes from start, read in a worker thread: under ASGI Django would otherwise
-    read a synchronous file whole into memory before sending it."""
-    try:
-        await asyncio.to_thread(file.seek, start)
+def _file_chunks(file, start, length):
+    """The file's bytes from start, in chunks: the whole file is never held in memory."""
+    with file:
+        file.seek(start)
         while length > 0:
-            chunk = await asyncio.to_thread(file.read, min(CHUNK_SIZE, length))
+            chunk = file.read(min(CHUNK_SIZE, length))
             if not chunk:
                 break
             length -= len(chunk)
             yield chunk
+
+
+async def _in_threads(chunks):
+    """The chunks for ASGI, each read in a worker thread: Django consumes a synchronous iterator
+    whole into memory before sending it under ASGI, as it does an asynchronous one under WSGI."""
+    try:
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            yield chunk
     finally:
-        await asyncio.to_thread(file.close)
+        await asyncio.to_thread(chunks.close)
 
 
 @require_safe
@@ -104,6 +112,8 @@ def media_file(request, media_id, variant=ORIGINAL):
         response = HttpResponse(content_type=content_type)
     else:
         chunks = _file_chunks(default_storage.open(name), start, end - start + 1)
+        if isinstance(request, ASGIRequest):
+            chunks = _in_threads(chunks)
         response = StreamingHttpResponse(chunks, content_type=content_type)
     if byte_range:
         response.status_code = 206

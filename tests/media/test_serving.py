@@ -3,7 +3,9 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.files.storage import default_storage
+from django.test import AsyncClient
 
 from media import storage
 from media.models import Media
@@ -13,18 +15,26 @@ from tests.media import files
 from tests.media.conftest import post_upload
 from tests.media.test_upload import HTML, SVG
 
-pytestmark = [
-    pytest.mark.django_db,
-    # The test client is synchronous; the view streams asynchronously for ASGI (see media.views).
-    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators"),
-]
+pytestmark = pytest.mark.django_db
 
 
 def fetch(url, **headers):
-    """GET with no auth header at all, as the app's image and video players do."""
+    """GET with no auth header at all, as the app's image and video players do (through WSGI)."""
     response = client_for().get(url, headers=headers)
     response.body = b"".join(response) if response.streaming else response.content
     return response
+
+
+def fetch_asgi(url, **headers):
+    """The same GET through Django's ASGI request handling, run from this thread so that the view
+    sees the test's transaction."""
+
+    async def get():
+        response = await AsyncClient().get(url, headers=headers)
+        response.body = b"".join([chunk async for chunk in response]) if response.streaming else response.content
+        return response
+
+    return async_to_sync(get)()
 
 
 def uploaded(client, data, kind, name="upload.bin"):
@@ -166,42 +176,62 @@ class TestSafeServing:
             assert response["Content-Disposition"] == 'inline; filename="clip"'
 
 
+class TestStreaming:
+    """Each server kind gets an iterator it streams: Django reads the other kind whole into memory."""
+
+    def test_wsgi_gets_a_synchronous_iterator(self, user_api):
+        data = files.video_bytes(seconds=2.0)
+        response = fetch(uploaded(user_api, data, "video")["url"], Range="bytes=100-")
+        assert response.streaming and not response.is_async
+        assert (response.status_code, response.body) == (206, data[100:])
+
+    def test_asgi_gets_an_asynchronous_iterator(self, user_api):
+        data = files.video_bytes(seconds=2.0)
+        response = fetch_asgi(uploaded(user_api, data, "video")["url"], Range="bytes=100-")
+        assert response.streaming and response.is_async
+        assert (response.status_code, response.body) == (206, data[100:])
+
+
 class TestRanges:
+    @pytest.fixture(params=[fetch, fetch_asgi], ids=["wsgi", "asgi"])
+    def get(self, request):
+        return request.param
+
     @pytest.fixture
     def video(self, user_api):
         data = files.video_bytes(seconds=2.0)
         return data, uploaded(user_api, data, "video", "clip.mp4")["url"]
 
-    def test_first_bytes(self, video):
+    def test_first_bytes(self, video, get):
         data, url = video
-        response = fetch(url, Range="bytes=0-99")
+        response = get(url, Range="bytes=0-99")
         assert response.status_code == 206
         assert response["Content-Range"] == f"bytes 0-99/{len(data)}"
         assert response["Content-Length"] == "100"
         assert response.body == data[:100]
 
-    def test_open_ended_and_suffix(self, video):
+    def test_open_ended_and_suffix(self, video, get):
         data, url = video
-        assert fetch(url, Range="bytes=1000-").body == data[1000:]
-        response = fetch(url, Range="bytes=-10")
+        assert get(url, Range="bytes=1000-").body == data[1000:]
+        response = get(url, Range="bytes=-10")
         assert response.body == data[-10:]
         assert response["Content-Range"] == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
 
-    def test_end_past_the_file_is_clipped(self, video):
+    def test_end_past_the_file_is_clipped(self, video, get):
         data, url = video
-        response = fetch(url, Range=f"bytes=10-{len(data) + 500}")
+        response = get(url, Range=f"bytes=10-{len(data) + 500}")
         assert response.status_code == 206 and response.body == data[10:]
 
-    def test_unsatisfiable(self, video):
+    def test_unsatisfiable(self, video, get):
         data, url = video
-        response = fetch(url, Range=f"bytes={len(data)}-")
+        response = get(url, Range=f"bytes={len(data)}-")
         assert_error(response, 416)
         assert response["Content-Range"] == f"bytes */{len(data)}"
 
     @pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-1", "bytes=-"])
-    def test_other_ranges_get_the_whole_file(self, video, header):
+    def test_other_ranges_get_the_whole_file(self, video, get, header):
         data, url = video
-        response = fetch(url, Range=header)
+        response = get(url, Range=header)
         assert response.status_code == 200 and response.body == data
         assert response["Accept-Ranges"] == "bytes"
 
