@@ -1,6 +1,7 @@
 import asyncio
 import mimetypes
 import re
+import threading
 import time
 
 from django.core.files.storage import default_storage
@@ -84,11 +85,19 @@ def _file_chunks(file, start, length):
 async def _in_threads(chunks):
     """The chunks for ASGI, each read in a worker thread: Django consumes a synchronous iterator
     whole into memory before sending it under ASGI, as it does an asynchronous one under WSGI."""
+    # When the client goes away Django cancels us mid-read, but the read goes on in its thread:
+    # the lock makes the closing wait for it.
+    lock = threading.Lock()
+
+    def locked(call, *args):
+        with lock:
+            return call(*args)
+
     try:
-        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        while (chunk := await asyncio.to_thread(locked, next, chunks, None)) is not None:
             yield chunk
     finally:
-        await asyncio.to_thread(chunks.close)
+        await asyncio.to_thread(locked, chunks.close)
 
 
 @require_safe

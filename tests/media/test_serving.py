@@ -1,3 +1,6 @@
+import asyncio
+import io
+import threading
 import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -7,7 +10,7 @@ from asgiref.sync import async_to_sync
 from django.core.files.storage import default_storage
 from django.test import AsyncClient
 
-from media import storage
+from media import storage, views
 from media.models import Media
 from tests.accounts.test_auth import assert_error
 from tests.conftest import client_for
@@ -276,3 +279,31 @@ class TestObjectStorage:
         assert query["X-Amz-Expires"] == ["86400"] and query["X-Amz-Signature"]
         assert query["response-content-type"] == ["application/octet-stream"]
         assert query["response-content-disposition"] == ['attachment; filename="page.html"']
+
+
+class SlowFile(io.BytesIO):
+    """A file whose reads wait until the test lets them finish."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.reading, self.finish = threading.Event(), threading.Event()
+
+    def read(self, size=-1):
+        self.reading.set()
+        self.finish.wait(5)
+        return super().read(size)
+
+
+async def test_a_download_cut_short_closes_its_file_after_the_read_in_flight():
+    """Django cancels the response when the client goes away (players often do): the closing
+    must wait for the read running in its thread, not fail with "generator already executing"."""
+    file = SlowFile(b"video")
+    chunks = views._in_threads(views._file_chunks(file, 0, 5))
+    reading = asyncio.create_task(anext(chunks))
+    await asyncio.to_thread(file.reading.wait, 5)
+    reading.cancel()
+    await asyncio.sleep(0.1)  # the closing starts while the read still runs
+    file.finish.set()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert file.closed
