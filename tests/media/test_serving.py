@@ -7,8 +7,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 
 from media import storage, views
 from media.models import Media
@@ -134,7 +135,41 @@ class TestSignedUrls:
 
     def test_post_is_not_allowed(self, user_api):
         body = uploaded(user_api, b"data", "file")
-        assert client_for().post(body["url"]).status_code == 405
+        response = Client(enforce_csrf_checks=True).post(body["url"])
+        assert_error(response, 405)
+        assert response["Allow"] == "GET, HEAD"
+
+
+class TestAvatars:
+    @pytest.fixture
+    def avatar(self):
+        data = files.image_bytes("PNG")
+        return data, "/media/" + default_storage.save("avatars/a1b2.png", ContentFile(data))
+
+    def test_served_publicly(self, avatar):
+        data, path = avatar
+        response = fetch(path)
+        assert (response.status_code, response["Content-Type"], response.body) == (200, "image/png", data)
+        assert response["X-Content-Type-Options"] == "nosniff"
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "avatars/missing.png",
+            "media/2026/01/upload.png",  # an upload: only its signed URL serves it
+            "avatars/page.html",  # never ours, never served as a page
+            "avatars/../media/2026/01/upload.png",
+        ],
+    )
+    def test_anything_else_is_a_404_envelope(self, name):
+        for stored in ("media/2026/01/upload.png", "avatars/page.html"):
+            default_storage.save(stored, ContentFile(b"<html>"))
+        assert_error(fetch(f"/media/{name}"), 404)
+
+    def test_post_is_not_allowed(self, avatar):
+        response = Client(enforce_csrf_checks=True).post(avatar[1])
+        assert_error(response, 405)
+        assert response["Allow"] == "GET, HEAD"
 
 
 class TestSafeServing:
