@@ -228,8 +228,9 @@ def message_remove(*, message):
     message.media = None
     message.updated_at = timezone.now()
     message.save(update_fields=["status", "content", "caption", "media", "updated_at"])
-    if upload_id is not None:
-        # What a moderator removes is not kept anywhere: the upload goes (its files on commit).
+    # What a moderator removes is not kept anywhere: the upload goes (its files on commit), unless
+    # another message carries it too (a media_id may be sent again; Message.media protects it).
+    if upload_id is not None and not Message.objects.filter(media_id=upload_id).exists():
         Media.objects.filter(pk=upload_id).delete()
     data = {
         "message_id": format_id("m", message.pk),

@@ -1,4 +1,4 @@
-"""Middleware that keeps every /v1 answer in the contract's JSON envelope."""
+"""Middleware that keeps every /v1 and /media answer in the contract's JSON envelope."""
 
 import logging
 
@@ -9,7 +9,8 @@ from imserver.urlbase import base_url_for_request, request_base_url
 
 logger = logging.getLogger(__name__)
 
-API_PREFIXES = ("/v1/", "/healthz")
+# /media: uploads and avatars answer errors in the envelope too (contract 1.1: from every layer).
+API_PREFIXES = ("/v1/", "/healthz", "/media/")
 
 
 def is_api_path(path):
@@ -17,7 +18,7 @@ def is_api_path(path):
 
 
 class ApiErrorMiddleware:
-    """Turns Django's own error pages (404, 405, 413, 500, CSRF) under /v1 into the envelope.
+    """Turns Django's own error pages (404, 405, 413, 500, CSRF) under those prefixes into the envelope.
 
     It also records the request's base URL for absolute links built deeper down.
     """

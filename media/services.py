@@ -107,7 +107,9 @@ def avatar_replace(*, owner, old, value, field="avatar"):
     else:
         new = store_avatar(_image_bytes_for_owner(owner=owner, media_id=value, field=field), field)
     if old:
-        transaction.on_commit(lambda: default_storage.delete(old))
+        # Robust: the change has committed by then; a storage error leaves a stray file (logged),
+        # not a 500 for a write that succeeded.
+        transaction.on_commit(lambda: default_storage.delete(old), robust=True)
     return new
 
 

@@ -1,10 +1,13 @@
 import asyncio
 import mimetypes
 import re
+import threading
 import time
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -25,13 +28,18 @@ RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 CHUNK_SIZE = 256 * 1024
 
 
+@csrf_exempt  # nothing unsafe gets in (require_safe): a POST is a 405, not a CSRF 403
+@require_safe
 def public_file(request, name):
     """Serves avatars (public: unguessable names, images we re-encoded ourselves)."""
-    if not name.startswith(PUBLIC_PREFIXES) or ".." in name or not default_storage.exists(name):
-        raise Http404
     content_type = mimetypes.guess_type(name)[0]
-    if content_type not in SAFE_IMAGE_TYPES:
-        raise Http404
+    if (
+        not name.startswith(PUBLIC_PREFIXES)
+        or ".." in name
+        or content_type not in SAFE_IMAGE_TYPES
+        or not default_storage.exists(name)
+    ):
+        return error_response(404, "Media not found")
     response = FileResponse(default_storage.open(name), content_type=content_type)
     response["Cache-Control"] = "public, max-age=31536000, immutable"
     response["Content-Disposition"] = "inline"
@@ -68,21 +76,37 @@ def _requested_range(header, size):
     return start, end
 
 
-async def _file_chunks(file, start, length):
-    """The file's bytes from start, read in a worker thread: under ASGI Django would otherwise
-    read a synchronous file whole into memory before sending it."""
-    try:
-        await asyncio.to_thread(file.seek, start)
+def _file_chunks(file, start, length):
+    """The file's bytes from start, in chunks: the whole file is never held in memory."""
+    with file:
+        file.seek(start)
         while length > 0:
-            chunk = await asyncio.to_thread(file.read, min(CHUNK_SIZE, length))
+            chunk = file.read(min(CHUNK_SIZE, length))
             if not chunk:
                 break
             length -= len(chunk)
             yield chunk
+
+
+async def _in_threads(chunks):
+    """The chunks for ASGI, each read in a worker thread: Django consumes a synchronous iterator
+    whole into memory before sending it under ASGI, as it does an asynchronous one under WSGI."""
+    # When the client goes away Django cancels us mid-read, but the read goes on in its thread:
+    # the lock makes the closing wait for it.
+    lock = threading.Lock()
+
+    def locked(call, *args):
+        with lock:
+            return call(*args)
+
+    try:
+        while (chunk := await asyncio.to_thread(locked, next, chunks, None)) is not None:
+            yield chunk
     finally:
-        await asyncio.to_thread(file.close)
+        await asyncio.to_thread(locked, chunks.close)
 
 
+@csrf_exempt  # as public_file
 @require_safe
 def media_file(request, media_id, variant=ORIGINAL):
     """An upload behind a signed, expiring URL (media.storage.media_url): no auth header needed,
@@ -104,6 +128,8 @@ def media_file(request, media_id, variant=ORIGINAL):
         response = HttpResponse(content_type=content_type)
     else:
         chunks = _file_chunks(default_storage.open(name), start, end - start + 1)
+        if isinstance(request, ASGIRequest):
+            chunks = _in_threads(chunks)
         response = StreamingHttpResponse(chunks, content_type=content_type)
     if byte_range:
         response.status_code = 206

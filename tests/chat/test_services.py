@@ -1,10 +1,14 @@
 import pytest
+from django.core.files.storage import default_storage
 from django.db import transaction
 
 from chat import services as chat_services
 from chat.models import Message
 from chat.services import conversation_mark_read, message_remove
+from media.models import Media
 from tests.conftest import client_for, events_of, group_of, make_user, private_chat, send
+from tests.media.conftest import post_upload
+from tests.media.files import image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -68,12 +72,6 @@ class TestMessageRemove:
         assert item["last_message"]["content"] == "" and item["unread_count"] == 0
 
     def test_a_removed_media_message_loses_its_upload(self, user, other_user, django_capture_on_commit_callbacks):
-        from django.core.files.storage import default_storage
-
-        from media.models import Media
-        from tests.media.conftest import post_upload
-        from tests.media.files import image_bytes
-
         conversation = private_chat(user, other_user)
         photo = post_upload(client_for(user), image_bytes("JPEG"), "image").json()
         message = send(user, conversation, photo["media_id"], type="image")
@@ -83,6 +81,22 @@ class TestMessageRemove:
         assert not Media.objects.exists() and not default_storage.exists(stored_file)
         shown = client_for(other_user).get(f"/v1/conversations/c{conversation.pk}/messages").json()["messages"][0]
         assert (shown["status"], shown["content"], shown["media"]) == ("removed", "", None)
+
+    def test_an_upload_other_messages_carry_stays(self, user, other_user, django_capture_on_commit_callbacks):
+        """The same media_id may be sent more than once: removing one message keeps it for the rest."""
+        photo = post_upload(client_for(user), image_bytes("JPEG"), "image").json()
+        first = send(user, private_chat(user, other_user), photo["media_id"], type="image")
+        group = group_of(user, other_user)
+        again = send(user, group.conversation, photo["media_id"], type="image")
+        stored_file = Media.objects.get().file
+        with django_capture_on_commit_callbacks(execute=True):
+            assert message_remove(message=first) is True
+        shown = client_for(other_user).get(f"/v1/conversations/c{group.conversation_id}/messages").json()["messages"]
+        assert shown[0]["message_id"] == f"m{again.pk}"
+        assert client_for().get(shown[0]["media"]["url"]).status_code == 200
+        with django_capture_on_commit_callbacks(execute=True):
+            message_remove(message=again)  # the last one carrying it: now the upload goes
+        assert not Media.objects.exists() and not default_storage.exists(stored_file)
 
 
 class TestReadReceipts:

@@ -1,9 +1,10 @@
+import base64
 import io
 from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -151,3 +152,20 @@ class TestAvatarFromUpload:
         avatar = client_for().get(body["avatar"])
         assert avatar.status_code == 200
         assert Image.open(io.BytesIO(b"".join(avatar.streaming_content))).size == (300, 200)
+
+
+@pytest.mark.django_db(transaction=True)  # a real commit: the old file goes after it, in the request
+def test_failing_to_delete_the_old_avatar_does_not_fail_the_committed_change(user_api, user, monkeypatch):
+    avatar = {"avatar": "base64:" + base64.b64encode(files.image_bytes("PNG")).decode()}
+    user_api.patch("/v1/user/me", avatar, format="json")
+    user.refresh_from_db()
+    old = user.avatar
+
+    def unavailable(storage, name):
+        raise OSError("storage unavailable")
+
+    monkeypatch.setattr(FileSystemStorage, "delete", unavailable)
+    response = user_api.patch("/v1/user/me", avatar, format="json")
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert user.avatar != old and default_storage.exists(old)

@@ -1,11 +1,17 @@
+import asyncio
+import io
+import threading
 import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from asgiref.sync import async_to_sync
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.test import AsyncClient, Client
 
-from media import storage
+from media import storage, views
 from media.models import Media
 from tests.accounts.test_auth import assert_error
 from tests.conftest import client_for
@@ -13,18 +19,26 @@ from tests.media import files
 from tests.media.conftest import post_upload
 from tests.media.test_upload import HTML, SVG
 
-pytestmark = [
-    pytest.mark.django_db,
-    # The test client is synchronous; the view streams asynchronously for ASGI (see media.views).
-    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators"),
-]
+pytestmark = pytest.mark.django_db
 
 
 def fetch(url, **headers):
-    """GET with no auth header at all, as the app's image and video players do."""
+    """GET with no auth header at all, as the app's image and video players do (through WSGI)."""
     response = client_for().get(url, headers=headers)
     response.body = b"".join(response) if response.streaming else response.content
     return response
+
+
+def fetch_asgi(url, **headers):
+    """The same GET through Django's ASGI request handling, run from this thread so that the view
+    sees the test's transaction."""
+
+    async def get():
+        response = await AsyncClient().get(url, headers=headers)
+        response.body = b"".join([chunk async for chunk in response]) if response.streaming else response.content
+        return response
+
+    return async_to_sync(get)()
 
 
 def uploaded(client, data, kind, name="upload.bin"):
@@ -121,7 +135,41 @@ class TestSignedUrls:
 
     def test_post_is_not_allowed(self, user_api):
         body = uploaded(user_api, b"data", "file")
-        assert client_for().post(body["url"]).status_code == 405
+        response = Client(enforce_csrf_checks=True).post(body["url"])
+        assert_error(response, 405)
+        assert response["Allow"] == "GET, HEAD"
+
+
+class TestAvatars:
+    @pytest.fixture
+    def avatar(self):
+        data = files.image_bytes("PNG")
+        return data, "/media/" + default_storage.save("avatars/a1b2.png", ContentFile(data))
+
+    def test_served_publicly(self, avatar):
+        data, path = avatar
+        response = fetch(path)
+        assert (response.status_code, response["Content-Type"], response.body) == (200, "image/png", data)
+        assert response["X-Content-Type-Options"] == "nosniff"
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "avatars/missing.png",
+            "media/2026/01/upload.png",  # an upload: only its signed URL serves it
+            "avatars/page.html",  # never ours, never served as a page
+            "avatars/../media/2026/01/upload.png",
+        ],
+    )
+    def test_anything_else_is_a_404_envelope(self, name):
+        for stored in ("media/2026/01/upload.png", "avatars/page.html"):
+            default_storage.save(stored, ContentFile(b"<html>"))
+        assert_error(fetch(f"/media/{name}"), 404)
+
+    def test_post_is_not_allowed(self, avatar):
+        response = Client(enforce_csrf_checks=True).post(avatar[1])
+        assert_error(response, 405)
+        assert response["Allow"] == "GET, HEAD"
 
 
 class TestSafeServing:
@@ -166,42 +214,62 @@ class TestSafeServing:
             assert response["Content-Disposition"] == 'inline; filename="clip"'
 
 
+class TestStreaming:
+    """Each server kind gets an iterator it streams: Django reads the other kind whole into memory."""
+
+    def test_wsgi_gets_a_synchronous_iterator(self, user_api):
+        data = files.video_bytes(seconds=2.0)
+        response = fetch(uploaded(user_api, data, "video")["url"], Range="bytes=100-")
+        assert response.streaming and not response.is_async
+        assert (response.status_code, response.body) == (206, data[100:])
+
+    def test_asgi_gets_an_asynchronous_iterator(self, user_api):
+        data = files.video_bytes(seconds=2.0)
+        response = fetch_asgi(uploaded(user_api, data, "video")["url"], Range="bytes=100-")
+        assert response.streaming and response.is_async
+        assert (response.status_code, response.body) == (206, data[100:])
+
+
 class TestRanges:
+    @pytest.fixture(params=[fetch, fetch_asgi], ids=["wsgi", "asgi"])
+    def get(self, request):
+        return request.param
+
     @pytest.fixture
     def video(self, user_api):
         data = files.video_bytes(seconds=2.0)
         return data, uploaded(user_api, data, "video", "clip.mp4")["url"]
 
-    def test_first_bytes(self, video):
+    def test_first_bytes(self, video, get):
         data, url = video
-        response = fetch(url, Range="bytes=0-99")
+        response = get(url, Range="bytes=0-99")
         assert response.status_code == 206
         assert response["Content-Range"] == f"bytes 0-99/{len(data)}"
         assert response["Content-Length"] == "100"
         assert response.body == data[:100]
 
-    def test_open_ended_and_suffix(self, video):
+    def test_open_ended_and_suffix(self, video, get):
         data, url = video
-        assert fetch(url, Range="bytes=1000-").body == data[1000:]
-        response = fetch(url, Range="bytes=-10")
+        assert get(url, Range="bytes=1000-").body == data[1000:]
+        response = get(url, Range="bytes=-10")
         assert response.body == data[-10:]
         assert response["Content-Range"] == f"bytes {len(data) - 10}-{len(data) - 1}/{len(data)}"
 
-    def test_end_past_the_file_is_clipped(self, video):
+    def test_end_past_the_file_is_clipped(self, video, get):
         data, url = video
-        response = fetch(url, Range=f"bytes=10-{len(data) + 500}")
+        response = get(url, Range=f"bytes=10-{len(data) + 500}")
         assert response.status_code == 206 and response.body == data[10:]
 
-    def test_unsatisfiable(self, video):
+    def test_unsatisfiable(self, video, get):
         data, url = video
-        response = fetch(url, Range=f"bytes={len(data)}-")
+        response = get(url, Range=f"bytes={len(data)}-")
         assert_error(response, 416)
         assert response["Content-Range"] == f"bytes */{len(data)}"
 
     @pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-1", "bytes=-"])
-    def test_other_ranges_get_the_whole_file(self, video, header):
+    def test_other_ranges_get_the_whole_file(self, video, get, header):
         data, url = video
-        response = fetch(url, Range=header)
+        response = get(url, Range=header)
         assert response.status_code == 200 and response.body == data
         assert response["Accept-Ranges"] == "bytes"
 
@@ -246,3 +314,31 @@ class TestObjectStorage:
         assert query["X-Amz-Expires"] == ["86400"] and query["X-Amz-Signature"]
         assert query["response-content-type"] == ["application/octet-stream"]
         assert query["response-content-disposition"] == ['attachment; filename="page.html"']
+
+
+class SlowFile(io.BytesIO):
+    """A file whose reads wait until the test lets them finish."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.reading, self.finish = threading.Event(), threading.Event()
+
+    def read(self, size=-1):
+        self.reading.set()
+        self.finish.wait(5)
+        return super().read(size)
+
+
+async def test_a_download_cut_short_closes_its_file_after_the_read_in_flight():
+    """Django cancels the response when the client goes away (players often do): the closing
+    must wait for the read running in its thread, not fail with "generator already executing"."""
+    file = SlowFile(b"video")
+    chunks = views._in_threads(views._file_chunks(file, 0, 5))
+    reading = asyncio.create_task(anext(chunks))
+    await asyncio.to_thread(file.reading.wait, 5)
+    reading.cancel()
+    await asyncio.sleep(0.1)  # the closing starts while the read still runs
+    file.finish.set()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert file.closed
