@@ -2,12 +2,16 @@ import logging
 
 from django.db import connection
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 from realtime.bus import bus_ping
 
 logger = logging.getLogger(__name__)
 
 
+@csrf_exempt  # no unsafe method is served: a POST is a 405, not a CSRF 403
+@require_safe
 def healthz(request):
     """200 when the database and the realtime bus answer, else 503 (contract 1)."""
     checks = {}

@@ -58,6 +58,11 @@ class TestHealth:
         assert response.status_code == 200
         assert response.json()["checks"] == {"database": "ok", "realtime": "ok"}
 
+    def test_get_and_head_only(self, db):
+        response = Client(enforce_csrf_checks=True).post("/healthz")
+        assert response.status_code == 405 and response.json()["code"] == 405
+        assert Client().head("/healthz").status_code == 200
+
     def test_database_down_is_503(self, db, monkeypatch):
         def broken_cursor(*args, **kwargs):
             raise RuntimeError("down")
