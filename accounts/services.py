@@ -20,7 +20,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from social_django.models import UserSocialAuth
 
-from accounts.models import PasswordResetCode, Status, User
+from accounts.models import DELETED_USERNAME_RE, DELETED_USERNAME_RESERVED, PasswordResetCode, Status, User
 from accounts.tokens import token_pair_for, user_for_token
 from chat.models import Membership
 from contacts.models import Contact
@@ -49,6 +49,8 @@ def _validate_password(password, user, field="password"):
 def user_register(*, username, password, email, nickname=""):
     if not USERNAME_RE.match(username):
         raise ValidationError({"username": ["Username must be 3-32 characters of letters, digits, '_', '.' or '-'."]})
+    if DELETED_USERNAME_RE.match(username):
+        raise ValidationError({"username": [DELETED_USERNAME_RESERVED]})
     candidate = User(username=username, email=email, nickname=nickname or username)
     _validate_password(password, candidate)
     if User.objects.filter(username__iexact=username).exists():

@@ -54,9 +54,14 @@ class TestRegister:
         body = assert_error(register(api, username=username), 400)
         assert "username" in body["fields"]
 
-    @pytest.mark.parametrize("username", ["a.b", "a-b", "a_b", "A1b2", "x" * 32])
+    @pytest.mark.parametrize("username", ["a.b", "a-b", "a_b", "A1b2", "x" * 32, "deleted-me"])
     def test_username_allowed_characters(self, api, username):
         assert register(api, username=username).status_code == 201
+
+    @pytest.mark.parametrize("username", ["deleted-1", "Deleted-42"])
+    def test_names_of_deleted_accounts_are_reserved(self, api, username):
+        body = assert_error(register(api, username=username), 400)
+        assert body["fields"]["username"] == ["Usernames of the form deleted-<number> are reserved."]
 
     @pytest.mark.parametrize("password", ["short", "12345678901", "password123", "johndoe123"])
     def test_password_must_pass_validators(self, api, password):
