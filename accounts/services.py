@@ -127,13 +127,23 @@ def user_revoke_tokens(user, *, close_code=4401):
 
 
 @transaction.atomic
+def user_password_set(*, user, password):
+    """Sets the password (None: no password login) and revokes every token of the user. The API's
+    password change and reset and the admin's password form all come through here."""
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    user_revoke_tokens(user)
+
+
+@transaction.atomic
 def user_password_change(*, user, old_password, new_password):
     if not user.check_password(old_password):
         raise ValidationError({"old_password": ["Current password is incorrect."]})
     _validate_password(new_password, user, field="new_password")
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    user_revoke_tokens(user)
+    user_password_set(user=user, password=new_password)
     return token_pair_for(user)
 
 
@@ -182,9 +192,7 @@ def password_reset_confirm(*, email, code, new_password):
             _validate_password(new_password, user, field="new_password")
             reset.used_at = timezone.now()
             reset.save(update_fields=["used_at"])
-            user.set_password(new_password)
-            user.save(update_fields=["password"])
-            user_revoke_tokens(user)
+            user_password_set(user=user, password=new_password)
         else:
             # Counted in a committed write (the error is raised after), so guesses add up.
             reset.attempts += 1

@@ -5,6 +5,8 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.services import user_delete
+from realtime import bus
+from tests.accounts.test_auth import assert_error, login
 from tests.conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
@@ -50,3 +52,28 @@ class TestDeletedUsernames:
         assert response.status_code == 302
         user.refresh_from_db()
         assert (user.username, user.nickname) == (f"deleted-{user.pk}", "Gone")
+
+
+class TestPasswordChange:
+    @pytest.mark.parametrize(
+        "form",
+        [
+            {"password1": "An0ther-secret!", "password2": "An0ther-secret!", "usable_password": "true"},
+            {"usable_password": "false", "unset-password": "1"},
+        ],
+        ids=["new password", "password login disabled"],
+    )
+    def test_revokes_every_token_and_closes_the_sockets(
+        self, root_client, api, user, form, monkeypatch, django_capture_on_commit_callbacks
+    ):
+        pair = login(api).json()
+        published = []
+        monkeypatch.setattr(bus, "publish", published.extend)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = root_client.post(f"/admin/accounts/user/{user.pk}/password/", form)
+        assert response.status_code == 302, response.content
+        assert published == [bus.close_message(user.pk, 4401)]
+        assert_error(api.get("/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {pair['token']}"), 401)
+        assert_error(api.post("/v1/auth/refresh", {"refresh_token": pair["refresh_token"]}, format="json"), 401)
+        user.refresh_from_db()
+        assert user.check_password("An0ther-secret!") == ("password1" in form)
