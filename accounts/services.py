@@ -91,18 +91,23 @@ def user_login(*, username, password, address):
     return user
 
 
+@transaction.atomic
 def token_refresh(*, refresh_token):
-    """Rotates a refresh token: exactly one caller can use it; the old one is blacklisted."""
+    """Rotates a refresh token: exactly one caller can use it; the old one is blacklisted.
+
+    The user's row is locked first, as user_revoke_tokens' update locks it, and held until the new
+    pair is issued: a concurrent revocation (password change or reset, ban, deletion) either
+    commits first, and this refresh fails, or waits for it and revokes the new pair too.
+    """
     try:
         refresh = RefreshToken(refresh_token)
     except TokenError:
         raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid") from None
-    user = user_for_token(refresh)
-    with transaction.atomic():
-        outstanding = OutstandingToken.objects.select_for_update().filter(jti=refresh["jti"]).first()
-        if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
-            raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid")
-        BlacklistedToken.objects.create(token=outstanding)
+    user = user_for_token(refresh, lock=True)
+    outstanding = OutstandingToken.objects.select_for_update().filter(jti=refresh["jti"]).first()
+    if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+        raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid")
+    BlacklistedToken.objects.create(token=outstanding)
     return token_pair_for(user)
 
 
