@@ -74,7 +74,10 @@ def _lockout_keys(username, address):
 
 
 def user_login(*, username, password, address):
-    """Checks credentials under the login lockout (contract 1.2); returns the user."""
+    """Checks credentials under the login rate limit and lockout (contract 1.2); returns the user."""
+    wait = ratelimit.check_rate("login", f"username:{username.lower()}")
+    if wait:
+        raise Throttled(wait)
     window = int(settings.LOGIN_LOCKOUT_WINDOW.total_seconds())
     keys = _lockout_keys(username, address)
     wait = max(ratelimit.peek(key, limit, window) for key, limit in keys)
@@ -157,7 +160,10 @@ def _code_hash(code):
 
 
 def password_reset_request(*, email):
-    """Mails a one-time code to a known, active account; says nothing either way."""
+    """Mails a one-time code to a known, active account; says nothing either way, nor when the
+    email is over its rate limit (the request is then dropped)."""
+    if ratelimit.check_rate("password_reset", f"email:{email.lower()}"):
+        return
     user = User.objects.filter(email__iexact=email, is_active=True, is_banned=False).first()
     if user is None:
         return
@@ -179,6 +185,9 @@ def password_reset_request(*, email):
 
 
 def password_reset_confirm(*, email, code, new_password):
+    wait = ratelimit.check_rate("password_reset_confirm", f"email:{email.lower()}")
+    if wait:
+        raise Throttled(wait)
     invalid = ValidationError({"code": ["The code is invalid or has expired."]})
     with transaction.atomic():
         user = User.objects.filter(email__iexact=email, is_active=True).first()

@@ -5,8 +5,10 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.utils import timezone
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from accounts import services
 from accounts.models import PasswordResetCode, User
 from accounts.services import user_ban
 from tests.conftest import PASSWORD, client_for, make_user
@@ -347,3 +349,34 @@ class TestRateLimits:
         # An untrusted sender cannot pick its own identity with the header.
         assert attempt("direct1", "198.51.100.7", "203.0.113.3").status_code == 201
         assert attempt("direct2", "198.51.100.7", "203.0.113.4").status_code == 429
+
+
+class TestRateLimitsInServices:
+    """The per-username and per-email limits hold whoever calls the service."""
+
+    @pytest.fixture(autouse=True)
+    def _limits(self, settings):
+        settings.RATE_LIMITS_ENABLED = True
+        settings.RATE_LIMITS = {
+            **settings.RATE_LIMITS,
+            "login": "1/minute",
+            "password_reset": "1/hour",
+            "password_reset_confirm": "1/hour",
+        }
+
+    def test_login(self, user):
+        services.user_login(username="alice", password=PASSWORD, address="10.0.0.1")
+        with pytest.raises(Throttled):
+            services.user_login(username="ALICE", password=PASSWORD, address="10.0.0.2")
+
+    def test_password_reset_is_dropped_silently(self, user):
+        services.password_reset_request(email="alice@example.com")
+        services.password_reset_request(email="Alice@example.com")
+        assert len(mail.outbox) == 1
+
+    def test_password_reset_confirm(self, user):
+        confirm = {"email": "alice@example.com", "code": "123456", "new_password": "Brand-new-pass1"}
+        with pytest.raises(ValidationError):
+            services.password_reset_confirm(**confirm)
+        with pytest.raises(Throttled):
+            services.password_reset_confirm(**confirm)
