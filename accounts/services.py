@@ -2,8 +2,10 @@
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.contrib.auth import password_validation
@@ -31,6 +33,8 @@ from imserver.api import Conflict
 from media.services import avatar_replace
 from realtime import events
 from realtime.models import EventStream, UserEvent
+
+logger = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 INVALID_CREDENTIALS = "Invalid username or password"
@@ -159,6 +163,18 @@ def _code_hash(code):
     return hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).hexdigest()
 
 
+# Reset mail is sent by this thread, after the request's commit: a response that waited for SMTP
+# would take longer for an address with an account. One thread keeps mail in order; it is rare.
+mail_sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
+
+
+def _mail_send(user_id, **message):
+    try:
+        send_mail(**message)
+    except Exception:
+        logger.exception("password reset mail to user %s failed", user_id)
+
+
 def password_reset_request(*, email):
     """Mails a one-time code to a known, active account; says nothing either way, nor when the
     email is over its rate limit (the request is then dropped)."""
@@ -169,19 +185,20 @@ def password_reset_request(*, email):
         return
     code = f"{secrets.randbelow(10**6):06d}"
     now = timezone.now()
+    context = {"user": user, "code": code, "minutes": int(settings.PASSWORD_RESET_CODE_TTL.total_seconds() // 60)}
+    message = {
+        "subject": render_to_string("accounts/email/password_reset_subject.txt", context).strip(),
+        "message": render_to_string("accounts/email/password_reset.txt", context),
+        "from_email": None,
+        "recipient_list": [user.email],
+    }
     with transaction.atomic():
         # Only the newest code is valid.
         PasswordResetCode.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
         PasswordResetCode.objects.create(
             user=user, code_hash=_code_hash(code), expires_at=now + settings.PASSWORD_RESET_CODE_TTL
         )
-    context = {"user": user, "code": code, "minutes": int(settings.PASSWORD_RESET_CODE_TTL.total_seconds() // 60)}
-    send_mail(
-        subject=render_to_string("accounts/email/password_reset_subject.txt", context).strip(),
-        message=render_to_string("accounts/email/password_reset.txt", context),
-        from_email=None,
-        recipient_list=[user.email],
-    )
+        transaction.on_commit(lambda: mail_sender.submit(_mail_send, user.pk, **message), robust=True)
 
 
 def password_reset_confirm(*, email, code, new_password):
