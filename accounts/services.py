@@ -318,6 +318,28 @@ def user_delete_own(*, user, password=None):
     return user_delete(user=user)
 
 
+def tokens_prune(*, batch=10_000):
+    """Deletes the records of expired refresh tokens (with their blacklist entries) and expired
+    password-reset codes, which nothing else ever deletes; returns (tokens, codes) deleted.
+
+    An expired token is refused for its expiry alone, so its record serves nothing. A batch per
+    transaction, so it never holds long locks.
+    """
+    now = timezone.now()
+    tokens = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                OutstandingToken.objects.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)[:batch]
+            )
+            if not ids:
+                break
+            BlacklistedToken.objects.filter(token_id__in=ids)._raw_delete(BlacklistedToken.objects.db)
+            tokens += OutstandingToken.objects.filter(pk__in=ids)._raw_delete(OutstandingToken.objects.db)
+    codes, _ = PasswordResetCode.objects.filter(expires_at__lte=now).delete()
+    return tokens, codes
+
+
 def users_reset_presence():
     """Marks every online user offline (recovery after an outage); returns how many were online.
 
