@@ -1,14 +1,25 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
+from accounts.services import user_password_set
 from chat.models import Conversation, Membership
 from groups.models import Group
 from moderation import selectors, services
 from moderation.admin_tools import LargeTableMixin, ObjectActionsMixin, admin_link, confirm_with_reason
+
+
+class PasswordChangeForm(AdminPasswordChangeForm):
+    """A password set or disabled here revokes the user's tokens, as a change through the API does."""
+
+    def save(self):
+        password = self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
+        user_password_set(user=self.user, password=password)
+        return self.user
 
 
 @admin.register(User)
@@ -21,6 +32,7 @@ class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
     search_fields = ("username", "email", "nickname")
     ordering = ("-pk",)  # the primary key index; "username" would sort the whole table
     actions = ["ban_users", "unban_users"]
+    change_password_form = PasswordChangeForm
     readonly_fields = (
         "is_online",
         "last_online",

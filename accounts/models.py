@@ -1,7 +1,15 @@
+import re
+
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+
+# Deleting an account renames it deleted-<id> (accounts.services.user_delete): no other account
+# may hold such a name, in any case, or that deletion would fail on the unique username.
+DELETED_USERNAME_RE = re.compile(r"^deleted-[0-9]+$", re.IGNORECASE)
+DELETED_USERNAME_RESERVED = "Usernames of the form deleted-<number> are reserved."
 
 
 class Status(models.TextChoices):
@@ -43,6 +51,12 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.username
+
+    def clean(self):
+        # Model forms (the admin's add and change forms) run this; a tombstone keeps its own name.
+        super().clean()
+        if DELETED_USERNAME_RE.match(self.username) and self.username.lower() != f"deleted-{self.pk}":
+            raise ValidationError({"username": DELETED_USERNAME_RESERVED})
 
     @property
     def display_name(self):

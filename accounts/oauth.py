@@ -18,7 +18,7 @@ from social_core.exceptions import AuthConfigurationError, AuthProviderError, So
 from social_django.models import DjangoStorage
 from social_django.strategy import DjangoStrategy
 
-from accounts.models import User
+from accounts.models import DELETED_USERNAME_RE, User
 from imserver.api import ServiceUnavailable
 
 PROVIDER_UNAVAILABLE = {"timeout", "connection_failed", "tls_error", "unavailable", "rate_limited"}
@@ -100,7 +100,7 @@ def _free_username(wanted):
     base = re.sub(r"[^A-Za-z0-9_.-]", "", wanted or "")[:24] or "user"
     base = base if len(base) >= 3 else f"{base}_user"
     candidate = base
-    while User.objects.filter(username__iexact=candidate).exists():
+    while DELETED_USERNAME_RE.match(candidate) or User.objects.filter(username__iexact=candidate).exists():
         candidate = f"{base}_{secrets.token_hex(3)}"
     return candidate
 

@@ -2,8 +2,10 @@
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.contrib.auth import password_validation
@@ -20,7 +22,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from social_django.models import UserSocialAuth
 
-from accounts.models import PasswordResetCode, Status, User
+from accounts.models import DELETED_USERNAME_RE, DELETED_USERNAME_RESERVED, PasswordResetCode, Status, User
 from accounts.tokens import token_pair_for, user_for_token
 from chat.models import Membership
 from contacts.models import Contact
@@ -31,6 +33,8 @@ from imserver.api import Conflict
 from media.services import avatar_replace
 from realtime import events
 from realtime.models import EventStream, UserEvent
+
+logger = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 INVALID_CREDENTIALS = "Invalid username or password"
@@ -49,6 +53,8 @@ def _validate_password(password, user, field="password"):
 def user_register(*, username, password, email, nickname=""):
     if not USERNAME_RE.match(username):
         raise ValidationError({"username": ["Username must be 3-32 characters of letters, digits, '_', '.' or '-'."]})
+    if DELETED_USERNAME_RE.match(username):
+        raise ValidationError({"username": [DELETED_USERNAME_RESERVED]})
     candidate = User(username=username, email=email, nickname=nickname or username)
     _validate_password(password, candidate)
     if User.objects.filter(username__iexact=username).exists():
@@ -72,7 +78,10 @@ def _lockout_keys(username, address):
 
 
 def user_login(*, username, password, address):
-    """Checks credentials under the login lockout (contract 1.2); returns the user."""
+    """Checks credentials under the login rate limit and lockout (contract 1.2); returns the user."""
+    wait = ratelimit.check_rate("login", f"username:{username.lower()}")
+    if wait:
+        raise Throttled(wait)
     window = int(settings.LOGIN_LOCKOUT_WINDOW.total_seconds())
     keys = _lockout_keys(username, address)
     wait = max(ratelimit.peek(key, limit, window) for key, limit in keys)
@@ -89,18 +98,23 @@ def user_login(*, username, password, address):
     return user
 
 
+@transaction.atomic
 def token_refresh(*, refresh_token):
-    """Rotates a refresh token: exactly one caller can use it; the old one is blacklisted."""
+    """Rotates a refresh token: exactly one caller can use it; the old one is blacklisted.
+
+    The user's row is locked first, as user_revoke_tokens' update locks it, and held until the new
+    pair is issued: a concurrent revocation (password change or reset, ban, deletion) either
+    commits first, and this refresh fails, or waits for it and revokes the new pair too.
+    """
     try:
         refresh = RefreshToken(refresh_token)
     except TokenError:
         raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid") from None
-    user = user_for_token(refresh)
-    with transaction.atomic():
-        outstanding = OutstandingToken.objects.select_for_update().filter(jti=refresh["jti"]).first()
-        if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
-            raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid")
-        BlacklistedToken.objects.create(token=outstanding)
+    user = user_for_token(refresh, lock=True)
+    outstanding = OutstandingToken.objects.select_for_update().filter(jti=refresh["jti"]).first()
+    if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+        raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid")
+    BlacklistedToken.objects.create(token=outstanding)
     return token_pair_for(user)
 
 
@@ -125,13 +139,23 @@ def user_revoke_tokens(user, *, close_code=4401):
 
 
 @transaction.atomic
+def user_password_set(*, user, password):
+    """Sets the password (None: no password login) and revokes every token of the user. The API's
+    password change and reset and the admin's password form all come through here."""
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    user_revoke_tokens(user)
+
+
+@transaction.atomic
 def user_password_change(*, user, old_password, new_password):
     if not user.check_password(old_password):
         raise ValidationError({"old_password": ["Current password is incorrect."]})
     _validate_password(new_password, user, field="new_password")
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    user_revoke_tokens(user)
+    user_password_set(user=user, password=new_password)
     return token_pair_for(user)
 
 
@@ -139,29 +163,48 @@ def _code_hash(code):
     return hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).hexdigest()
 
 
+# Reset mail is sent by this thread, after the request's commit: a response that waited for SMTP
+# would take longer for an address with an account. One thread keeps mail in order; it is rare.
+mail_sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
+
+
+def _mail_send(user_id, **message):
+    try:
+        send_mail(**message)
+    except Exception:
+        logger.exception("password reset mail to user %s failed", user_id)
+
+
 def password_reset_request(*, email):
-    """Mails a one-time code to a known, active account; says nothing either way."""
+    """Mails a one-time code to a known, active account; says nothing either way, nor when the
+    email is over its rate limit (the request is then dropped)."""
+    if ratelimit.check_rate("password_reset", f"email:{email.lower()}"):
+        return
     user = User.objects.filter(email__iexact=email, is_active=True, is_banned=False).first()
     if user is None:
         return
     code = f"{secrets.randbelow(10**6):06d}"
     now = timezone.now()
+    context = {"user": user, "code": code, "minutes": int(settings.PASSWORD_RESET_CODE_TTL.total_seconds() // 60)}
+    message = {
+        "subject": render_to_string("accounts/email/password_reset_subject.txt", context).strip(),
+        "message": render_to_string("accounts/email/password_reset.txt", context),
+        "from_email": None,
+        "recipient_list": [user.email],
+    }
     with transaction.atomic():
         # Only the newest code is valid.
         PasswordResetCode.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
         PasswordResetCode.objects.create(
             user=user, code_hash=_code_hash(code), expires_at=now + settings.PASSWORD_RESET_CODE_TTL
         )
-    context = {"user": user, "code": code, "minutes": int(settings.PASSWORD_RESET_CODE_TTL.total_seconds() // 60)}
-    send_mail(
-        subject=render_to_string("accounts/email/password_reset_subject.txt", context).strip(),
-        message=render_to_string("accounts/email/password_reset.txt", context),
-        from_email=None,
-        recipient_list=[user.email],
-    )
+        transaction.on_commit(lambda: mail_sender.submit(_mail_send, user.pk, **message), robust=True)
 
 
 def password_reset_confirm(*, email, code, new_password):
+    wait = ratelimit.check_rate("password_reset_confirm", f"email:{email.lower()}")
+    if wait:
+        raise Throttled(wait)
     invalid = ValidationError({"code": ["The code is invalid or has expired."]})
     with transaction.atomic():
         user = User.objects.filter(email__iexact=email, is_active=True).first()
@@ -180,9 +223,7 @@ def password_reset_confirm(*, email, code, new_password):
             _validate_password(new_password, user, field="new_password")
             reset.used_at = timezone.now()
             reset.save(update_fields=["used_at"])
-            user.set_password(new_password)
-            user.save(update_fields=["password"])
-            user_revoke_tokens(user)
+            user_password_set(user=user, password=new_password)
         else:
             # Counted in a committed write (the error is raised after), so guesses add up.
             reset.attempts += 1
@@ -275,6 +316,28 @@ def user_delete_own(*, user, password=None):
         if not user.check_password(password):
             raise ValidationError({"password": ["Password is incorrect."]})
     return user_delete(user=user)
+
+
+def tokens_prune(*, batch=10_000):
+    """Deletes the records of expired refresh tokens (with their blacklist entries) and expired
+    password-reset codes, which nothing else ever deletes; returns (tokens, codes) deleted.
+
+    An expired token is refused for its expiry alone, so its record serves nothing. A batch per
+    transaction, so it never holds long locks.
+    """
+    now = timezone.now()
+    tokens = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                OutstandingToken.objects.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)[:batch]
+            )
+            if not ids:
+                break
+            BlacklistedToken.objects.filter(token_id__in=ids)._raw_delete(BlacklistedToken.objects.db)
+            tokens += OutstandingToken.objects.filter(pk__in=ids)._raw_delete(OutstandingToken.objects.db)
+    codes, _ = PasswordResetCode.objects.filter(expires_at__lte=now).delete()
+    return tokens, codes
 
 
 def users_reset_presence():

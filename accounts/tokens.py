@@ -35,13 +35,19 @@ def verified_access_token(raw_token):
 _USER_BY_ID = f"SELECT * FROM {User._meta.db_table} WHERE id = %s"
 
 
-def user_for_token(token):
-    """The live user a validated token speaks for, or AuthenticationFailed (401)."""
+def user_for_token(token, *, lock=False):
+    """The live user a validated token speaks for, or AuthenticationFailed (401); `lock` reads the
+    row with SELECT ... FOR UPDATE (in a transaction)."""
     try:
         user_id = int(token.get("user_id"))
     except (TypeError, ValueError):
         user_id = None
-    user = next(iter(User.objects.raw(_USER_BY_ID, [user_id])), None) if user_id is not None else None
+    if user_id is None:
+        user = None
+    elif lock:
+        user = User.objects.select_for_update().filter(pk=user_id).first()
+    else:
+        user = next(iter(User.objects.raw(_USER_BY_ID, [user_id])), None)
     if user is None or not user.is_active or user.is_banned or token.get(VERSION_CLAIM) != user.token_version:
         raise AuthenticationFailed("Token has been revoked", code="token_revoked")
     return user

@@ -2,8 +2,8 @@
 
 With no environment at all the server runs on an embedded default (SQLite, in-process realtime
 bus, local cache, loopback only) so that `make run` works on a fresh machine. Production mode is
-explicit (`IMSERVER_ENV=production`) and refuses to start without a real SECRET_KEY and
-ALLOWED_HOSTS.
+explicit (`IMSERVER_ENV=production`) and refuses to start without a real SECRET_KEY,
+ALLOWED_HOSTS, a database, Redis and SMTP, or with DEBUG on.
 """
 
 import os
@@ -57,6 +57,9 @@ if env("IMSERVER_ENV", "development") not in {"development", "production"}:
     raise ImproperlyConfigured("IMSERVER_ENV must be 'development' or 'production'")
 # DEBUG only adds Django's debug pages outside /v1; the API always answers with its JSON envelope.
 DEBUG = env_bool("DEBUG", False)
+if PRODUCTION and DEBUG:
+    # Debug pages show settings, source and local variables to anyone who can trigger an error.
+    raise ImproperlyConfigured("DEBUG must be off when IMSERVER_ENV=production")
 
 
 def _secret_key():
@@ -339,6 +342,9 @@ if EMAIL_HOST:
     EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
     EMAIL_TIMEOUT = 10
+elif PRODUCTION:
+    # The console backend would write password-reset codes into the logs and reach nobody.
+    raise ImproperlyConfigured("EMAIL_HOST is required when IMSERVER_ENV=production (password-reset mail)")
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 

@@ -101,7 +101,11 @@ class TestSchema:
 
 
 def _django_check(env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "IMSERVER_ENV", "DEBUG"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "IMSERVER_ENV", "DEBUG", "EMAIL_HOST"}
+    }
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -111,6 +115,16 @@ def _django_check(env_overrides):
         text=True,
         timeout=60,
     )
+
+
+PRODUCTION_ENV = {
+    "IMSERVER_ENV": "production",
+    "SECRET_KEY": "x8Jq2v" * 11,
+    "ALLOWED_HOSTS": "chat.example.com",
+    "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imserver"),
+    "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "EMAIL_HOST": "smtp.example.com",
+}
 
 
 class TestProductionSettings:
@@ -124,16 +138,18 @@ class TestProductionSettings:
         assert result.returncode != 0
         assert "ALLOWED_HOSTS" in result.stderr
 
+    def test_refuses_debug(self):
+        result = _django_check({**PRODUCTION_ENV, "DEBUG": "true"})
+        assert result.returncode != 0
+        assert "DEBUG must be off" in result.stderr
+
+    def test_refuses_to_start_without_smtp(self):
+        result = _django_check({**PRODUCTION_ENV, "EMAIL_HOST": ""})
+        assert result.returncode != 0
+        assert "EMAIL_HOST is required" in result.stderr
+
     def test_documented_production_environment_passes_deploy_checks(self):
-        result = _django_check(
-            {
-                "IMSERVER_ENV": "production",
-                "SECRET_KEY": "x8Jq2v" * 11,
-                "ALLOWED_HOSTS": "chat.example.com",
-                "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imserver"),
-                "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            }
-        )
+        result = _django_check(PRODUCTION_ENV)
         assert result.returncode == 0, result.stdout + result.stderr
 
 

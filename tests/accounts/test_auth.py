@@ -1,12 +1,16 @@
 import base64
 import json
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import transaction
 from django.utils import timezone
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from accounts import services
 from accounts.models import PasswordResetCode, User
 from accounts.services import user_ban
 from tests.conftest import PASSWORD, client_for, make_user
@@ -54,9 +58,14 @@ class TestRegister:
         body = assert_error(register(api, username=username), 400)
         assert "username" in body["fields"]
 
-    @pytest.mark.parametrize("username", ["a.b", "a-b", "a_b", "A1b2", "x" * 32])
+    @pytest.mark.parametrize("username", ["a.b", "a-b", "a_b", "A1b2", "x" * 32, "deleted-me"])
     def test_username_allowed_characters(self, api, username):
         assert register(api, username=username).status_code == 201
+
+    @pytest.mark.parametrize("username", ["deleted-1", "Deleted-42"])
+    def test_names_of_deleted_accounts_are_reserved(self, api, username):
+        body = assert_error(register(api, username=username), 400)
+        assert body["fields"]["username"] == ["Usernames of the form deleted-<number> are reserved."]
 
     @pytest.mark.parametrize("password", ["short", "12345678901", "password123", "johndoe123"])
     def test_password_must_pass_validators(self, api, password):
@@ -228,10 +237,21 @@ class TestPasswordChange:
         assert_error(self.change(api), 401)
 
 
+def mail_sent():
+    """Waits for the mail thread to send what was queued."""
+    services.mail_sender.submit(int).result(timeout=5)
+
+
 class TestPasswordReset:
+    @pytest.fixture(autouse=True)
+    def _on_commit(self, django_capture_on_commit_callbacks):
+        self.committed = django_capture_on_commit_callbacks
+
     def request_code(self, api, email="alice@example.com"):
-        response = api.post("/v1/auth/password/reset", {"email": email}, format="json")
+        with self.committed(execute=True):
+            response = api.post("/v1/auth/password/reset", {"email": email}, format="json")
         assert response.status_code == 202
+        mail_sent()
         return response
 
     def code_from_mail(self):
@@ -256,6 +276,28 @@ class TestPasswordReset:
         assert_error(api.get("/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {token}"), 401)
         assert login(api, password="Brand-new-pass1").status_code == 200
         assert_error(login(api), 401)
+
+    def test_mail_goes_out_after_the_response(self, api, user, monkeypatch):
+        release, sent = threading.Event(), []
+
+        def slow_send_mail(**message):
+            release.wait(timeout=5)
+            sent.append(message["recipient_list"])
+
+        monkeypatch.setattr(services, "send_mail", slow_send_mail)
+        with self.committed(execute=True):
+            assert api.post("/v1/auth/password/reset", {"email": "alice@example.com"}, format="json").status_code == 202
+        assert sent == []  # the response did not wait for SMTP
+        release.set()
+        mail_sent()
+        assert sent == [["alice@example.com"]]
+
+    def test_nothing_is_sent_when_the_transaction_rolls_back(self, user):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.password_reset_request(email="alice@example.com")
+            raise RuntimeError
+        mail_sent()
+        assert mail.outbox == []
 
     def test_code_is_single_use(self, api, user):
         self.request_code(api)
@@ -342,3 +384,35 @@ class TestRateLimits:
         # An untrusted sender cannot pick its own identity with the header.
         assert attempt("direct1", "198.51.100.7", "203.0.113.3").status_code == 201
         assert attempt("direct2", "198.51.100.7", "203.0.113.4").status_code == 429
+
+
+class TestRateLimitsInServices:
+    """The per-username and per-email limits hold whoever calls the service."""
+
+    @pytest.fixture(autouse=True)
+    def _limits(self, settings):
+        settings.RATE_LIMITS_ENABLED = True
+        settings.RATE_LIMITS = {
+            **settings.RATE_LIMITS,
+            "login": "1/minute",
+            "password_reset": "1/hour",
+            "password_reset_confirm": "1/hour",
+        }
+
+    def test_login(self, user):
+        services.user_login(username="alice", password=PASSWORD, address="10.0.0.1")
+        with pytest.raises(Throttled):
+            services.user_login(username="ALICE", password=PASSWORD, address="10.0.0.2")
+
+    def test_password_reset_is_dropped_silently(self, user, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks() as queued:
+            services.password_reset_request(email="alice@example.com")
+            services.password_reset_request(email="Alice@example.com")
+        assert len(queued) == 1
+
+    def test_password_reset_confirm(self, user):
+        confirm = {"email": "alice@example.com", "code": "123456", "new_password": "Brand-new-pass1"}
+        with pytest.raises(ValidationError):
+            services.password_reset_confirm(**confirm)
+        with pytest.raises(Throttled):
+            services.password_reset_confirm(**confirm)

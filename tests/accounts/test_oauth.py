@@ -96,6 +96,11 @@ class TestGoogle:
         username = oauth(api, "google").json()["username"]
         assert username.startswith("jane_") and username != "jane"
 
+    def test_never_picks_the_name_of_a_deleted_account(self, api, mocked):
+        google(mocked, email="deleted-1@gmail.com")
+        username = oauth(api, "google").json()["username"]
+        assert username.startswith("deleted-1_")
+
     def test_bad_code_is_401_with_provider_reason(self, api, mocked):
         mocked.post(GOOGLE_TOKEN, status=400, json={"error": "invalid_grant", "error_description": "Bad Request"})
         body = assert_error(oauth(api, "google"), 401)
