@@ -10,6 +10,7 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 from django.urls import re_path  # noqa: E402
 
+from imserver.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
 from imserver.gc_tuning import tune  # noqa: E402
 from realtime.background import BackgroundJobsMiddleware  # noqa: E402
 from realtime.consumers import EventConsumer  # noqa: E402
@@ -23,3 +24,4 @@ application = BackgroundJobsMiddleware(
     )
 )
 tune()
+allow_protocol_close_codes()
