@@ -1,4 +1,4 @@
-"""Middleware that keeps every /v1 and /media answer in the contract's JSON envelope."""
+"""Middleware that keeps every answer outside the moderators' admin in the contract's JSON envelope."""
 
 import logging
 
@@ -9,16 +9,17 @@ from imserver.urlbase import base_url_for_request, request_base_url
 
 logger = logging.getLogger(__name__)
 
-# /media: uploads and avatars answer errors in the envelope too (contract 1.1: from every layer).
-API_PREFIXES = ("/v1/", "/healthz", "/media/")
+# Contract 1.1: errors from every layer are the envelope (/v1, /ws, /media, /healthz, unknown
+# paths); the admin and its static files are pages for people, with Django's own error pages.
+HTML_PREFIXES = ("/admin/", "/static/")
 
 
 def is_api_path(path):
-    return path.startswith(API_PREFIXES)
+    return not path.startswith(HTML_PREFIXES)
 
 
 class ApiErrorMiddleware:
-    """Turns Django's own error pages (404, 405, 413, 500, CSRF) under those prefixes into the envelope.
+    """Turns Django's own error pages (404, 405, 413, 500, CSRF) outside the admin into the envelope.
 
     It also records the request's base URL for absolute links built deeper down.
     """

@@ -16,10 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class TestEnvelope:
-    def test_unknown_route_is_json_404(self, api):
-        response = api.get("/v1/no/such/thing")
+    @pytest.mark.parametrize("path", ["/v1/no/such/thing", "/no/such/thing", "/ws", "/"])
+    def test_unknown_route_is_json_404(self, api, path):
+        response = api.get(path)
         assert_error(response, 404)
         assert response["Content-Type"].startswith("application/json")
+
+    def test_the_admin_keeps_its_pages(self, admin_client):
+        response = admin_client.get("/admin/no/such/page/")
+        assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
 
     def test_method_not_allowed(self, user_api):
         assert_error(user_api.delete("/v1/users/search"), 405)
