@@ -39,9 +39,9 @@ def _resolve_users(raw_ids, field):
     return users
 
 
-def _check_size(count):
+def _check_size(count, field):
     if count > settings.GROUP_MAX_MEMBERS:
-        raise ValidationError({"members": [f"A group has at most {settings.GROUP_MAX_MEMBERS} members."]})
+        raise ValidationError({field: [f"A group has at most {settings.GROUP_MAX_MEMBERS} members."]})
 
 
 @transaction.atomic
@@ -49,7 +49,7 @@ def group_create(*, owner, name, member_ids):
     """A group and its conversation, with the caller as owner; each added member is told."""
     members = _resolve_users(member_ids, "members")
     members.pop(owner.pk, None)
-    _check_size(len(members) + 1)
+    _check_size(len(members) + 1, "members")
     conversation = Conversation.objects.create(type=Conversation.Type.GROUP)
     group = Group.objects.create(conversation=conversation, name=name.strip())
     Membership.objects.bulk_create(
@@ -104,7 +104,7 @@ def group_invite(*, user, group_id, user_ids):
     invited = _resolve_users(user_ids, "user_ids")
     current = set(Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True))
     added = [candidate for pk, candidate in invited.items() if pk not in current]
-    _check_size(len(current) + len(added))
+    _check_size(len(current) + len(added), "user_ids")
     Membership.objects.bulk_create(
         # Joining members start with nothing unread; the history is theirs to page through.
         [Membership(conversation=conversation, user=new, last_read_seq=conversation.last_seq) for new in added]
