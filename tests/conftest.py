@@ -32,11 +32,17 @@ def _test_settings(settings, tmp_path):
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_the_pool_before_the_test_database_goes(django_db_setup, django_db_blocker):
-    """Worker threads (the consumers' database calls) leave connections idle in the pool; close
-    it before pytest-django drops the test database, which refuses while sessions remain."""
+    """Worker threads (the consumers' database calls) keep connections, idle or checked out of
+    the pool; end them before pytest-django drops the test database, which refuses while
+    sessions remain."""
     yield
     with django_db_blocker.unblock():
         if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
             connection.close_pool()
 
 
