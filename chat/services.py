@@ -139,8 +139,8 @@ def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, te
         temp_id=temp_id,
     )
     if created:
-        if media is not None:
-            media_mark_attached(media)
+        if media is not None and not media_mark_attached(media):  # a moderator removed it just now
+            raise ValidationError({"content": ["That upload no longer exists."]})
         events.record(new_message_event(message))
     return message, created
 
@@ -230,8 +230,11 @@ def message_remove(*, message):
     message.save(update_fields=["status", "content", "caption", "media", "updated_at"])
     # What a moderator removes is not kept anywhere: the upload goes (its files on commit), unless
     # another message carries it too (a media_id may be sent again; Message.media protects it).
-    if upload_id is not None and not Message.objects.filter(media_id=upload_id).exists():
-        Media.objects.filter(pk=upload_id).delete()
+    # Its row is locked first, so a send carrying it that has not committed yet is waited for.
+    if upload_id is not None:
+        upload = Media.objects.select_for_update().filter(pk=upload_id).first()
+        if upload is not None and not Message.objects.filter(media_id=upload_id).exists():
+            upload.delete()
     data = {
         "message_id": format_id("m", message.pk),
         "conversation_id": format_id("c", message.conversation_id),

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -82,10 +83,13 @@ def media_for_attachment(*, owner, media_id, kind, field="content"):
 
 
 def media_mark_attached(media):
-    """Records that a message or an avatar uses the upload, so purge_media keeps it (idempotent)."""
-    if media.attached_at is None:
-        media.attached_at = timezone.now()
-        Media.objects.filter(pk=media.pk, attached_at__isnull=True).update(attached_at=media.attached_at)
+    """Records that a message or an avatar uses the upload, so purge_media keeps it; False if the
+    upload was deleted meanwhile.
+
+    The update holds the row until commit, also when it was attached before: a removal of the
+    last other message carrying it (chat.services.message_remove) then waits and sees this one.
+    """
+    return bool(Media.objects.filter(pk=media.pk).update(attached_at=Coalesce("attached_at", timezone.now())))
 
 
 def _image_bytes_for_owner(*, owner, media_id, field):

@@ -10,10 +10,13 @@ from django.db import connections
 
 from chat import selectors
 from chat.models import Message
-from chat.services import conversation_mark_read, message_send
+from chat.services import conversation_mark_read, message_remove, message_send
+from media.models import Media
 from realtime import events
 from realtime.models import UserEvent
-from tests.conftest import group_of, is_postgres, make_user
+from tests.conftest import client_for, group_of, is_postgres, make_user, private_chat
+from tests.media.conftest import post_upload
+from tests.media.files import image_bytes
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -156,3 +159,39 @@ def test_the_last_two_readers_of_a_group_message_at_once_send_its_read(monkeypat
         reader.join(10)
     receipts = UserEvent.objects.filter(user=alice, payload__type="message_status")
     assert [orjson.loads(r.payload.data)["status"] for r in receipts] == ["read"]
+
+
+def test_removing_the_last_message_with_an_upload_waits_for_a_send_carrying_it(monkeypatch):
+    """A send of an upload already attached elsewhere, not yet committed, while a moderator removes
+    the one committed message carrying it: the upload must stay for the new message (else one of
+    the two commits fails on the foreign key)."""
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    photo = post_upload(client_for(alice), image_bytes("JPEG"), "image").json()["media_id"]
+    first = message_send(sender=alice, conversation_id=private_chat(alice, bob).pk, content=photo, type="image")[0]
+    elsewhere = private_chat(alice, carol)
+    holding = threading.Event()
+    original = events.record
+
+    def slow_record(*recorded):  # the send, holding its locks a while before commit
+        if threading.current_thread().name == "sender":
+            holding.set()
+            time.sleep(0.3)
+        return original(*recorded)
+
+    monkeypatch.setattr(events, "record", slow_record)
+    errors = []
+
+    def send_again():
+        try:
+            message_send(sender=alice, conversation_id=elsewhere.pk, content=photo, type="image")
+        except Exception as exc:
+            errors.append(exc)
+
+    sender = threading.Thread(target=in_thread(send_again), name="sender")
+    sender.start()
+    assert holding.wait(5)
+    message_remove(message=first)
+    sender.join(10)
+    assert errors == []
+    kept = Message.objects.get(conversation=elsewhere)
+    assert Media.objects.filter(pk=kept.media_id).exists()

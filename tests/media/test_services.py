@@ -59,11 +59,16 @@ class TestMediaForAttachment:
 class TestMarkAttached:
     def test_sets_attached_at_once(self, user):
         media = upload_as(user, "image")
-        media_mark_attached(media)
+        assert media_mark_attached(media) is True
         first = Media.objects.get().attached_at
-        assert first is not None and media.attached_at == first
-        media_mark_attached(Media.objects.get())
+        assert first is not None
+        assert media_mark_attached(Media.objects.get()) is True
         assert Media.objects.get().attached_at == first
+
+    def test_a_deleted_upload_is_false(self, user):
+        media = upload_as(user, "image")
+        Media.objects.filter(pk=media.pk).delete()
+        assert media_mark_attached(media) is False
 
 
 class TestPurge:
