@@ -33,6 +33,24 @@ def _list_rows(user):
     return (
         Membership.objects.filter(user=user)
         .select_related("conversation__last_message__sender", "conversation__group", "peer")
+        # Only what a list item shows (chat.serializers.conversation_data): two users and a
+        # message a row, whole, were most of a page's cost.
+        .only(
+            "conversation__type",
+            "conversation__created_at",
+            "conversation__last_activity_at",
+            "conversation__last_message__sender__username",
+            "conversation__last_message__sender__nickname",
+            "conversation__last_message__content",
+            "conversation__last_message__type",
+            "conversation__last_message__status",
+            "conversation__last_message__created_at",
+            "conversation__group__name",
+            "conversation__group__avatar",
+            "peer__username",
+            "peer__nickname",
+            "peer__avatar",
+        )
         .annotate(unread_count=Coalesce(Subquery(unread), Value(0)), remark=Subquery(remark))
     )
 
