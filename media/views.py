@@ -56,7 +56,10 @@ class MediaUploadView(APIView):
     @extend_schema(request={"multipart/form-data": MediaUploadIn}, responses={201: MediaOut})
     def post(self, request):
         data = validated(MediaUploadIn, request.data)
-        media = services.media_upload(owner=request.user, kind=data["type"], uploaded_file=data["file"])
+        # Closed here: DRF's parsed files are not the request's, which Django closes at its end,
+        # and the garbage collector would try to delete a temporary file storage has moved.
+        with data["file"] as uploaded_file:
+            media = services.media_upload(owner=request.user, kind=data["type"], uploaded_file=uploaded_file)
         return Response(media_data(media), status=status.HTTP_201_CREATED)
 
 
