@@ -55,7 +55,7 @@ def env_list(name, default=()):
 PRODUCTION = env("IMSERVER_ENV", "development") == "production"
 if env("IMSERVER_ENV", "development") not in {"development", "production"}:
     raise ImproperlyConfigured("IMSERVER_ENV must be 'development' or 'production'")
-# DEBUG only adds Django's debug pages outside /v1; the API always answers with its JSON envelope.
+# DEBUG only adds Django's debug pages in the admin; everything else answers errors with the envelope.
 DEBUG = env_bool("DEBUG", False)
 if PRODUCTION and DEBUG:
     # Debug pages show settings, source and local variables to anyone who can trigger an error.
