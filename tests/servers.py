@@ -9,9 +9,22 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def cluster_marks(reason):
+    """The marks of a test whose server processes share state through PostgreSQL and Redis."""
+    return [
+        pytest.mark.django_db(transaction=True),
+        pytest.mark.cluster,
+        pytest.mark.skipif(
+            not (connection.vendor == "postgresql" and os.environ.get("REDIS_URL")),
+            reason=f"{reason} (set DATABASE_URL and REDIS_URL)",
+        ),
+    ]
 
 
 def free_port():

@@ -1,21 +1,10 @@
 """Rate limits are counted in Redis, so every server process agrees on them (contract 1.2)."""
 
-import os
-
 import httpx
-import pytest
 
-from tests.conftest import is_postgres
-from tests.servers import Server, register
+from tests.servers import Server, cluster_marks, register
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.cluster,
-    pytest.mark.skipif(
-        not (is_postgres() and os.environ.get("REDIS_URL")),
-        reason="processes share counters only through Redis (set DATABASE_URL and REDIS_URL)",
-    ),
-]
+pytestmark = cluster_marks("processes share counters only through Redis")
 
 
 def test_limits_are_shared_by_every_process(tmp_path):

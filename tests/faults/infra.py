@@ -16,20 +16,12 @@ import time
 import pytest
 import redis
 
-from tests.conftest import is_postgres
-from tests.servers import free_port
+from tests.servers import cluster_marks, free_port
 
 
 def fault_marks():
     """The marks of every fault test: real processes against PostgreSQL and Redis."""
-    return [
-        pytest.mark.django_db(transaction=True),
-        pytest.mark.cluster,
-        pytest.mark.skipif(
-            not (is_postgres() and os.environ.get("REDIS_URL")),
-            reason="fault tests run real processes on PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
-        ),
-    ]
+    return cluster_marks("fault tests run real processes on PostgreSQL and Redis")
 
 
 def wait_for(predicate, timeout, interval=0.05, message="condition"):

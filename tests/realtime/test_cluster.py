@@ -2,23 +2,14 @@
 
 import asyncio
 import json
-import os
 
 import httpx
 import pytest
 import websockets
 
-from tests.conftest import is_postgres
-from tests.servers import Server, register
+from tests.servers import Server, cluster_marks, register
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.cluster,
-    pytest.mark.skipif(
-        not (is_postgres() and os.environ.get("REDIS_URL")),
-        reason="several processes share state only through PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
-    ),
-]
+pytestmark = cluster_marks("several processes share state only through PostgreSQL and Redis")
 
 
 @pytest.fixture
