@@ -67,10 +67,8 @@ async def flood(sender, conversation, count, size, rate=None, concurrency=12):
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def slow_receiver_scenario(
-    start_servers, seed, *, kind, args, messages, size, rate=None, slow_sockets=3, env=None
-):
-    (holder,) = start_servers(1, kind=kind, args=args, **(env or {}))
+async def slow_receiver_scenario(start_servers, seed, *, kind, args, messages, size, rate=None, slow_sockets=3):
+    (holder,) = start_servers(1, kind=kind, args=args)
     # Two more processes take the sends, so that the holder's memory is the sockets'.
     entry, entry2 = start_servers(2)
     alice, bob, carol, dave = (register(entry.base, name) for name in ("alice", "bob", "carol", "dave"))
