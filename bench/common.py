@@ -8,6 +8,7 @@ request); WebSockets use the `websockets` library.
 
 import asyncio
 import collections
+import contextlib
 import gc
 import json
 import os
@@ -113,14 +114,11 @@ class Http:
         self.host, self.port = host, port
         self.reader = self.writer = None
 
-    async def _connect(self):
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-
     async def request(self, method, path, body=None, token=None):
         if self.reader is not None and self.reader.at_eof():
             self.close()  # the server closed it while idle (gunicorn's keep-alive timeout is 2 s)
         if self.writer is None:
-            await self._connect()
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         payload = b"" if body is None else json.dumps(body).encode()
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
         if token:
@@ -191,15 +189,15 @@ SERVER_COMMANDS = {
 class Server:
     """A server process of one of SERVER_COMMANDS on a free port, with its CPU and memory."""
 
-    def __init__(self, kind, env=None, log_dir=RESULTS):
+    def __init__(self, kind):
         self.kind = kind
         self.port = free_port()
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log = open(log_dir / f"server-{kind}-{self.port}.log", "wb")  # noqa: SIM115
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.log = open(RESULTS / f"server-{kind}-{self.port}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             SERVER_COMMANDS[kind](self.port),
             cwd=ROOT,
-            env={**environment(), **(env or {})},
+            env=environment(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -220,13 +218,17 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{self.kind} did not become healthy; see {self.log.name}")
 
+    def pids(self):
+        """The process and its children (gunicorn's workers)."""
+        return [self.process.pid, *_children(self.process.pid)]
+
     def cpu_seconds(self):
         """User+system CPU of the process and its children so far."""
-        return sum(process_cpu(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+        return sum(process_cpu(pid) for pid in self.pids())
 
     def rss_bytes(self):
         total = 0
-        for pid in [self.process.pid, *_children(self.process.pid)]:
+        for pid in self.pids():
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
@@ -236,10 +238,14 @@ class Server:
         return total
 
     def open_fds(self):
-        return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in [self.process.pid, *_children(self.process.pid)])
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(FileNotFoundError):  # a child that exited meanwhile
+                total += len(os.listdir(f"/proc/{pid}/fd"))
+        return total
 
     def fd_kinds(self):
-        return fd_kinds([self.process.pid, *_children(self.process.pid)], self.port)
+        return fd_kinds(self.pids(), self.port)
 
     def stop(self):
         if self.process.poll() is None:
@@ -373,7 +379,7 @@ class Deployment:
     gunicorn). Two Deployments of the same name are two nodes behind the same PostgreSQL and
     Redis, as a load balancer would see them."""
 
-    def __init__(self, name, rest=True, ws=True, env=None):
+    def __init__(self, name, rest=True, ws=True):
         self.name = name
         rest_kind, ws_kind = parse_deployment(name)
         if ws and ws_kind is None:
@@ -381,31 +387,25 @@ class Deployment:
         self.servers = []
         try:
             if rest_kind == ws_kind:
-                self.servers.append(Server(rest_kind, env))
+                self.servers.append(Server(rest_kind))
                 self.rest_port = self.ws_port = self.servers[0].port
             else:
                 self.rest_port = self.ws_port = None
                 if rest:
-                    self.servers.append(Server(rest_kind, env))
+                    self.servers.append(Server(rest_kind))
                     self.rest_port = self.servers[-1].port
                 if ws:
-                    self.servers.append(Server(ws_kind, env))
+                    self.servers.append(Server(ws_kind))
                     self.ws_port = self.servers[-1].port
         except BaseException:
             self.stop()
             raise
-
-    def cpu_seconds(self):
-        return sum(server.cpu_seconds() for server in self.servers)
 
     def rss_bytes(self):
         return sum(server.rss_bytes() for server in self.servers)
 
     def open_fds(self):
         return sum(server.open_fds() for server in self.servers)
-
-    def describe(self):
-        return " + ".join(f"{server.kind} :{server.port}" for server in self.servers)
 
     def gap_fills(self):
         """Events the servers had to read back from the log (the bus lost or reordered them)."""
@@ -434,8 +434,7 @@ def postgres_cpu():
             continue
         try:
             if Path(entry, "comm").read_text().strip() in ("postgres", "postmaster"):
-                fields = Path(entry, "stat").read_text().rsplit(")", 1)[1].split()
-                usage[entry.name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                usage[entry.name] = process_cpu(entry.name)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return usage
@@ -617,6 +616,29 @@ async def wait_delivered(groups, timeout=5):
         not sent.keys() <= r.arrivals.keys() for sent, receivers in groups for r in receivers
     ):
         await asyncio.sleep(0.1)
+
+
+async def deliver_to_group(rest_port, ws_port, conversation_id, members, rate, seconds, meter=None):
+    """The first of `members` ((user, token) pairs) posts to the group conversation at `rate`
+    deliveries/s for `seconds` through rest_port while the others listen on ws_port, after a
+    second of warm-up sends (new pooled connections, first requests of each server thread) that
+    the figures leave out. `meter` (a CpuMeter) counts the sends and their delivery, not the
+    connects. Returns (sent, receivers, errors, attempted, acks)."""
+    stop = asyncio.Event()
+    receivers, tasks = await connect_receivers(ws_port, [token for _, token in members[1:]], stop)
+    path = f"/v1/conversations/c{conversation_id}/messages"
+    message_rate = rate / len(receivers)
+    warmup, _, _, _ = await post_open_loop(rest_port, path, members[0][1], message_rate, 1)
+    await wait_delivered([(warmup, receivers)])
+    if meter is not None:
+        meter.start()
+    sent, errors, attempted, acks = await post_open_loop(rest_port, path, members[0][1], message_rate, seconds)
+    await wait_delivered([(sent, receivers)])
+    if meter is not None:
+        meter.stop()
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return sent, receivers, errors, attempted, acks
 
 
 def delivery_figures(groups, seconds):

@@ -22,19 +22,17 @@ from bench.common import (
     Deployment,
     add_deployment_argument,
     analyze,
-    connect_receivers,
     create_database,
+    deliver_to_group,
     delivery_figures,
     django_setup,
     percentile,
-    post_open_loop,
     report,
-    wait_delivered,
+    seed_users,
 )
 
 
 def seed(size):
-    from bench.common import seed_users
     from groups.services import group_create
 
     members = seed_users(size, f"g{size}x")
@@ -42,25 +40,6 @@ def seed(size):
     group = group_create(owner=owner, name=f"bench {size}", member_ids=[str(u.pk) for u, _ in members[1:]])
     analyze()
     return group.conversation_id, members
-
-
-async def run(deployment, conversation_id, members, rate, seconds, meter):
-    stop = asyncio.Event()
-    receivers, tasks = await connect_receivers(deployment.ws_port, [token for _, token in members[1:]], stop)
-    path = f"/v1/conversations/c{conversation_id}/messages"
-    # Warm up (new pooled connections, first requests of each server thread), then measure:
-    # the figures count only the measured sends.
-    warmup, _, _, _ = await post_open_loop(deployment.rest_port, path, members[0][1], rate / len(receivers), 1)
-    await wait_delivered([(warmup, receivers)], timeout=5)
-    meter.start()  # CPU is counted over the sends and their delivery, not the connects
-    sent, errors, attempted, acks = await post_open_loop(
-        deployment.rest_port, path, members[0][1], rate / len(receivers), seconds
-    )
-    await wait_delivered([(sent, receivers)], timeout=5)
-    meter.stop()
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return sent, receivers, errors, attempted / seconds, acks
 
 
 def main(argv=None):
@@ -76,8 +55,10 @@ def main(argv=None):
     conversation_id, members = seed(args.group)
     with Deployment(args.deployment) as deployment:
         meter = CpuMeter(deployment.servers)
-        sent, receivers, errors, message_rate, acks = asyncio.run(
-            run(deployment, conversation_id, members, args.rate, args.seconds, meter)
+        sent, receivers, errors, attempted, acks = asyncio.run(
+            deliver_to_group(
+                deployment.rest_port, deployment.ws_port, conversation_id, members, args.rate, args.seconds, meter
+            )
         )
         cpu_servers, cpu_pg, cpu_self = meter.used
         gap_fills = deployment.gap_fills()
@@ -86,7 +67,7 @@ def main(argv=None):
     report(
         f"delivery: group of {args.group}, {args.rate:g} deliveries/s offered, {args.deployment}",
         {
-            "messages/s sent": message_rate,
+            "messages/s sent": attempted / args.seconds,
             "ack p50 ms": percentile(acks, 0.5) * 1000,
             "ack p99 ms": percentile(acks, 0.99) * 1000,
             **figures,

@@ -72,10 +72,7 @@ def hub_setup(tag):
         settings.configure(REDIS_URL=environment()["REDIS_URL"], CACHES={"default": cache})
     from realtime import bus
 
-    if hasattr(bus, "channel_name"):  # named after the database and key prefix (main, since the fault tests)
-        return bus, bus.channel_name()
-    bus.CHANNEL = f"{tag}:bus"
-    return bus, bus.CHANNEL
+    return bus, bus.channel_name()
 
 
 def channel_layer(name, tag):

@@ -25,6 +25,7 @@ from bench.common import (
     django_setup,
     percentile,
     report,
+    seed_users,
 )
 
 HISTORY_DEPTH = 5000  # messages in the conversation whose history is paged
@@ -32,7 +33,6 @@ HISTORY_DEPTH = 5000  # messages in the conversation whose history is paged
 
 def seed():
     """A conversation with HISTORY_DEPTH messages, and a reader in 100 conversations."""
-    from bench.common import seed_users
     from chat.models import Conversation, Message
     from chat.services import private_conversation_open
 

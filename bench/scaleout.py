@@ -28,18 +28,18 @@ from bench.common import (
     analyze,
     connect_receivers,
     create_database,
+    deliver_to_group,
     delivery_figures,
     django_setup,
     percentile,
     post_closed_loop,
-    post_open_loop,
     report,
+    seed_users,
     wait_delivered,
 )
 
 
 def seed(clients, group_size):
-    from bench.common import seed_users
     from chat.services import private_conversation_open
     from groups.services import group_create
 
@@ -74,7 +74,7 @@ async def throughput(pairs, nodes, seconds, meter):
     meter.start()
     latencies, errors, elapsed, sent = await post_closed_loop(targets, seconds)
     groups = [(sent[i], [peer_receiver[i]]) for i in range(len(pairs))]
-    await wait_delivered(groups, timeout=5)
+    await wait_delivered(groups)
     meter.stop()
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -92,16 +92,9 @@ async def throughput(pairs, nodes, seconds, meter):
 
 
 async def across(sender_node, receiver_node, conversation_id, members, rate, seconds):
-    stop = asyncio.Event()
-    receivers, tasks = await connect_receivers(receiver_node.ws_port, [token for _, token in members[1:]], stop)
-    await asyncio.sleep(1)
-    path = f"/v1/conversations/c{conversation_id}/messages"
-    sent, errors, attempted, acks = await post_open_loop(
-        sender_node.rest_port, path, members[0][1], rate / len(receivers), seconds
+    sent, receivers, errors, attempted, acks = await deliver_to_group(
+        sender_node.rest_port, receiver_node.ws_port, conversation_id, members, rate, seconds
     )
-    await wait_delivered([(sent, receivers)], timeout=5)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
     figures = {
         "messages/s sent": attempted / seconds,
         "ack p99 ms": percentile(acks, 0.99) * 1000,

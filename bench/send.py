@@ -24,11 +24,11 @@ from bench.common import (
     percentile,
     post_closed_loop,
     report,
+    seed_users,
 )
 
 
 def seed(clients):
-    from bench.common import seed_users
     from chat.services import private_conversation_open
 
     senders = seed_users(clients, "snd")

@@ -41,11 +41,11 @@ from bench.common import (
     django_setup,
     redis_client,
     report,
+    seed_users,
 )
 
 
 def seed(clients, group_size):
-    from bench.common import seed_users
     from chat.services import private_conversation_open
     from groups.services import group_create
     from realtime.selectors import stream_position

@@ -19,7 +19,16 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CpuMeter, Deployment, add_deployment_argument, analyze, create_database, django_setup, report
+from bench.common import (
+    CpuMeter,
+    Deployment,
+    add_deployment_argument,
+    analyze,
+    create_database,
+    django_setup,
+    report,
+    seed_users,
+)
 
 
 async def open_live(url):
@@ -66,7 +75,6 @@ def main(argv=None):
 
     create_database()
     django_setup()
-    from bench.common import seed_users
 
     tokens = [token for _, token in seed_users(max(args.idle, args.storm), "sock", refresh=False)]
     analyze()
