@@ -1,12 +1,11 @@
 from django.contrib import admin
-from django.db.models import Count, OuterRef, Subquery
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
 from chat.admin import conversation_label
 from chat.models import Conversation, Membership
 from groups.models import Group
-from groups.selectors import ROLE_ORDER
+from groups.selectors import ROLE_ORDER, groups_with_stats
 from moderation.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
 
 
@@ -23,20 +22,7 @@ class GroupAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        # Owner and size as subqueries, evaluated for the listed page only (one query in all).
-        members = Membership.objects.filter(conversation=OuterRef("conversation"))
-        owner = members.filter(role=Membership.Role.OWNER)
-        size = members.order_by().values("conversation").annotate(n=Count("pk")).values("n")
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("conversation")
-            .annotate(
-                owner_id=Subquery(owner.values("user_id")[:1]),
-                owner_name=Subquery(owner.values("user__username")[:1]),
-                member_count=Subquery(size),
-            )
-        )
+        return groups_with_stats(super().get_queryset(request).select_related("conversation"))
 
     @admin.display(description="group", ordering="pk")
     def group(self, group):

@@ -17,12 +17,22 @@ def group_for_member(*, user, group_id):
     return membership
 
 
-def group_with_stats(group_id):
-    """The group with `owner_id` and `member_count` annotated, in one query."""
+def groups_with_stats(groups=None):
+    """Groups annotated with `owner_id`, `owner_name` and `member_count`: subqueries, evaluated
+    for the rows fetched only (one query for a page of groups)."""
     members = Membership.objects.filter(conversation=OuterRef("conversation"))
-    owner = members.filter(role=Membership.Role.OWNER).values("user_id")[:1]
+    owner = members.filter(role=Membership.Role.OWNER)
     count = members.order_by().values("conversation").annotate(n=Count("pk")).values("n")
-    return Group.objects.annotate(owner_id=Subquery(owner), member_count=Subquery(count)).get(pk=group_id)
+    return (Group.objects.all() if groups is None else groups).annotate(
+        owner_id=Subquery(owner.values("user_id")[:1]),
+        owner_name=Subquery(owner.values("user__username")[:1]),
+        member_count=Subquery(count),
+    )
+
+
+def group_with_stats(group_id):
+    """One group of groups_with_stats, in one query."""
+    return groups_with_stats().get(pk=group_id)
 
 
 ROLE_ORDER = Case(

@@ -11,8 +11,7 @@ from accounts.models import User
 from accounts.selectors import visible_users
 from calls.models import Call
 from chat.models import Conversation, Membership, Message
-from groups.models import Group
-from groups.selectors import group_with_stats
+from groups.selectors import groups_with_stats
 from imserver.api import parse_id
 from media.models import Media
 from moderation.models import AuditEntry, Report, TargetType
@@ -74,11 +73,7 @@ def report_context(report):
             context["target"] = user
             context["recent"] = user_recent_messages(user, limit=10)
     else:
-        try:
-            context["target"] = group = group_with_stats(report.target_id)
-            context["owner"] = User.objects.filter(pk=group.owner_id).first()
-        except Group.DoesNotExist:  # dissolved since
-            pass
+        context["target"] = groups_with_stats().filter(pk=report.target_id).first()  # None: dissolved since
     about_target = {"target_type": report.target_type, "target_id": report.target_id}
     context["other_reports"] = list(
         Report.objects.filter(**about_target).exclude(pk=report.pk).select_related("reporter").order_by("-pk")[:10]

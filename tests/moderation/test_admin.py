@@ -209,6 +209,8 @@ class TestReports:
         report = Report.objects.create(reporter=user, target_type="group", target_id=group.pk, reason="scam")
         page = admin_client.get(f"/admin/moderation/report/{report.pk}/change/").content.decode()
         assert "Crypto gains" in page and "<th>Members</th><td>2</td>" in page
+        owner_link = f'<a href="/admin/accounts/user/{other_user.pk}/change/">{other_user.username}</a>'
+        assert f"<th>Owner</th><td>{owner_link}</td>" in page
 
     def test_target_that_no_longer_exists(self, admin_client, user):
         report = Report.objects.create(reporter=user, target_type="group", target_id=999999, reason="scam")
