@@ -8,10 +8,10 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
-from accounts.selectors import visible_users
+from accounts.selectors import user_visible
 from calls.models import Call
-from chat.models import Conversation, Membership, Message
-from groups.selectors import groups_with_stats
+from chat.models import Conversation, Message
+from groups.selectors import group_for_member, groups_with_stats
 from imserver.api import parse_id
 from media.models import Media
 from moderation.models import AuditEntry, Report, TargetType
@@ -23,17 +23,16 @@ RECENT_MESSAGES = 20
 def report_target_id(*, reporter, target_type, raw_id):
     """The id of the target named by raw_id ("m12", "7", "g3"), if the reporter can see it:
     a message of one of their conversations, a visible user, a group they are in. Else 404."""
-    if target_type == TargetType.MESSAGE:
-        pk = parse_id("m", raw_id)
-        visible = Message.objects.filter(pk=pk, conversation__memberships__user=reporter)
-    elif target_type == TargetType.USER:
+    if target_type == TargetType.USER:
         pk = parse_id("", raw_id)
-        visible = visible_users().filter(pk=pk)
-    else:
+        user_visible(user_id=pk)
+    elif target_type == TargetType.GROUP:
         pk = parse_id("g", raw_id)
-        visible = Membership.objects.filter(conversation__group__pk=pk, user=reporter)
-    if pk is None or not visible.exists():
-        raise NotFound(f"{target_type.capitalize()} not found")
+        group_for_member(user=reporter, group_id=pk)
+    else:
+        pk = parse_id("m", raw_id)
+        if pk is None or not Message.objects.filter(pk=pk, conversation__memberships__user=reporter).exists():
+            raise NotFound("Message not found")
     return pk
 
 
