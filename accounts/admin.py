@@ -71,10 +71,6 @@ class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
     def get_object_actions(self, obj):
         return [("unban_users", "Unban…")] if obj.is_banned else [("ban_users", "Ban…")]
 
-    @admin.display(description="status")
-    def status(self, user):
-        return user.status
-
     @admin.display(description="Chat groups")
     def chat_groups(self, user):
         memberships = (

@@ -26,7 +26,6 @@ class CallAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
         "connected_at",
         "ended_at",
     )
-    readonly_fields = fields
 
     @admin.display(description="call", ordering="pk")
     def call(self, call):

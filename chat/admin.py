@@ -30,7 +30,6 @@ class MembershipInline(ReadOnlyMixin, admin.TabularInline):
     fk_name = "conversation"
     fields = ("user", "role", "peer", "joined_at", "last_read_seq")
     readonly_fields = fields
-    raw_id_fields = ("user", "peer")
     extra = 0
 
     def get_queryset(self, request):
@@ -45,7 +44,6 @@ class ConversationAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("group",)
     ordering = ("-pk",)
     fields = ("type", "group_link", "last_seq", "last_activity_at", "created_at", "messages")
-    readonly_fields = fields
     inlines = [MembershipInline]
 
     @admin.display(description="conversation", ordering="pk")
@@ -86,7 +84,6 @@ class MessageAdmin(LargeTableMixin, ReadOnlyMixin, ObjectActionsMixin, admin.Mod
         "updated_at",
         "around",
     )
-    readonly_fields = fields
 
     def has_remove_permission(self, request):
         return request.user.has_perm("chat.remove_message")

@@ -17,9 +17,7 @@ class GroupAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ("name",)
     list_filter = ("created_at",)
     ordering = ("-pk",)
-    raw_id_fields = ("conversation",)
     fields = ("name", "announcement", "avatar", "created_at", "conversation_link", "members")
-    readonly_fields = fields
 
     def get_queryset(self, request):
         return groups_with_stats(super().get_queryset(request).select_related("conversation"))

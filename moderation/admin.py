@@ -12,7 +12,7 @@ from moderation.admin_tools import (
     admin_link,
     confirm_with_reason,
 )
-from moderation.models import ID_PREFIXES, AuditEntry, Report
+from moderation.models import AuditEntry, Report, target_label
 
 admin.site.site_header = "imserver administration"
 admin.site.site_title = "imserver admin"
@@ -23,8 +23,7 @@ TARGET_MODELS = {"message": Message, "user": User, "group": Group, "report": Rep
 
 def target_link(obj):
     """A link to a report's or audit entry's target, from its type and id (no query)."""
-    label = f"{obj.target_type} {ID_PREFIXES[obj.target_type]}{obj.target_id}"
-    return admin_link(TARGET_MODELS[obj.target_type], obj.target_id, label)
+    return admin_link(TARGET_MODELS[obj.target_type], obj.target_id, target_label(obj.target_type, obj.target_id))
 
 
 class ReportStatusFilter(admin.SimpleListFilter):
@@ -73,7 +72,6 @@ class ReportAdmin(LargeTableMixin, ReadOnlyMixin, ObjectActionsMixin, admin.Mode
         "note",
         "reported_content",
     )
-    readonly_fields = fields
 
     def has_handle_permission(self, request):
         return request.user.has_perm("moderation.handle_report")
@@ -131,7 +129,6 @@ class AuditEntryAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ("actor_name", "target_repr", "reason")
     ordering = ("-pk",)
     fields = ("created_at", "actor_name", "actor", "action", "target", "target_repr", "reason")
-    readonly_fields = fields
 
     @admin.display(description="target")
     def target(self, entry):

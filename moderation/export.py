@@ -13,7 +13,7 @@ from chat.models import Membership, Message
 from contacts.models import Contact
 from imserver.api import format_id
 from media.models import Media
-from moderation.models import ID_PREFIXES, Report
+from moderation.models import Report, target_label
 
 
 def profile(user):
@@ -89,7 +89,7 @@ def reports_made(user):
     return [
         {
             "report_id": f"r{report.pk}",
-            "target": f"{report.target_type} {ID_PREFIXES[report.target_type]}{report.target_id}",
+            "target": target_label(report.target_type, report.target_id),
             "reason": report.reason,
             "details": report.details,
             "status": report.status,

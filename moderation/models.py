@@ -18,6 +18,11 @@ class TargetType(models.TextChoices):
 ID_PREFIXES = {"message": "m", "user": "", "group": "g", "report": "r"}
 
 
+def target_label(target_type, target_id):
+    """A report's or audit entry's target as people read it, e.g. "message m12"."""
+    return f"{target_type} {ID_PREFIXES[target_type]}{target_id}"
+
+
 class Report(models.Model):
     """A user's report of a message, a user or a group, handled by a moderator.
 
@@ -61,7 +66,7 @@ class Report(models.Model):
         permissions = [("handle_report", "Can resolve and dismiss reports")]
 
     def __str__(self):
-        return f"r{self.pk}: {self.target_type} {ID_PREFIXES[self.target_type]}{self.target_id}"
+        return f"r{self.pk}: {target_label(self.target_type, self.target_id)}"
 
 
 class AuditEntry(models.Model):
