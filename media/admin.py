@@ -3,7 +3,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
 from accounts.models import User
-from media.models import Kind, Media
+from media.models import Media
 from media.storage import THUMBNAIL, media_url
 from moderation.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
 
@@ -12,7 +12,7 @@ from moderation.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
 class MediaAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Uploads, with image thumbnails (through short-lived signed URLs, as the app sees them)."""
 
-    list_display = ("preview", "media", "kind", "filename", "size_shown", "owner_link", "attached_at", "created_at")
+    list_display = ("preview", "media_id", "kind", "filename", "size_shown", "owner_link", "attached_at", "created_at")
     list_filter = ("kind", "created_at", ("attached_at", admin.EmptyFieldListFilter))
     search_fields = ("filename", "owner__username")
     list_select_related = ("owner",)
@@ -31,10 +31,10 @@ class MediaAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
         "created_at",
         "open",
     )
-    readonly_fields = fields
 
+    # Not named "media": that is the ModelAdmin's own CSS/JS property (the detail page failed).
     @admin.display(description="media", ordering="pk")
-    def media(self, media):
+    def media_id(self, media):
         return media.public_id
 
     @admin.display(description="size", ordering="size")
@@ -60,8 +60,7 @@ class MediaAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
         )
 
     def _thumbnail(self, media, size):
-        if media.kind not in (Kind.IMAGE, Kind.VIDEO) or not media.thumbnail:
+        url = media_url(media, THUMBNAIL)  # None when there is none
+        if url is None:
             return "-"
-        return format_html(
-            '<img src="{}" alt="" style="max-width:{}px;max-height:{}px">', media_url(media, THUMBNAIL), size, size
-        )
+        return format_html('<img src="{}" alt="" style="max-width:{}px;max-height:{}px">', url, size, size)

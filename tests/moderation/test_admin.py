@@ -77,6 +77,31 @@ class TestModerators:
     def test_can_view(self, admin_client, url):
         assert admin_client.get(url).status_code == 200
 
+    def test_every_detail_page_renders_read_only(self, admin_client, user, other_user):
+        conversation = private_chat(user, other_user)
+        message = send(user, conversation, "hello")
+        group = group_of(user, other_user)
+        upload = Media.objects.create(
+            owner=user, kind="image", file="media/x.png", thumbnail="media/x-t.png",
+            content_type="image/png", size=1000, width=10, height=10, filename="x.png",
+        )  # fmt: skip
+        call = Call.objects.create(
+            caller=user, callee=other_user, conversation=conversation, type="audio", status="missed",
+            offer_sdp="v=0", ring_deadline=timezone.now(),
+        )  # fmt: skip
+        report = Report.objects.create(reporter=user, target_type="message", target_id=message.pk, reason="spam")
+        for url in [
+            f"/admin/chat/conversation/{conversation.pk}/change/",
+            f"/admin/chat/message/{message.pk}/change/",
+            f"/admin/groups/group/{group.pk}/change/",
+            f"/admin/media/media/{upload.pk}/change/",
+            f"/admin/calls/call/{call.pk}/change/",
+            f"/admin/moderation/report/{report.pk}/change/",
+        ]:
+            response = admin_client.get(url)
+            assert response.status_code == 200, url
+            assert not response.context["adminform"].form.fields, url  # nothing editable
+
     def test_cannot_add_change_or_delete_users(self, admin_client, user):
         assert admin_client.get("/admin/accounts/user/add/").status_code == 403
         assert admin_client.get(f"/admin/accounts/user/{user.pk}/delete/").status_code == 403
