@@ -12,6 +12,10 @@ DELETED_USERNAME_RE = re.compile(r"^deleted-[0-9]+$", re.IGNORECASE)
 DELETED_USERNAME_RESERVED = "Usernames of the form deleted-<number> are reserved."
 
 
+def deleted_username(user_id):
+    return f"deleted-{user_id}"
+
+
 class Status(models.TextChoices):
     ONLINE = "online"
     AWAY = "away"
@@ -55,7 +59,7 @@ class User(AbstractUser):
     def clean(self):
         # Model forms (the admin's add and change forms) run this; a tombstone keeps its own name.
         super().clean()
-        if DELETED_USERNAME_RE.match(self.username) and self.username.lower() != f"deleted-{self.pk}":
+        if DELETED_USERNAME_RE.match(self.username) and self.username.lower() != deleted_username(self.pk):
             raise ValidationError({"username": DELETED_USERNAME_RESERVED})
 
     @property

@@ -13,7 +13,7 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled, ValidationError
@@ -22,17 +22,24 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from social_django.models import UserSocialAuth
 
-from accounts.models import DELETED_USERNAME_RE, DELETED_USERNAME_RESERVED, PasswordResetCode, Status, User
+from accounts.models import (
+    DELETED_USERNAME_RE,
+    DELETED_USERNAME_RESERVED,
+    PasswordResetCode,
+    Status,
+    User,
+    deleted_username,
+)
 from accounts.tokens import token_pair_for, user_for_token
-from chat.models import Membership
-from contacts.models import Contact
+from chat.services import memberships_erase_user
+from contacts.services import contacts_erase_user
 from groups.models import Group
 from groups.services import group_member_leave
 from imserver import ratelimit
 from imserver.api import Conflict
 from media.services import avatar_replace
 from realtime import events
-from realtime.models import EventStream, UserEvent
+from realtime.services import events_erase_user
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +291,7 @@ def user_delete(*, user):
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         user_update_profile(user=user, avatar="")  # the file goes once this commits
-        user.username = f"deleted-{user.pk}"
+        user.username = deleted_username(user.pk)
         user.nickname = DELETED_USER_NAME
         user.email = user.first_name = user.last_name = user.status_message = ""
         user.set_unusable_password()
@@ -294,17 +301,15 @@ def user_delete(*, user):
         user.save()
         user.groups.clear()
         user.user_permissions.clear()
-        Contact.objects.filter(Q(owner=user) | Q(user=user)).delete()
+        contacts_erase_user(user)
         UserSocialAuth.objects.filter(user=user).delete()
         PasswordResetCode.objects.filter(user=user).delete()
         user_revoke_tokens(user)
     for group_id in Group.objects.filter(conversation__memberships__user=user).values_list("pk", flat=True):
         group_member_leave(user=user, group_id=group_id)
     with transaction.atomic():
-        # Private conversations: the other participant keeps the history, with "Deleted user".
-        Membership.objects.filter(user=user).delete()
-        UserEvent.objects.filter(user=user).delete()
-        EventStream.objects.filter(user=user).delete()
+        memberships_erase_user(user)
+        events_erase_user(user)
     return user
 
 

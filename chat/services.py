@@ -243,3 +243,9 @@ def message_remove(*, message):
     }
     events.record(events.Event(selectors.member_ids(message.conversation_id), "message_status", data))
     return True
+
+
+def memberships_erase_user(user):
+    """An erased account's remaining (private) memberships go; the other participant keeps the
+    history, with "Deleted user" (accounts.user_delete, after it left its groups)."""
+    Membership.objects.filter(user=user).delete()

@@ -1,4 +1,5 @@
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.selectors import visible_users
@@ -29,3 +30,8 @@ def contact_update(*, owner, user_id, remark):
 
 def contact_remove(*, owner, user_id):
     contact_of(owner=owner, user_id=user_id).delete()
+
+
+def contacts_erase_user(user):
+    """An erased account leaves every address book, and its own goes (accounts.user_delete)."""
+    Contact.objects.filter(Q(owner=user) | Q(user=user)).delete()

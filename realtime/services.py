@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from realtime.models import EventPayload, UserEvent
+from realtime.models import EventPayload, EventStream, UserEvent
 
 
 def events_prune(*, older_than=None, batch=10_000):
@@ -27,3 +27,9 @@ def events_prune(*, older_than=None, batch=10_000):
                 return user_events, payloads
             user_events += UserEvent.objects.filter(payload_id__in=ids)._raw_delete(UserEvent.objects.db)
             payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
+
+
+def events_erase_user(user):
+    """An erased account's event log (accounts.user_delete); the payloads others got stay."""
+    UserEvent.objects.filter(user=user).delete()
+    EventStream.objects.filter(user=user).delete()
