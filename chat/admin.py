@@ -7,7 +7,7 @@ from django.utils.text import Truncator
 from accounts.models import User
 from chat.models import Conversation, Membership, Message
 from groups.models import Group
-from groups.selectors import ROLE_ORDER
+from groups.selectors import MEMBER_ORDER
 from moderation import selectors, services
 from moderation.admin_tools import (
     LargeTableMixin,
@@ -33,7 +33,7 @@ class MembershipInline(ReadOnlyMixin, admin.TabularInline):
     extra = 0
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("user", "peer").order_by(ROLE_ORDER, "joined_at", "pk")
+        return super().get_queryset(request).select_related("user", "peer").order_by(*MEMBER_ORDER)
 
 
 @admin.register(Conversation)

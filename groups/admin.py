@@ -5,7 +5,7 @@ from accounts.models import User
 from chat.admin import conversation_label
 from chat.models import Conversation, Membership
 from groups.models import Group
-from groups.selectors import ROLE_ORDER, groups_with_stats
+from groups.selectors import MEMBER_ORDER, groups_with_stats
 from moderation.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
 
 
@@ -43,7 +43,7 @@ class GroupAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
         memberships = (
             Membership.objects.filter(conversation_id=group.conversation_id)
             .select_related("user")
-            .order_by(ROLE_ORDER, "joined_at", "pk")
+            .order_by(*MEMBER_ORDER)
         )
         rows = format_html_join(
             "",

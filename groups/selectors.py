@@ -35,12 +35,14 @@ def group_with_stats(group_id):
     return groups_with_stats().get(pk=group_id)
 
 
-ROLE_ORDER = Case(
+_ROLE_RANK = Case(
     When(role=Membership.Role.OWNER, then=Value(0)),
     When(role=Membership.Role.ADMIN, then=Value(1)),
     default=Value(2),
     output_field=IntegerField(),
 )
+# How members are listed: owner, admins, members, each by join time.
+MEMBER_ORDER = (_ROLE_RANK, "joined_at", "pk")
 
 
 def group_members(*, group, limit, offset):
@@ -49,7 +51,7 @@ def group_members(*, group, limit, offset):
     page = list(
         memberships.select_related("user")
         .annotate(total=Window(Count("pk")))
-        .order_by(ROLE_ORDER, "joined_at", "pk")[offset : offset + limit]
+        .order_by(*MEMBER_ORDER)[offset : offset + limit]
     )
     total = page[0].total if page else memberships.count()
     return total, page

@@ -8,6 +8,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 
 from accounts.selectors import visible_users
 from chat.models import Conversation, Membership
+from chat.selectors import member_ids
 from groups import selectors
 from groups.models import Group
 from imserver.api import Conflict, format_id, parse_id
@@ -90,8 +91,7 @@ def group_update_info(*, user, group_id, name=None, announcement=None, avatar=No
         fields.append("avatar")
     if fields:
         group.save(update_fields=fields)
-        member_ids = Membership.objects.filter(conversation_id=group.conversation_id).values_list("user_id", flat=True)
-        events.record(_group_event(list(member_ids), group, "info_updated", user))
+        events.record(_group_event(member_ids(group.conversation_id), group, "info_updated", user))
     return group
 
 
@@ -102,7 +102,7 @@ def group_invite(*, user, group_id, user_ids):
     conversation = Conversation.objects.get(pk=membership.conversation_id)
     group = membership.conversation.group
     invited = _resolve_users(user_ids, "user_ids")
-    current = set(Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True))
+    current = set(member_ids(conversation.pk))
     added = [candidate for pk, candidate in invited.items() if pk not in current]
     _check_size(len(current) + len(added), "user_ids")
     Membership.objects.bulk_create(
@@ -136,19 +136,17 @@ def group_member_remove(*, user, group_id, target_user_id):
     membership = _locked_membership(user=user, group_id=group_id)
     group = membership.conversation.group
     target = _target_membership(membership.conversation_id, target_user_id)
-    leaving = target.user_id == user.pk
-    if leaving and membership.role == Role.OWNER:
-        if Membership.objects.filter(conversation_id=group.conversation_id).count() > 1:
+    if target.user_id == user.pk:
+        if membership.role == Role.OWNER and len(member_ids(group.conversation_id)) > 1:
             raise Conflict("The owner must transfer ownership before leaving the group")
-        group.conversation.delete()
+        _leave(membership, group, user)
         return
-    if not leaving:
-        may_remove = membership.role == Role.OWNER or (membership.role == Role.ADMIN and target.role == Role.MEMBER)
-        if not may_remove:
-            raise PermissionDenied("You cannot remove this member")
-    audience = list(Membership.objects.filter(conversation_id=group.conversation_id).values_list("user_id", flat=True))
+    may_remove = membership.role == Role.OWNER or (membership.role == Role.ADMIN and target.role == Role.MEMBER)
+    if not may_remove:
+        raise PermissionDenied("You cannot remove this member")
+    audience = member_ids(group.conversation_id)
     target.delete()
-    events.record(_group_event(audience, group, "member_left" if leaving else "member_removed", target.user))
+    events.record(_group_event(audience, group, "member_removed", target.user))
 
 
 @transaction.atomic
@@ -156,16 +154,26 @@ def group_member_leave(*, user, group_id):
     """The member leaves for good, whatever their role (account deletion): an owner hands
     ownership to the oldest admin, else the oldest member; the last member dissolves the group."""
     membership = _locked_membership(user=user, group_id=group_id)
-    group = membership.conversation.group
-    others = Membership.objects.filter(conversation_id=group.conversation_id).exclude(pk=membership.pk)
-    successor = others.select_related("user").order_by(selectors.ROLE_ORDER, "joined_at", "pk").first()
-    if successor is None:
+    _leave(membership, membership.conversation.group, user)
+
+
+def _leave(membership, group, user):
+    """The member leaves (the conversation locked): the last one dissolves the group; an owner
+    hands ownership to the oldest admin, else the oldest member. Everyone, the leaver
+    included, hears of it."""
+    audience = member_ids(group.conversation_id)
+    if len(audience) == 1:
         group.conversation.delete()
         return
-    audience = [user.pk, *others.values_list("user_id", flat=True)]
     membership.delete()  # first: one owner at a time
     updates = [_group_event(audience, group, "member_left", user)]
     if membership.role == Role.OWNER:
+        successor = (
+            Membership.objects.filter(conversation_id=group.conversation_id)
+            .select_related("user")
+            .order_by(*selectors.MEMBER_ORDER)
+            .first()
+        )
         successor.role = Role.OWNER
         successor.save(update_fields=["role"])
         updates.append(_group_event(audience, group, "role_changed", successor.user, role=Role.OWNER))
@@ -189,6 +197,6 @@ def group_member_set_role(*, user, group_id, target_user_id, role):
         changed.insert(0, membership)
     target.role = role
     target.save(update_fields=["role"])
-    audience = list(Membership.objects.filter(conversation_id=group.conversation_id).values_list("user_id", flat=True))
+    audience = member_ids(group.conversation_id)
     events.record(*[_group_event(audience, group, "role_changed", m.user, role=m.role) for m in changed])
     return target
