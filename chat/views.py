@@ -1,7 +1,7 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from chat import selectors, services
@@ -73,9 +73,7 @@ class ConversationViewSet(viewsets.ViewSet):
     def create(self, request):
         data = validated(ConversationCreateIn, request.data)
         if data["type"] == Conversation.Type.PRIVATE:
-            target = parse_id("", data["target_id"])
-            if target is None:
-                raise NotFound("User not found")
+            target = parse_id("", data["target_id"])  # None (malformed) is a 404 in the service's lookup
             conversation, created = services.private_conversation_open(user=request.user, target_user_id=target)
         else:
             conversation, created = (

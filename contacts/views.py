@@ -1,6 +1,5 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from contacts import selectors, services
@@ -30,9 +29,7 @@ class ContactViewSet(viewsets.ViewSet):
     @extend_schema(request=ContactAddIn, responses={201: ContactOut})
     def create(self, request):
         data = validated(ContactAddIn, request.data)
-        user_id = parse_id("", data["user_id"])
-        if user_id is None:
-            raise NotFound("User not found")
+        user_id = parse_id("", data["user_id"])  # None (malformed) is a 404 in the service's lookup
         contact = services.contact_add(owner=request.user, user_id=user_id, remark=data.get("remark", ""))
         return Response(contact_data(contact), status=status.HTTP_201_CREATED)
 
