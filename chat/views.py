@@ -141,11 +141,13 @@ class ConversationViewSet(viewsets.ViewSet):
     def read(self, request, conversation_id):
         """Moves the read pointer (the REST twin of the WebSocket message_read frame)."""
         conversation_pk = parse_id("c", conversation_id)
-        selectors.membership_for(user=request.user, conversation_id=conversation_pk)
-        message_pk = _message_id(validated(MarkReadIn, request.data)["message_id"], "message_id")
-        membership = services.conversation_mark_read(
-            user=request.user, conversation_id=conversation_pk, message_id=message_pk
-        )
+        with stranger_gets_404_first(
+            lambda: selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        ):
+            message_pk = _message_id(validated(MarkReadIn, request.data)["message_id"], "message_id")
+            membership = services.conversation_mark_read(
+                user=request.user, conversation_id=conversation_pk, message_id=message_pk
+            )
         item = selectors.conversation_item(user=request.user, conversation_id=conversation_pk)
         last_read = selectors.message_id_at(conversation_pk, membership.last_read_seq)
         return Response(

@@ -411,6 +411,12 @@ class TestMarkRead:
         receipts = events_of(other_user, "message_status")
         assert [(e["data"]["message_id"], e["data"]["status"]) for e in receipts] == [(f"m{first.pk}", "read")]
 
+    @pytest.mark.parametrize("body", [{}, {"message_id": "x"}, {"message_id": "m999999"}])
+    def test_a_stranger_gets_404_whatever_the_body(self, user, other_user, stranger, body):
+        conversation = private_chat(user, other_user)
+        response = client_for(stranger).post(f"/v1/conversations/c{conversation.pk}/read", body, format="json")
+        assert_error(response, 404)
+
     def test_pointer_never_moves_back(self, user_api, user, other_user):
         conversation = private_chat(user, other_user)
         first, second = send(other_user, conversation), send(other_user, conversation)
