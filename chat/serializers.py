@@ -80,6 +80,16 @@ def message_data(message, status=None):
     }
 
 
+def message_status_data(*, message_id, conversation_id, status, updated_at):
+    """A `message_status` event (contract 7): a message became read, or was removed."""
+    return {
+        "message_id": format_id("m", message_id),
+        "conversation_id": format_id("c", conversation_id),
+        "status": status,
+        "updated_at": updated_at,
+    }
+
+
 def messages_data(messages, is_read):
     """A page of messages with their read status (is_read from chat.selectors.read_horizon)."""
     return [message_data(m, "read" if is_read(m.seq, m.sender_id) else "sent") for m in messages]

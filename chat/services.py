@@ -7,10 +7,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from accounts.selectors import visible_users
 from chat import selectors
 from chat.models import Conversation, Membership, Message
-from chat.serializers import message_data
-from imserver.api import format_id
-from media.models import Media
-from media.services import media_for_attachment, media_mark_attached
+from chat.serializers import message_data, message_status_data
+from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
 
 # The newest read receipts sent per sender when one read covers a long backlog; read status is
@@ -198,12 +196,9 @@ def _notify_read(membership, previous, seq):
     now = timezone.now()
     receipts = []
     for message_id, sender_id in newly_read:
-        data = {
-            "message_id": format_id("m", message_id),
-            "conversation_id": format_id("c", membership.conversation_id),
-            "status": "read",
-            "updated_at": now,
-        }
+        data = message_status_data(
+            message_id=message_id, conversation_id=membership.conversation_id, status="read", updated_at=now
+        )
         receipts.append(events.Event([sender_id], "message_status", data))
     receipts.reverse()  # oldest first: ids follow the order messages were read in
     events.record(*receipts)
@@ -228,19 +223,16 @@ def message_remove(*, message):
     message.media = None
     message.updated_at = timezone.now()
     message.save(update_fields=["status", "content", "caption", "media", "updated_at"])
-    # What a moderator removes is not kept anywhere: the upload goes (its files on commit), unless
-    # another message carries it too (a media_id may be sent again; Message.media protects it).
-    # Its row is locked first, so a send carrying it that has not committed yet is waited for.
     if upload_id is not None:
-        upload = Media.objects.select_for_update().filter(pk=upload_id).first()
-        if upload is not None and not Message.objects.filter(media_id=upload_id).exists():
-            upload.delete()
-    data = {
-        "message_id": format_id("m", message.pk),
-        "conversation_id": format_id("c", message.conversation_id),
-        "status": Message.Status.REMOVED,
-        "updated_at": message.updated_at,
-    }
+        # What a moderator removes is not kept anywhere (after the conversation lock: the order
+        # sends take them in).
+        media_discard_if_unused(upload_id)
+    data = message_status_data(
+        message_id=message.pk,
+        conversation_id=message.conversation_id,
+        status=Message.Status.REMOVED,
+        updated_at=message.updated_at,
+    )
     events.record(events.Event(selectors.member_ids(message.conversation_id), "message_status", data))
     return True
 

@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
+from chat.models import Message
 from imserver.api import PayloadTooLarge, parse_id
 from media.content import inspect_upload
 from media.images import decode_data_uri, store_avatar
@@ -90,6 +91,15 @@ def media_mark_attached(media):
     last other message carrying it (chat.services.message_remove) then waits and sees this one.
     """
     return bool(Media.objects.filter(pk=media.pk).update(attached_at=Coalesce("attached_at", timezone.now())))
+
+
+def media_discard_if_unused(media_id):
+    """Deletes an upload (its files on commit) unless a message still carries it: a media_id may
+    be sent more than once, and Message.media protects it. The row is locked first, so a send
+    carrying it that has not committed yet (media_mark_attached holds the row) is waited for."""
+    upload = Media.objects.select_for_update().filter(pk=media_id).first()
+    if upload is not None and not Message.objects.filter(media_id=media_id).exists():
+        upload.delete()
 
 
 def _image_bytes_for_owner(*, owner, media_id, field):
