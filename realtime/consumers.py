@@ -6,6 +6,7 @@ user's event-id order, any gap being filled from the event log.
 """
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -72,6 +73,13 @@ def _open_session(token, since):
     except APIException:
         return None, None
     return user, selectors.resume_position(user_id=user.pk, since=since)
+
+
+@functools.cache
+def _frame_handler(path):
+    """A FRAME_HANDLERS entry, ready to await: imported on first use (the handlers' apps import
+    realtime), then kept."""
+    return in_db_thread(import_string(path))
 
 
 def _origin_allowed(origin):
@@ -308,7 +316,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self._send_error(400, f"Unknown frame type '{frame_type}'", frame_type)
             return
         try:
-            await in_db_thread(import_string(handler))(self.user_id, data)
+            await _frame_handler(handler)(self.user_id, data)
         except ValidationError as exc:
             await self._send_error(400, _flatten_validation(exc.detail)[1], frame_type)
         except APIException as exc:

@@ -54,17 +54,14 @@ class RedisPresence:
     def __init__(self):
         # A blocking pool: in a connect storm, calls wait for a free connection instead of
         # failing (redis-py's default pool raises past its size).
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=32, timeout=10, socket_timeout=2, socket_connect_timeout=2
-        )
+        pool_options = {"max_connections": 32, "timeout": 10, "socket_timeout": 2, "socket_connect_timeout": 2}
+        pool = redis.asyncio.BlockingConnectionPool.from_url(settings.REDIS_URL, **pool_options)
         self.client = redis.asyncio.Redis(connection_pool=pool)
         self.add = self.client.register_script(_ADD)
         self.remove = self.client.register_script(_REMOVE)
         # Counts are read in the database thread, under the user's row lock.
         self.blocking_client = redis.Redis(
-            connection_pool=redis.BlockingConnectionPool.from_url(
-                settings.REDIS_URL, max_connections=32, timeout=10, socket_timeout=2, socket_connect_timeout=2
-            )
+            connection_pool=redis.BlockingConnectionPool.from_url(settings.REDIS_URL, **pool_options)
         )
 
     async def register(self, sockets):
