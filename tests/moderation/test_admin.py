@@ -15,6 +15,17 @@ from moderation.admin_tools import EstimatedCountPaginator
 from moderation.models import AuditEntry, Report
 from tests.conftest import events_of, group_of, is_postgres, make_user, private_chat, send
 
+ADMIN_LISTS = [
+    "/admin/accounts/user/",
+    "/admin/chat/conversation/",
+    "/admin/chat/message/",
+    "/admin/groups/group/",
+    "/admin/moderation/report/",
+    "/admin/moderation/auditentry/",
+    "/admin/media/media/",
+    "/admin/calls/call/",
+]
+
 pytestmark = pytest.mark.django_db
 
 
@@ -60,20 +71,7 @@ class TestModerators:
             ("calls", "view_call"),
         }
 
-    @pytest.mark.parametrize(
-        "url",
-        [
-            "/admin/",
-            "/admin/accounts/user/",
-            "/admin/chat/conversation/",
-            "/admin/chat/message/",
-            "/admin/groups/group/",
-            "/admin/moderation/report/",
-            "/admin/moderation/auditentry/",
-            "/admin/media/media/",
-            "/admin/calls/call/",
-        ],
-    )
+    @pytest.mark.parametrize("url", ["/admin/", *ADMIN_LISTS])
     def test_can_view(self, admin_client, url):
         assert admin_client.get(url).status_code == 200
 
@@ -301,19 +299,7 @@ def many_rows(moderator):
 
 
 @pytest.mark.parametrize(
-    "url",
-    [
-        "/admin/accounts/user/",
-        "/admin/chat/conversation/",
-        "/admin/chat/message/",
-        "/admin/groups/group/",
-        "/admin/moderation/report/",
-        "/admin/moderation/auditentry/",
-        "/admin/media/media/",
-        "/admin/calls/call/",
-        "/admin/accounts/user/?q=user",
-        "/admin/chat/message/?q=hello&type__exact=text",
-    ],
+    "url", [*ADMIN_LISTS, "/admin/accounts/user/?q=user", "/admin/chat/message/?q=hello&type__exact=text"]
 )
 def test_lists_cost_no_query_per_row(admin_client, many_rows, url, django_assert_max_num_queries):
     with django_assert_max_num_queries(12):
