@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "media",
     "calls",
     "realtime",
+    "presence",
     "moderation",
 ]
 
