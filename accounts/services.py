@@ -31,15 +31,10 @@ from accounts.models import (
     deleted_username,
 )
 from accounts.tokens import token_pair_for, user_for_token
-from chat.services import memberships_erase_user
-from contacts.services import contacts_erase_user
-from groups.models import Group
-from groups.services import group_member_leave
 from imserver import ratelimit
 from imserver.api import Conflict
 from media.services import avatar_replace
 from realtime import events
-from realtime.services import events_erase_user
 
 logger = logging.getLogger(__name__)
 
@@ -279,48 +274,25 @@ def user_unban(*, user):
 DELETED_USER_NAME = "Deleted user"
 
 
-def user_delete(*, user):
-    """Erases an account, leaving an anonymous tombstone (README, "Deleting an account").
-
-    Personal data goes at once, in one transaction: profile, password, contacts both ways,
-    social-auth links; tokens are revoked and sockets closed. Then the user leaves each group in
-    a transaction of its own (as any leave, it locks the group, so several in one would risk
-    deadlocks with sends) and their private memberships and event log are deleted. Their
-    messages stay in the conversations, from "Deleted user". Safe to run again if interrupted.
-    """
-    with transaction.atomic():
-        user = User.objects.select_for_update().get(pk=user.pk)
-        user_update_profile(user=user, avatar="")  # the file goes once this commits
-        user.username = deleted_username(user.pk)
-        user.nickname = DELETED_USER_NAME
-        user.email = user.first_name = user.last_name = user.status_message = ""
-        user.set_unusable_password()
-        user.is_active = user.is_staff = user.is_superuser = user.is_online = False
-        user.chosen_status = Status.ONLINE
-        user.last_login = user.last_online = None
-        user.save()
-        user.groups.clear()
-        user.user_permissions.clear()
-        contacts_erase_user(user)
-        UserSocialAuth.objects.filter(user=user).delete()
-        PasswordResetCode.objects.filter(user=user).delete()
-        user_revoke_tokens(user)
-    for group_id in Group.objects.filter(conversation__memberships__user=user).values_list("pk", flat=True):
-        group_member_leave(user=user, group_id=group_id)
-    with transaction.atomic():
-        memberships_erase_user(user)
-        events_erase_user(user)
+def erase_user(user: User) -> User:
+    """The account's part of an erasure (privacy.services.user_delete), in the caller's transaction:
+    profile, password, social-auth links and reset codes go, tokens are revoked and sockets closed."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    user_update_profile(user=user, avatar="")  # the file goes once this commits
+    user.username = deleted_username(user.pk)
+    user.nickname = DELETED_USER_NAME
+    user.email = user.first_name = user.last_name = user.status_message = ""
+    user.set_unusable_password()
+    user.is_active = user.is_staff = user.is_superuser = user.is_online = False
+    user.chosen_status = Status.ONLINE
+    user.last_login = user.last_online = None
+    user.save()
+    user.groups.clear()
+    user.user_permissions.clear()
+    UserSocialAuth.objects.filter(user=user).delete()
+    PasswordResetCode.objects.filter(user=user).delete()
+    user_revoke_tokens(user)
     return user
-
-
-def user_delete_own(*, user, password=None):
-    """DELETE /v1/user/me: the password confirms it, unless the account has none (OAuth only)."""
-    if user.has_usable_password():
-        if password is None:
-            raise ValidationError({"password": ["Your password is required to delete your account."]})
-        if not user.check_password(password):
-            raise ValidationError({"password": ["Password is incorrect."]})
-    return user_delete(user=user)
 
 
 def tokens_prune(*, batch=10_000):

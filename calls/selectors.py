@@ -41,3 +41,23 @@ def call_history(*, user, limit, offset):
 def in_live_call(user_id):
     """Whether the user is ringing or talking (as caller or callee) right now."""
     return _calls_of(user_id).filter(status__in=Call.LIVE).exists()
+
+
+def export_sections(user) -> dict:
+    """Calls' part of a data export (privacy.services.user_export)."""
+    return {"calls": _calls(user)}
+
+
+def _calls(user) -> list[dict]:
+    return [
+        {
+            "call_id": f"call{call.pk}",
+            "caller_id": str(call.caller_id),
+            "callee_id": str(call.callee_id),
+            "type": call.type,
+            "status": call.status,
+            "duration": call.duration,
+            "created_at": call.created_at,
+        }
+        for call in Call.objects.filter(Q(caller=user) | Q(callee=user)).order_by("pk")
+    ]

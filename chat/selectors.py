@@ -1,5 +1,7 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
+from collections.abc import Iterator
+
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
@@ -8,6 +10,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from accounts.models import User
 from chat.models import Conversation, Membership, Message
 from contacts.models import Contact
+from imserver.api import format_id
 from media.models import Media
 
 
@@ -212,3 +215,38 @@ def member_ids(conversation_id):
 
 def message_id_at(conversation_id, seq):
     return Message.objects.filter(conversation_id=conversation_id, seq=seq).values_list("pk", flat=True).first()
+
+
+def _memberships(user: User) -> list[dict]:
+    rows = Membership.objects.filter(user=user).select_related("conversation__group").order_by("pk")
+    return [
+        {
+            "conversation_id": format_id("c", m.conversation_id),
+            "type": m.conversation.type,
+            "group_id": format_id("g", m.conversation.group.pk) if m.conversation.type == "group" else None,
+            "group_name": m.conversation.group.name if m.conversation.type == "group" else None,
+            "peer_id": str(m.peer_id) if m.peer_id else None,
+            "role": m.role,
+            "joined_at": m.joined_at,
+        }
+        for m in rows
+    ]
+
+
+def _messages(user: User) -> Iterator[dict]:
+    for message in Message.objects.filter(sender=user).order_by("pk").iterator(chunk_size=2000):
+        yield {
+            "message_id": format_id("m", message.pk),
+            "conversation_id": format_id("c", message.conversation_id),
+            "type": message.type,
+            "content": message.content,
+            "caption": message.caption,
+            "status": message.status,
+            "created_at": message.created_at,
+            "updated_at": message.updated_at,
+        }
+
+
+def export_sections(user: User) -> dict:
+    """Chat's part of a data export (privacy.services.user_export); messages are read as written out."""
+    return {"memberships": _memberships(user), "messages": _messages(user)}

@@ -4,6 +4,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
+from accounts.models import User
 from accounts.selectors import visible_users
 from chat import selectors
 from chat.models import Conversation, Membership, Message
@@ -237,7 +238,7 @@ def message_remove(*, message):
     return True
 
 
-def memberships_erase_user(user):
+def erase_user(user: User) -> None:
     """An erased account's remaining (private) memberships go; the other participant keeps the
-    history, with "Deleted user" (accounts.user_delete, after it left its groups)."""
+    history, with "Deleted user" (privacy.services.user_delete, after it left its groups)."""
     Membership.objects.filter(user=user).delete()

@@ -28,3 +28,20 @@ def contact_of(*, owner, user_id):
     if contact is None:
         raise NotFound("Contact not found")
     return contact
+
+
+def export_sections(user) -> dict:
+    """The address book's part of a data export (privacy.services.user_export)."""
+    return {"contacts": _contacts(user)}
+
+
+def _contacts(user) -> list[dict]:
+    return [
+        {
+            "user_id": str(contact.user_id),
+            "username": contact.user.username,
+            "remark": contact.remark,
+            "created_at": contact.created_at,
+        }
+        for contact in Contact.objects.filter(owner=user).select_related("user").order_by("pk")
+    ]

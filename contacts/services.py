@@ -2,6 +2,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from rest_framework.exceptions import NotFound, ValidationError
 
+from accounts.models import User
 from accounts.selectors import visible_users
 from contacts.models import Contact
 from contacts.selectors import contact_of
@@ -32,6 +33,6 @@ def contact_remove(*, owner, user_id):
     contact_of(owner=owner, user_id=user_id).delete()
 
 
-def contacts_erase_user(user):
-    """An erased account leaves every address book, and its own goes (accounts.user_delete)."""
+def erase_user(user: User) -> None:
+    """An erased account leaves every address book, and its own goes (privacy.services.user_delete)."""
     Contact.objects.filter(Q(owner=user) | Q(user=user)).delete()

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
+from accounts.models import User
 from accounts.selectors import visible_users
 from chat.models import Conversation, Membership
 from chat.selectors import member_ids
@@ -155,6 +156,13 @@ def group_member_leave(*, user, group_id):
     ownership to the oldest admin, else the oldest member; the last member dissolves the group."""
     membership = _locked_membership(user=user, group_id=group_id)
     _leave(membership, membership.conversation.group, user)
+
+
+def erase_user(user: User) -> None:
+    """An erased account leaves each of its groups (privacy.services.user_delete), a transaction per
+    group: as any leave, it locks the group, so several in one would risk deadlocks with sends."""
+    for group_id in Group.objects.filter(conversation__memberships__user=user).values_list("pk", flat=True):
+        group_member_leave(user=user, group_id=group_id)
 
 
 def _leave(membership, group, user):

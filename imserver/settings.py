@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "realtime",
     "presence",
     "moderation",
+    "privacy",
 ]
 
 MIDDLEWARE = [

@@ -51,7 +51,7 @@ def _require(text, what="A reason"):
         raise ModerationError(f"{what} is required")
 
 
-def _check_may_act_on(actor, user):
+def check_may_act_on(actor, user):
     """Moderators act on ordinary accounts only; superusers and commands on anyone but themselves."""
     if isinstance(actor, User):
         if actor.pk == user.pk:
@@ -72,7 +72,7 @@ def user_ban(*, actor, user, reason):
     """Bans the user: tokens revoked at once, sockets closed with 4403, hidden from search."""
     _require(reason)
     user = User.objects.select_for_update().get(pk=user.pk)
-    _check_may_act_on(actor, user)
+    check_may_act_on(actor, user)
     if user.is_banned:
         raise ModerationError(f"{user.username} is already banned")
     accounts_services.user_ban(user=user, reason=reason)
@@ -83,7 +83,7 @@ def user_ban(*, actor, user, reason):
 @transaction.atomic
 def user_unban(*, actor, user, reason=""):
     user = User.objects.select_for_update().get(pk=user.pk)
-    _check_may_act_on(actor, user)
+    check_may_act_on(actor, user)
     if not user.is_banned:
         raise ModerationError(f"{user.username} is not banned")
     accounts_services.user_unban(user=user)
@@ -91,13 +91,9 @@ def user_unban(*, actor, user, reason=""):
     return user
 
 
-def user_delete(*, actor, user, reason=""):
-    """Erases the account (accounts.services.user_delete); logged once it is done, under the
-    tombstone's name, so the log keeps no personal data of it."""
-    _check_may_act_on(actor, user)
-    user = accounts_services.user_delete(user=user)
+def user_delete_audit(*, actor, user, reason=""):
+    """Logs an erasure done by privacy.services.user_delete, under the tombstone's name."""
     _audit(actor=actor, action=AuditEntry.Action.USER_DELETE, **_user_target(user), reason=reason)
-    return user
 
 
 @transaction.atomic

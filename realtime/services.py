@@ -29,7 +29,7 @@ def events_prune(*, older_than=None, batch=10_000):
             payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
 
 
-def events_erase_user(user):
-    """An erased account's event log (accounts.user_delete); the payloads others got stay."""
+def erase_user(user) -> None:
+    """An erased account's event log (privacy.services.user_delete); the payloads others got stay."""
     UserEvent.objects.filter(user=user).delete()
     EventStream.objects.filter(user=user).delete()

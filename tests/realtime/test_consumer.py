@@ -13,13 +13,14 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from accounts.services import user_ban, user_delete, user_password_change
+from accounts.services import user_ban, user_password_change
 from accounts.tokens import token_pair_for
 from chat.models import Membership
 from chat.services import message_send
 from contacts.models import Contact
 from groups.services import group_invite, group_member_remove
 from imserver.asgi import application
+from privacy.services import user_delete
 from realtime import bus, consumers
 from realtime.bus import hub
 from realtime.models import EventPayload

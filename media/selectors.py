@@ -1,0 +1,22 @@
+from media.models import Media
+
+
+def export_sections(user) -> dict:
+    """Media's part of a data export (privacy.services.user_export): the user's uploads."""
+    return {"media": _uploads(user)}
+
+
+def _uploads(user) -> list[dict]:
+    return [
+        {
+            "media_id": media.public_id,
+            "type": media.kind,
+            "filename": media.filename,
+            "content_type": media.content_type,
+            "size": media.size,
+            "stored_as": media.file,
+            "attached": media.attached_at is not None,
+            "created_at": media.created_at,
+        }
+        for media in Media.objects.filter(owner=user).order_by("pk")
+    ]
