@@ -250,3 +250,8 @@ def _messages(user: User) -> Iterator[dict]:
 def export_sections(user: User) -> dict:
     """Chat's part of a data export (privacy.services.user_export); messages are read as written out."""
     return {"memberships": _memberships(user), "messages": _messages(user)}
+
+
+def media_in_use(media_id: int) -> bool:
+    """Whether a message still carries the upload (media.services.media_discard_if_unused asks)."""
+    return Message.objects.filter(media_id=media_id).exists()

@@ -227,7 +227,7 @@ def message_remove(*, message):
     if upload_id is not None:
         # What a moderator removes is not kept anywhere (after the conversation lock: the order
         # sends take them in).
-        media_discard_if_unused(upload_id)
+        media_discard_if_unused(upload_id, in_use=selectors.media_in_use)
     data = message_status_data(
         message_id=message.pk,
         conversation_id=message.conversation_id,

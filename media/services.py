@@ -2,6 +2,7 @@
 
 import unicodedata
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -11,7 +12,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from chat.models import Message
 from imserver.api import PayloadTooLarge, parse_id
 from media.content import inspect_upload
 from media.images import decode_data_uri, store_avatar
@@ -93,12 +93,12 @@ def media_mark_attached(media):
     return bool(Media.objects.filter(pk=media.pk).update(attached_at=Coalesce("attached_at", timezone.now())))
 
 
-def media_discard_if_unused(media_id):
-    """Deletes an upload (its files on commit) unless a message still carries it: a media_id may
-    be sent more than once, and Message.media protects it. The row is locked first, so a send
-    carrying it that has not committed yet (media_mark_attached holds the row) is waited for."""
+def media_discard_if_unused(media_id: int, *, in_use: Callable[[int], bool]) -> None:
+    """Deletes an upload (its files on commit) unless the app that used it still does: `in_use`
+    (chat's media_in_use: a media_id may be sent more than once). The row is locked before asking,
+    so a use that has not committed yet (media_mark_attached holds the row) is waited for."""
     upload = Media.objects.select_for_update().filter(pk=media_id).first()
-    if upload is not None and not Message.objects.filter(media_id=media_id).exists():
+    if upload is not None and not in_use(media_id):
         upload.delete()
 
 
