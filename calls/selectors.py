@@ -1,5 +1,7 @@
 """Reads scoped to the caller: a call the user is not a party to does not exist (404)."""
 
+from datetime import datetime
+
 from django.db.models import Count, Q, Window
 from rest_framework.exceptions import NotFound
 
@@ -61,3 +63,7 @@ def _calls(user) -> list[dict]:
         }
         for call in Call.objects.filter(Q(caller=user) | Q(callee=user)).order_by("pk")
     ]
+
+
+def calls_since(start: datetime) -> int:
+    return Call.objects.filter(created_at__gte=start).count()

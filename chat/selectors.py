@@ -1,6 +1,7 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, Subquery, Value, Window
@@ -255,3 +256,44 @@ def export_sections(user: User) -> dict:
 def media_in_use(media_id: int) -> bool:
     """Whether a message still carries the upload (media.services.media_discard_if_unused asks)."""
     return Message.objects.filter(media_id=media_id).exists()
+
+
+# --- For moderators (moderation.selectors and the admin) ---------------------------------------
+
+MESSAGES_AROUND = 3  # messages shown before and after a reported one
+RECENT_MESSAGES = 20
+
+
+def message_seen_by(*, user: User, message_id: int) -> bool:
+    """Whether the message is in one of the user's conversations (what they may report)."""
+    return Message.objects.filter(pk=message_id, conversation__memberships__user=user).exists()
+
+
+def message_with_conversation(message_id: int) -> Message | None:
+    return Message.objects.select_related("conversation__group").filter(pk=message_id).first()
+
+
+def user_recent_messages(user: User, limit: int = RECENT_MESSAGES) -> list[Message]:
+    """The user's newest messages, newest first (index chat_message_sender_recent)."""
+    return list(
+        Message.objects.filter(sender=user).select_related("sender", "conversation__group").order_by("-pk")[:limit]
+    )
+
+
+def messages_around(message: Message, count: int = MESSAGES_AROUND) -> list[Message]:
+    """The message with up to `count` messages before and after it in its conversation."""
+    return list(
+        Message.objects.filter(
+            conversation_id=message.conversation_id, seq__gte=message.seq - count, seq__lte=message.seq + count
+        )
+        .select_related("sender", "conversation__group")
+        .order_by("seq")
+    )
+
+
+def conversations_count() -> int:
+    return Conversation.objects.count()
+
+
+def messages_since(start: datetime) -> int:
+    return Message.objects.filter(created_at__gte=start).count()

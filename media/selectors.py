@@ -1,3 +1,5 @@
+from django.db.models import Sum
+
 from media.models import Media
 
 
@@ -20,3 +22,7 @@ def _uploads(user) -> list[dict]:
         }
         for media in Media.objects.filter(owner=user).order_by("pk")
     ]
+
+
+def media_bytes_stored() -> int:
+    return Media.objects.aggregate(total=Sum("size"))["total"] or 0
