@@ -10,8 +10,8 @@ from accounts.services import user_password_set
 from chat import selectors as chat_selectors
 from chat.models import Conversation, Membership
 from groups.models import Group
+from imserver.admin_tools import LargeTableMixin, ObjectActionsMixin, admin_link, confirm_with_reason
 from moderation import services
-from moderation.admin_tools import LargeTableMixin, ObjectActionsMixin, admin_link, confirm_with_reason
 
 
 class PasswordChangeForm(AdminPasswordChangeForm):

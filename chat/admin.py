@@ -9,14 +9,14 @@ from chat import selectors as chat_selectors
 from chat.models import Conversation, Membership, Message
 from groups.models import Group
 from groups.selectors import MEMBER_ORDER
-from moderation import services
-from moderation.admin_tools import (
+from imserver.admin_tools import (
     LargeTableMixin,
     ObjectActionsMixin,
     ReadOnlyMixin,
     admin_link,
     confirm_with_reason,
 )
+from moderation import services
 
 
 def conversation_label(conversation):

@@ -14,13 +14,14 @@ from rest_framework.exceptions import ValidationError
 from accounts import services as accounts_services
 from accounts.models import User
 from chat import services as chat_services
+from imserver.admin_tools import ActionRefused
 from moderation import selectors
 from moderation.models import AuditEntry, Report, TargetType
 
 MODERATORS_GROUP = "Moderators"  # created with its permissions by migration 0002
 
 
-class ModerationError(Exception):
+class ModerationError(ActionRefused):
     """An action that cannot be carried out as asked (already banned, not allowed, ...)."""
 
 
