@@ -4,6 +4,7 @@ from rest_framework.exceptions import NotFound
 from social_django.models import UserSocialAuth
 
 from accounts.models import User
+from imserver.pagination import paginate
 
 
 def visible_users():
@@ -21,11 +22,10 @@ def user_visible(*, user_id):
 def users_search(*, query, limit, offset):
     """Case-insensitive match on username or nickname; exact username matches first."""
     matches = visible_users().filter(Q(username__icontains=query) | Q(nickname__icontains=query))
-    total = matches.count()
     ranked = matches.annotate(
         exact=Case(When(username__iexact=query, then=Value(0)), default=Value(1), output_field=IntegerField())
-    ).order_by("exact", Lower("username"), "pk")
-    return total, list(ranked[offset : offset + limit])
+    )
+    return paginate(ranked, order_by=("exact", Lower("username"), "pk"), limit=limit, offset=offset)
 
 
 def _profile(user: User) -> dict:

@@ -2,10 +2,11 @@
 
 from datetime import datetime
 
-from django.db.models import Count, Q, Window
+from django.db.models import Q
 from rest_framework.exceptions import NotFound
 
 from calls.models import Call
+from imserver.pagination import paginate
 
 
 def _calls_of(user_id):
@@ -28,16 +29,9 @@ def call_for_party(*, user, call_id, lock=False):
 
 
 def call_history(*, user, limit, offset):
-    """(total, calls) the user made or received, newest first: one query, the total a window
-    over the same rows (a count only for a page past the end)."""
-    calls = _calls_of(user.pk)
-    page = list(
-        calls.select_related("caller", "callee")
-        .annotate(total=Window(Count("pk")))
-        .order_by("-created_at", "-pk")[offset : offset + limit]
-    )
-    total = page[0].total if page else (calls.count() if offset else 0)
-    return total, page
+    """(total, calls) the user made or received, newest first."""
+    calls = _calls_of(user.pk).select_related("caller", "callee")
+    return paginate(calls, order_by=("-created_at", "-pk"), limit=limit, offset=offset)
 
 
 def in_live_call(user_id):

@@ -12,6 +12,7 @@ from accounts.models import User
 from chat.models import Conversation, Membership, Message
 from contacts.models import Contact
 from imserver.api import format_id
+from imserver.pagination import paginate
 from media.models import Media
 
 
@@ -68,13 +69,7 @@ def conversation_list(*, user, type=None, limit, offset):
     rows = _list_rows(user)
     if type in (Conversation.Type.PRIVATE, Conversation.Type.GROUP):
         rows = rows.filter(conversation__type=type)
-    page = list(
-        rows.annotate(total=Window(Count("pk"))).order_by("-conversation__last_activity_at", "-conversation_id")[
-            offset : offset + limit
-        ]
-    )
-    total = page[0].total if page else (rows.count() if offset else 0)
-    return total, page
+    return paginate(rows, order_by=("-conversation__last_activity_at", "-conversation_id"), limit=limit, offset=offset)
 
 
 def conversation_item(*, user, conversation_id):

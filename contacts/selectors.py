@@ -1,8 +1,9 @@
-from django.db.models import Count, F, Value, Window
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 from rest_framework.exceptions import NotFound
 
 from contacts.models import Contact
+from imserver.pagination import paginate
 
 
 def contact_watcher_ids(user_id):
@@ -14,13 +15,7 @@ def contact_list(*, owner, limit, offset):
     """(total, contacts with their users), alphabetical by the name shown (remark or nickname)."""
     contacts = Contact.objects.filter(owner=owner)
     shown = Lower(Coalesce(NullIf(F("remark"), Value("")), NullIf(F("user__nickname"), Value("")), F("user__username")))
-    page = list(
-        contacts.select_related("user")
-        .annotate(total=Window(Count("pk")))
-        .order_by(shown, "pk")[offset : offset + limit]
-    )
-    total = page[0].total if page else contacts.count()
-    return total, page
+    return paginate(contacts.select_related("user"), order_by=(shown, "pk"), limit=limit, offset=offset)
 
 
 def contact_of(*, owner, user_id):

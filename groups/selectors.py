@@ -1,8 +1,9 @@
-from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When, Window
+from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When
 from rest_framework.exceptions import NotFound
 
 from chat.models import Membership
 from groups.models import Group
+from imserver.pagination import paginate
 
 
 def group_for_member(*, user, group_id):
@@ -48,10 +49,4 @@ MEMBER_ORDER = (_ROLE_RANK, "joined_at", "pk")
 def group_members(*, group, limit, offset):
     """(total, memberships with users): owner first, then admins, then members by join time."""
     memberships = Membership.objects.filter(conversation_id=group.conversation_id)
-    page = list(
-        memberships.select_related("user")
-        .annotate(total=Window(Count("pk")))
-        .order_by(*MEMBER_ORDER)[offset : offset + limit]
-    )
-    total = page[0].total if page else memberships.count()
-    return total, page
+    return paginate(memberships.select_related("user"), order_by=MEMBER_ORDER, limit=limit, offset=offset)
