@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from imserver.api import PayloadTooLarge, parse_id
+from imserver.batches import in_batches
 from media.content import inspect_upload
 from media.images import decode_data_uri, store_avatar
 from media.models import Kind, Media
@@ -137,10 +138,7 @@ def media_purge_orphans(*, older_than=None):
     """Deletes the orphans, in batches (their files go once each batch commits); returns how many."""
     orphans = media_orphans(older_than=older_than)
     purged = 0
-    while True:
-        with transaction.atomic():
-            # Row locks: an upload that a message attaches meanwhile is re-checked, never deleted.
-            batch = list(orphans.select_for_update().values_list("pk", flat=True)[:PURGE_BATCH])
-            if not batch:
-                return purged
-            purged += Media.objects.filter(pk__in=batch).delete()[0]
+    # Row locks: an upload that a message attaches meanwhile is re-checked, never deleted.
+    for ids in in_batches(orphans.select_for_update().values_list("pk", flat=True), size=PURGE_BATCH):
+        purged += Media.objects.filter(pk__in=ids).delete()[0]
+    return purged

@@ -1,7 +1,7 @@
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
+from imserver.batches import in_batches
 from realtime.models import EventPayload, EventStream, UserEvent
 
 
@@ -18,15 +18,11 @@ def events_prune(*, older_than=None, batch=10_000):
     if newest_expired is None:
         return 0, 0
     user_events = payloads = 0
-    while True:
-        with transaction.atomic():
-            ids = list(
-                EventPayload.objects.filter(pk__lte=newest_expired).order_by("pk").values_list("pk", flat=True)[:batch]
-            )
-            if not ids:
-                return user_events, payloads
-            user_events += UserEvent.objects.filter(payload_id__in=ids)._raw_delete(UserEvent.objects.db)
-            payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
+    expired = EventPayload.objects.filter(pk__lte=newest_expired).order_by("pk").values_list("pk", flat=True)
+    for ids in in_batches(expired, size=batch):
+        user_events += UserEvent.objects.filter(payload_id__in=ids)._raw_delete(UserEvent.objects.db)
+        payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
+    return user_events, payloads
 
 
 def erase_user(user) -> None:

@@ -10,6 +10,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import PasswordResetCode, User
 from accounts.tokens import token_pair_for, user_for_token
+from imserver.batches import in_batches
 from realtime import events
 
 
@@ -62,14 +63,9 @@ def tokens_prune(*, batch=10_000):
     """
     now = timezone.now()
     tokens = 0
-    while True:
-        with transaction.atomic():
-            ids = list(
-                OutstandingToken.objects.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)[:batch]
-            )
-            if not ids:
-                break
-            BlacklistedToken.objects.filter(token_id__in=ids)._raw_delete(BlacklistedToken.objects.db)
-            tokens += OutstandingToken.objects.filter(pk__in=ids)._raw_delete(OutstandingToken.objects.db)
+    expired = OutstandingToken.objects.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)
+    for ids in in_batches(expired, size=batch):
+        BlacklistedToken.objects.filter(token_id__in=ids)._raw_delete(BlacklistedToken.objects.db)
+        tokens += OutstandingToken.objects.filter(pk__in=ids)._raw_delete(OutstandingToken.objects.db)
     codes, _ = PasswordResetCode.objects.filter(expires_at__lte=now).delete()
     return tokens, codes
