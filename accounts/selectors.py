@@ -1,4 +1,4 @@
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from rest_framework.exceptions import NotFound
 from social_django.models import UserSocialAuth
@@ -7,19 +7,19 @@ from accounts.models import User
 from imserver.pagination import paginate
 
 
-def visible_users():
+def visible_users() -> QuerySet[User]:
     """Accounts other users may find and see: active and not banned."""
     return User.objects.filter(is_active=True, is_banned=False)
 
 
-def user_visible(*, user_id):
+def user_visible(*, user_id: int | None) -> User:
     user = visible_users().filter(pk=user_id).first()
     if user is None:
         raise NotFound("User not found")
     return user
 
 
-def users_search(*, query, limit, offset):
+def users_search(*, query: str, limit: int, offset: int) -> tuple[int, list[User]]:
     """Case-insensitive match on username or nickname; exact username matches first."""
     matches = visible_users().filter(Q(username__icontains=query) | Q(nickname__icontains=query))
     ranked = matches.annotate(

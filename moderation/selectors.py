@@ -16,7 +16,7 @@ from media import selectors as media_selectors
 from moderation.models import AuditEntry, Report, TargetType, target_label
 
 
-def report_target_id(*, reporter, target_type, raw_id):
+def report_target_id(*, reporter: User, target_type: str, raw_id: str) -> int:
     """The id of the target named by raw_id ("m12", "7", "g3"), if the reporter can see it:
     a message of one of their conversations, a visible user, a group they are in. Else 404."""
     if target_type == TargetType.USER:
@@ -32,7 +32,7 @@ def report_target_id(*, reporter, target_type, raw_id):
     return pk
 
 
-def report_context(report):
+def report_context(report: Report) -> dict:
     """What a moderator needs to judge a report, for the report's admin page.
 
     message: it and the messages around it in its conversation; user: the profile and recent
@@ -62,15 +62,15 @@ def report_context(report):
 # --- Figures ------------------------------------------------------------------------------------
 
 
-def users_count():
+def users_count() -> int:
     return User.objects.filter(is_active=True).count()
 
 
-def online_count():
+def online_count() -> int:
     return User.objects.filter(is_online=True).count()
 
 
-def open_reports_count():
+def open_reports_count() -> int:
     return Report.objects.filter(status=Report.Status.OPEN).count()
 
 
@@ -82,11 +82,11 @@ def _messages_in_last(*, days):
     return chat_selectors.messages_since(timezone.now() - timedelta(days=days))
 
 
-def messages_today():
+def messages_today() -> int:
     return chat_selectors.messages_since(_today())
 
 
-def calls_today():
+def calls_today() -> int:
     return calls_selectors.calls_since(_today())
 
 

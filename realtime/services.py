@@ -1,11 +1,14 @@
+from datetime import timedelta
+
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from imserver.batches import in_batches
 from realtime.models import EventPayload, EventStream, UserEvent
 
 
-def events_prune(*, older_than=None, batch=10_000):
+def events_prune(*, older_than: timedelta | None = None, batch: int = 10_000) -> tuple[int, int]:
     """Deletes events older than the retention window; returns (user events, payloads) deleted.
 
     Works in id ranges (payload ids grow with time), a batch per transaction, so it never holds
@@ -25,7 +28,7 @@ def events_prune(*, older_than=None, batch=10_000):
     return user_events, payloads
 
 
-def erase_user(user) -> None:
+def erase_user(user: AbstractBaseUser) -> None:
     """An erased account's event log (privacy.services.user_delete); the payloads others got stay."""
     UserEvent.objects.filter(user=user).delete()
     EventStream.objects.filter(user=user).delete()

@@ -21,7 +21,7 @@ def _lockout_keys(username, address):
     )
 
 
-def user_login(*, username, password, address):
+def user_login(*, username: str, password: str, address: str) -> User:
     """Checks credentials under the login rate limit and lockout (contract 1.2); returns the user."""
     wait = ratelimit.check_rate("login", f"username:{username.lower()}")
     if wait:

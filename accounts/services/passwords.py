@@ -31,7 +31,7 @@ def validate_new_password(password: str, user: User, field: str = "password") ->
 
 
 @transaction.atomic
-def user_password_set(*, user, password):
+def user_password_set(*, user: User, password: str | None) -> None:
     """Sets the password (None: no password login) and revokes every token of the user. The API's
     password change and reset and the admin's password form all come through here."""
     if password is None:
@@ -43,7 +43,7 @@ def user_password_set(*, user, password):
 
 
 @transaction.atomic
-def user_password_change(*, user, old_password, new_password):
+def user_password_change(*, user: User, old_password: str, new_password: str) -> dict:
     if not user.check_password(old_password):
         raise ValidationError({"old_password": ["Current password is incorrect."]})
     validate_new_password(new_password, user, field="new_password")
@@ -67,7 +67,7 @@ def _mail_send(user_id, **message):
         logger.exception("password reset mail to user %s failed", user_id)
 
 
-def password_reset_request(*, email):
+def password_reset_request(*, email: str) -> None:
     """Mails a one-time code to a known, active account; says nothing either way, nor when the
     email is over its rate limit (the request is then dropped)."""
     if ratelimit.check_rate("password_reset", f"email:{email.lower()}"):
@@ -93,7 +93,7 @@ def password_reset_request(*, email):
         transaction.on_commit(lambda: mail_sender.submit(_mail_send, user.pk, **message), robust=True)
 
 
-def password_reset_confirm(*, email, code, new_password):
+def password_reset_confirm(*, email: str, code: str, new_password: str) -> None:
     wait = ratelimit.check_rate("password_reset_confirm", f"email:{email.lower()}")
     if wait:
         raise Throttled(wait)

@@ -3,12 +3,15 @@
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.services.tokens import user_revoke_tokens
 from media.services import avatar_replace
 
 
 @transaction.atomic
-def user_update_profile(*, user, nickname=None, status_message=None, avatar=None):
+def user_update_profile(
+    *, user: User, nickname: str | None = None, status_message: str | None = None, avatar: str | None = None
+) -> User:
     changed = []
     if nickname is not None:
         user.nickname = nickname
@@ -25,7 +28,7 @@ def user_update_profile(*, user, nickname=None, status_message=None, avatar=None
 
 
 @transaction.atomic
-def user_ban(*, user, reason):
+def user_ban(*, user: User, reason: str) -> User:
     user.is_banned = True
     user.banned_at = timezone.now()
     user.ban_reason = reason
@@ -35,7 +38,7 @@ def user_ban(*, user, reason):
 
 
 @transaction.atomic
-def user_unban(*, user):
+def user_unban(*, user: User) -> User:
     user.is_banned = False
     user.banned_at = None
     user.save(update_fields=["is_banned", "banned_at"])

@@ -13,7 +13,7 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 
 
 @transaction.atomic
-def user_register(*, username, password, email, nickname=""):
+def user_register(*, username: str, password: str, email: str, nickname: str = "") -> User:
     if not USERNAME_RE.match(username):
         raise ValidationError({"username": ["Username must be 3-32 characters of letters, digits, '_', '.' or '-'."]})
     if DELETED_USERNAME_RE.match(username):

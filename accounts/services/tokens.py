@@ -15,7 +15,7 @@ from realtime import events
 
 
 @transaction.atomic
-def token_refresh(*, refresh_token):
+def token_refresh(*, refresh_token: str) -> dict:
     """Rotates a refresh token: exactly one caller can use it; the old one is blacklisted.
 
     The user's row is locked first, as user_revoke_tokens' update locks it, and held until the new
@@ -34,14 +34,14 @@ def token_refresh(*, refresh_token):
     return token_pair_for(user)
 
 
-def token_logout(*, refresh_token):
+def token_logout(*, refresh_token: str) -> None:
     try:
         RefreshToken(refresh_token).blacklist()
     except TokenError:
         raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid") from None
 
 
-def user_revoke_tokens(user, *, close_code=4401):
+def user_revoke_tokens(user: User, *, close_code: int = 4401) -> None:
     """Revokes every token of the user (access ones included) and closes their sockets."""
     User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
     user.refresh_from_db(fields=["token_version"])
@@ -54,7 +54,7 @@ def user_revoke_tokens(user, *, close_code=4401):
     events.disconnect_user_on_commit(user.pk, close_code)
 
 
-def tokens_prune(*, batch=10_000):
+def tokens_prune(*, batch: int = 10_000) -> tuple[int, int]:
     """Deletes the records of expired refresh tokens (with their blacklist entries) and expired
     password-reset codes, which nothing else ever deletes; returns (tokens, codes) deleted.
 
