@@ -1,14 +1,15 @@
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Sum
 
 from media.models import Media
 
 
-def export_sections(user) -> dict:
+def export_sections(user: AbstractBaseUser) -> dict:
     """Media's part of a data export (privacy.services.user_export): the user's uploads."""
     return {"media": _uploads(user)}
 
 
-def _uploads(user) -> list[dict]:
+def _uploads(user: AbstractBaseUser) -> list[dict]:
     return [
         {
             "media_id": media.public_id,
