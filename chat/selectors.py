@@ -1,6 +1,6 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from django.db import connection
@@ -16,7 +16,7 @@ from imserver.pagination import paginate
 from media.models import Media
 
 
-def membership_for(*, user, conversation_id):
+def membership_for(*, user: User, conversation_id: int | None) -> Membership:
     """The caller's membership of a conversation, or 404 for "missing or not yours"."""
     membership = Membership.objects.filter(conversation_id=conversation_id, user=user).first()
     if membership is None:
@@ -60,7 +60,7 @@ def _list_rows(user):
     )
 
 
-def conversation_list(*, user, type=None, limit, offset):
+def conversation_list(*, user: User, type: str | None = None, limit: int, offset: int) -> tuple[int, list[Membership]]:
     """(total, memberships) for the caller's conversation list, newest activity first.
 
     One query: last message, target (peer or group), contact remark and unread count are
@@ -72,7 +72,7 @@ def conversation_list(*, user, type=None, limit, offset):
     return paginate(rows, order_by=("-conversation__last_activity_at", "-conversation_id"), limit=limit, offset=offset)
 
 
-def conversation_item(*, user, conversation_id):
+def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
     """One row of the conversation list (same shape), or 404."""
     membership = _list_rows(user).filter(conversation_id=conversation_id).first()
     if membership is None:
@@ -94,7 +94,9 @@ LIMIT %(rows)s
 _ANCHOR = "(SELECT seq FROM chat_message WHERE id = %({name})s AND conversation_id = %(conversation)s)"
 
 
-def message_page(*, conversation_id, limit, before=None, after=None):
+def message_page(
+    *, conversation_id: int, limit: int, before: int | None = None, after: int | None = None
+) -> tuple[list[Message], bool]:
     """(messages newest first, has_more) around the messages with ids `before` / `after`.
 
     `after` pages toward newer messages: the `limit` messages just newer than it (still listed
@@ -148,7 +150,7 @@ def _two_lowest_read_pointers(conversation_id):
     )
 
 
-def read_horizon(conversation_id):
+def read_horizon(conversation_id: int) -> Callable[[int, int], bool]:
     """A function seq, sender -> whether every member but the sender has read up to seq."""
     return _is_read(_two_lowest_read_pointers(conversation_id))
 
@@ -162,7 +164,7 @@ LIMIT 2
 """
 
 
-def member_read_horizon(*, user, conversation_id):
+def member_read_horizon(*, user: User, conversation_id: int) -> Callable[[int, int], bool]:
     """membership_for's check and read_horizon in one round trip, for history pages: 404 unless
     the caller is a member, else read_horizon's function."""
     with connection.cursor() as cursor:
@@ -181,7 +183,9 @@ def _is_read(lowest):
     return is_read
 
 
-def messages_read_by_all(*, conversation_id, reader_id, after, upto, per_sender):
+def messages_read_by_all(
+    *, conversation_id: int, reader_id: int, after: int, upto: int, per_sender: int
+) -> list[Message]:
     """The messages of others in seqs (after, upto] that every member but their sender has
     read, at most the newest `per_sender` of each sender, newest first: (id, sender_id).
     Bounded in the database however long the backlog a read covers."""
@@ -202,14 +206,14 @@ def messages_read_by_all(*, conversation_id, reader_id, after, upto, per_sender)
     )
 
 
-def member_ids(conversation_id):
+def member_ids(conversation_id: int) -> list[int]:
     """The audience of every message: plain SQL, as it runs on every send."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT user_id FROM chat_membership WHERE conversation_id = %s", [conversation_id])
         return [user_id for (user_id,) in cursor.fetchall()]
 
 
-def message_id_at(conversation_id, seq):
+def message_id_at(conversation_id: int, seq: int) -> int | None:
     return Message.objects.filter(conversation_id=conversation_id, seq=seq).values_list("pk", flat=True).first()
 
 
