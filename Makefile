@@ -1,6 +1,6 @@
 # imserver: the two commands of the README, plus a few helpers.
 #   make run   creates .venv if missing, installs, migrates, serves HTTP + WebSocket with daphne
-#   make test  the whole test suite (pytest-django) and ruff
+#   make test  the whole test suite (pytest-django), ruff and the apps' import order (import-linter)
 #   make bench a short run of the load tools in bench/ (PostgreSQL and Redis on 127.0.0.1, see
 #              bench/harness.py); writes bench/results/latest.md. BENCH_ARGS=--full for issue 7's sizes
 PYTHON ?= python3
@@ -33,6 +33,7 @@ run: migrate
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: $(VENV)/.installed-dev lint
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -7,10 +7,11 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
 from accounts.services import user_password_set
+from chat import selectors as chat_selectors
 from chat.models import Conversation, Membership
 from groups.models import Group
-from moderation import selectors, services
-from moderation.admin_tools import LargeTableMixin, ObjectActionsMixin, admin_link, confirm_with_reason
+from imserver.admin_tools import LargeTableMixin, ObjectActionsMixin, admin_link, confirm_with_reason
+from moderation import services
 
 
 class PasswordChangeForm(AdminPasswordChangeForm):
@@ -97,7 +98,7 @@ class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
     @admin.display(description="Recent messages")
     def recent_messages(self, user):
         table = render_to_string(
-            "admin/moderation/messages_table.html", {"messages": selectors.user_recent_messages(user)}
+            "admin/moderation/messages_table.html", {"messages": chat_selectors.user_recent_messages(user)}
         )
         everything = reverse("admin:chat_message_changelist") + f"?sender__id__exact={user.pk}"
         return format_html('{}<p><a href="{}">All messages by {}</a></p>', table, everything, user.username)

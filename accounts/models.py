@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-# Deleting an account renames it deleted-<id> (accounts.services.user_delete): no other account
+# Deleting an account renames it deleted-<id> (privacy.services.user_delete): no other account
 # may hold such a name, in any case, or that deletion would fail on the unique username.
 DELETED_USERNAME_RE = re.compile(r"^deleted-[0-9]+$", re.IGNORECASE)
 DELETED_USERNAME_RESERVED = "Usernames of the form deleted-<number> are reserved."

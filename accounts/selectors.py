@@ -1,27 +1,60 @@
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from rest_framework.exceptions import NotFound
+from social_django.models import UserSocialAuth
 
 from accounts.models import User
+from imserver.pagination import paginate
 
 
-def visible_users():
+def visible_users() -> QuerySet[User]:
     """Accounts other users may find and see: active and not banned."""
     return User.objects.filter(is_active=True, is_banned=False)
 
 
-def user_visible(*, user_id):
+def user_visible(*, user_id: int | None) -> User:
     user = visible_users().filter(pk=user_id).first()
     if user is None:
         raise NotFound("User not found")
     return user
 
 
-def users_search(*, query, limit, offset):
+def users_search(*, query: str, limit: int, offset: int) -> tuple[int, list[User]]:
     """Case-insensitive match on username or nickname; exact username matches first."""
     matches = visible_users().filter(Q(username__icontains=query) | Q(nickname__icontains=query))
-    total = matches.count()
     ranked = matches.annotate(
         exact=Case(When(username__iexact=query, then=Value(0)), default=Value(1), output_field=IntegerField())
-    ).order_by("exact", Lower("username"), "pk")
-    return total, list(ranked[offset : offset + limit])
+    )
+    return paginate(ranked, order_by=("exact", Lower("username"), "pk"), limit=limit, offset=offset)
+
+
+def _profile(user: User) -> dict:
+    return {
+        "user_id": str(user.pk),
+        "username": user.username,
+        "email": user.email,
+        "nickname": user.nickname,
+        "status_message": user.status_message,
+        "avatar_file": user.avatar or None,
+        "chosen_status": user.chosen_status,
+        "date_joined": user.date_joined,
+        "last_login": user.last_login,
+        "last_online": user.last_online,
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_banned": user.is_banned,
+        "banned_at": user.banned_at,
+        "ban_reason": user.ban_reason,
+    }
+
+
+def _social_accounts(user: User) -> list[dict]:
+    return [
+        {"provider": link.provider, "uid": link.uid, "created": link.created}
+        for link in UserSocialAuth.objects.filter(user=user).order_by("pk")
+    ]
+
+
+def export_sections(user: User) -> dict:
+    """The account's part of a data export (privacy.services.user_export)."""
+    return {"profile": _profile(user), "social_accounts": _social_accounts(user)}

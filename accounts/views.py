@@ -30,6 +30,7 @@ from accounts.serializers import (
 from accounts.tokens import token_pair_for
 from imserver.api import page_params, validated
 from imserver.ratelimit import client_address
+from privacy import services as privacy_services
 
 PUBLIC = {"permission_classes": [AllowAny], "authentication_classes": []}
 
@@ -140,7 +141,7 @@ class MeViewSet(viewsets.ViewSet):
     )
     def destroy(self, request):
         data = validated(AccountDeleteIn, request.data)
-        services.user_delete_own(user=request.user, **data)
+        privacy_services.user_delete_own(user=request.user, **data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

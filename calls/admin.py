@@ -3,7 +3,7 @@ from django.contrib import admin
 from accounts.models import User
 from calls.models import Call
 from chat.models import Conversation
-from moderation.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
+from imserver.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
 
 
 @admin.register(Call)

@@ -37,13 +37,13 @@ TRANSITIONS = {
 }
 
 
-def check_signaling_size(value, field):
+def check_signaling_size(value: str, field: str) -> None:
     if len(value.encode()) > MAX_SIGNALING_BYTES:
         raise PayloadTooLarge(f"{field} is larger than {MAX_SIGNALING_BYTES // 1024} KiB")
 
 
 @transaction.atomic
-def call_start(*, caller, target_user_id, type, offer_sdp):
+def call_start(*, caller: User, target_user_id: int | None, type: str, offer_sdp: str) -> Call:
     """Rings every device of the target: a call that stays ringing until it is answered,
     declined, cancelled, or missed after CALL_RING_TIMEOUT (whether the target is online or not)."""
     check_signaling_size(offer_sdp, "offer_sdp")
@@ -79,25 +79,25 @@ def call_start(*, caller, target_user_id, type, offer_sdp):
 
 
 @transaction.atomic
-def call_accept(*, user, call_id, answer_sdp):
+def call_accept(*, user: User, call_id: int | None, answer_sdp: str) -> Call:
     check_signaling_size(answer_sdp, "answer_sdp")
     call = selectors.call_for_party(user=user, call_id=call_id, lock=True)
     return _transition(call, "accept", _party(call, user), answer_sdp=answer_sdp)
 
 
 @transaction.atomic
-def call_reject(*, user, call_id):
+def call_reject(*, user: User, call_id: int | None) -> Call:
     call = selectors.call_for_party(user=user, call_id=call_id, lock=True)
     return _transition(call, "reject", _party(call, user))
 
 
 @transaction.atomic
-def call_end(*, user, call_id):
+def call_end(*, user: User, call_id: int | None) -> Call:
     call = selectors.call_for_party(user=user, call_id=call_id, lock=True)
     return _transition(call, "end", _party(call, user))
 
 
-def calls_expire():
+def calls_expire() -> int:
     """Makes the calls still ringing past their deadline missed; returns how many.
 
     Every server process runs this every second (calls.jobs). Each call is claimed in its own
@@ -117,7 +117,7 @@ def calls_expire():
     return expired
 
 
-def call_ice_candidate_relay(*, user, call_id, candidate, **fields):
+def call_ice_candidate_relay(*, user: User, call_id: int | None, candidate: str, **fields: object) -> None:
     """Relays an ICE candidate to the other party's devices as is, plus `from_user_id`.
 
     Ephemeral: nothing is stored, and a candidate lost with a socket is simply gathered again.
@@ -173,7 +173,7 @@ def _transition(call, action, party, **changes):
     return call
 
 
-def call_status_event(call):
+def call_status_event(call: Call) -> events.Event:
     data = call_status_data(call)
     # On "connected" the caller's devices also get the answer to set as remote description; the
     # callee's other devices just stop ringing.

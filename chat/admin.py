@@ -5,17 +5,18 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from accounts.models import User
+from chat import selectors as chat_selectors
 from chat.models import Conversation, Membership, Message
 from groups.models import Group
 from groups.selectors import MEMBER_ORDER
-from moderation import selectors, services
-from moderation.admin_tools import (
+from imserver.admin_tools import (
     LargeTableMixin,
     ObjectActionsMixin,
     ReadOnlyMixin,
     admin_link,
     confirm_with_reason,
 )
+from moderation import services
 
 
 def conversation_label(conversation):
@@ -109,7 +110,7 @@ class MessageAdmin(LargeTableMixin, ReadOnlyMixin, ObjectActionsMixin, admin.Mod
 
     @admin.display(description="In its conversation")
     def around(self, message):
-        context = {"messages": selectors.messages_around(message), "highlight": message.pk}
+        context = {"messages": chat_selectors.messages_around(message), "highlight": message.pk}
         return render_to_string("admin/moderation/messages_table.html", context)
 
     @admin.action(permissions=["remove"], description="Remove selected messages…")

@@ -1,5 +1,8 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
@@ -8,10 +11,12 @@ from rest_framework.exceptions import NotFound, ValidationError
 from accounts.models import User
 from chat.models import Conversation, Membership, Message
 from contacts.models import Contact
+from imserver.api import format_id
+from imserver.pagination import paginate
 from media.models import Media
 
 
-def membership_for(*, user, conversation_id):
+def membership_for(*, user: User, conversation_id: int | None) -> Membership:
     """The caller's membership of a conversation, or 404 for "missing or not yours"."""
     membership = Membership.objects.filter(conversation_id=conversation_id, user=user).first()
     if membership is None:
@@ -55,7 +60,7 @@ def _list_rows(user):
     )
 
 
-def conversation_list(*, user, type=None, limit, offset):
+def conversation_list(*, user: User, type: str | None = None, limit: int, offset: int) -> tuple[int, list[Membership]]:
     """(total, memberships) for the caller's conversation list, newest activity first.
 
     One query: last message, target (peer or group), contact remark and unread count are
@@ -64,16 +69,10 @@ def conversation_list(*, user, type=None, limit, offset):
     rows = _list_rows(user)
     if type in (Conversation.Type.PRIVATE, Conversation.Type.GROUP):
         rows = rows.filter(conversation__type=type)
-    page = list(
-        rows.annotate(total=Window(Count("pk"))).order_by("-conversation__last_activity_at", "-conversation_id")[
-            offset : offset + limit
-        ]
-    )
-    total = page[0].total if page else (rows.count() if offset else 0)
-    return total, page
+    return paginate(rows, order_by=("-conversation__last_activity_at", "-conversation_id"), limit=limit, offset=offset)
 
 
-def conversation_item(*, user, conversation_id):
+def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
     """One row of the conversation list (same shape), or 404."""
     membership = _list_rows(user).filter(conversation_id=conversation_id).first()
     if membership is None:
@@ -95,7 +94,9 @@ LIMIT %(rows)s
 _ANCHOR = "(SELECT seq FROM chat_message WHERE id = %({name})s AND conversation_id = %(conversation)s)"
 
 
-def message_page(*, conversation_id, limit, before=None, after=None):
+def message_page(
+    *, conversation_id: int, limit: int, before: int | None = None, after: int | None = None
+) -> tuple[list[Message], bool]:
     """(messages newest first, has_more) around the messages with ids `before` / `after`.
 
     `after` pages toward newer messages: the `limit` messages just newer than it (still listed
@@ -149,7 +150,7 @@ def _two_lowest_read_pointers(conversation_id):
     )
 
 
-def read_horizon(conversation_id):
+def read_horizon(conversation_id: int) -> Callable[[int, int], bool]:
     """A function seq, sender -> whether every member but the sender has read up to seq."""
     return _is_read(_two_lowest_read_pointers(conversation_id))
 
@@ -163,7 +164,7 @@ LIMIT 2
 """
 
 
-def member_read_horizon(*, user, conversation_id):
+def member_read_horizon(*, user: User, conversation_id: int) -> Callable[[int, int], bool]:
     """membership_for's check and read_horizon in one round trip, for history pages: 404 unless
     the caller is a member, else read_horizon's function."""
     with connection.cursor() as cursor:
@@ -182,7 +183,9 @@ def _is_read(lowest):
     return is_read
 
 
-def messages_read_by_all(*, conversation_id, reader_id, after, upto, per_sender):
+def messages_read_by_all(
+    *, conversation_id: int, reader_id: int, after: int, upto: int, per_sender: int
+) -> list[Message]:
     """The messages of others in seqs (after, upto] that every member but their sender has
     read, at most the newest `per_sender` of each sender, newest first: (id, sender_id).
     Bounded in the database however long the backlog a read covers."""
@@ -203,12 +206,93 @@ def messages_read_by_all(*, conversation_id, reader_id, after, upto, per_sender)
     )
 
 
-def member_ids(conversation_id):
+def member_ids(conversation_id: int) -> list[int]:
     """The audience of every message: plain SQL, as it runs on every send."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT user_id FROM chat_membership WHERE conversation_id = %s", [conversation_id])
         return [user_id for (user_id,) in cursor.fetchall()]
 
 
-def message_id_at(conversation_id, seq):
+def message_id_at(conversation_id: int, seq: int) -> int | None:
     return Message.objects.filter(conversation_id=conversation_id, seq=seq).values_list("pk", flat=True).first()
+
+
+def _memberships(user: User) -> list[dict]:
+    rows = Membership.objects.filter(user=user).select_related("conversation__group").order_by("pk")
+    return [
+        {
+            "conversation_id": format_id("c", m.conversation_id),
+            "type": m.conversation.type,
+            "group_id": format_id("g", m.conversation.group.pk) if m.conversation.type == "group" else None,
+            "group_name": m.conversation.group.name if m.conversation.type == "group" else None,
+            "peer_id": str(m.peer_id) if m.peer_id else None,
+            "role": m.role,
+            "joined_at": m.joined_at,
+        }
+        for m in rows
+    ]
+
+
+def _messages(user: User) -> Iterator[dict]:
+    for message in Message.objects.filter(sender=user).order_by("pk").iterator(chunk_size=2000):
+        yield {
+            "message_id": format_id("m", message.pk),
+            "conversation_id": format_id("c", message.conversation_id),
+            "type": message.type,
+            "content": message.content,
+            "caption": message.caption,
+            "status": message.status,
+            "created_at": message.created_at,
+            "updated_at": message.updated_at,
+        }
+
+
+def export_sections(user: User) -> dict:
+    """Chat's part of a data export (privacy.services.user_export); messages are read as written out."""
+    return {"memberships": _memberships(user), "messages": _messages(user)}
+
+
+def media_in_use(media_id: int) -> bool:
+    """Whether a message still carries the upload (media.services.media_discard_if_unused asks)."""
+    return Message.objects.filter(media_id=media_id).exists()
+
+
+# --- For moderators (moderation.selectors and the admin) ---------------------------------------
+
+MESSAGES_AROUND = 3  # messages shown before and after a reported one
+RECENT_MESSAGES = 20
+
+
+def message_seen_by(*, user: User, message_id: int) -> bool:
+    """Whether the message is in one of the user's conversations (what they may report)."""
+    return Message.objects.filter(pk=message_id, conversation__memberships__user=user).exists()
+
+
+def message_with_conversation(message_id: int) -> Message | None:
+    return Message.objects.select_related("conversation__group").filter(pk=message_id).first()
+
+
+def user_recent_messages(user: User, limit: int = RECENT_MESSAGES) -> list[Message]:
+    """The user's newest messages, newest first (index chat_message_sender_recent)."""
+    return list(
+        Message.objects.filter(sender=user).select_related("sender", "conversation__group").order_by("-pk")[:limit]
+    )
+
+
+def messages_around(message: Message, count: int = MESSAGES_AROUND) -> list[Message]:
+    """The message with up to `count` messages before and after it in its conversation."""
+    return list(
+        Message.objects.filter(
+            conversation_id=message.conversation_id, seq__gte=message.seq - count, seq__lte=message.seq + count
+        )
+        .select_related("sender", "conversation__group")
+        .order_by("seq")
+    )
+
+
+def conversations_count() -> int:
+    return Conversation.objects.count()
+
+
+def messages_since(start: datetime) -> int:
+    return Message.objects.filter(created_at__gte=start).count()

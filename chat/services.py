@@ -4,6 +4,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
+from accounts.models import User
 from accounts.selectors import visible_users
 from chat import selectors
 from chat.models import Conversation, Membership, Message
@@ -17,7 +18,7 @@ MAX_READ_RECEIPTS_PER_SENDER = 100
 READERS_LOCK = 0x7265  # advisory lock class of _one_reader_at_a_time ("re")
 
 
-def private_conversation_open(*, user, target_user_id):
+def private_conversation_open(*, user: User, target_user_id: int | None) -> tuple[Conversation, bool]:
     """The one private conversation between user and target: (conversation, created)."""
     if target_user_id == user.pk:
         raise ValidationError({"target_id": ["You cannot start a conversation with yourself."]})
@@ -111,7 +112,7 @@ def _store(*, sender, conversation_id, type, content, caption=None, media=None, 
     return message, True
 
 
-def new_message_event(message):
+def new_message_event(message: Message) -> events.Event:
     data = message_data(message)
     temp_id = message.temp_id
     return events.Event(
@@ -124,7 +125,15 @@ def new_message_event(message):
 
 
 @transaction.atomic
-def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, temp_id=None, caption=None):
+def message_send(
+    *,
+    sender: User,
+    conversation_id: int,
+    content: str,
+    type: str = Message.Type.TEXT,
+    temp_id: str | None = None,
+    caption: str | None = None,
+) -> tuple[Message, bool]:
     """Sends a message (_store): (message, created)."""
     media = _attachment(sender=sender, type=type, content=content)
     message, created = _store(
@@ -143,7 +152,9 @@ def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, te
     return message, created
 
 
-def message_store_call(*, caller, conversation_id, call_id, call_type, status, duration):
+def message_store_call(
+    *, caller: User, conversation_id: int, call_id: str, call_type: str, status: str, duration: int | None
+) -> Message:
     """The record a finished call leaves in its private conversation, as mobile messengers show
     it: a "call" message from the caller whose content is the call id. Returns the message; the
     calling service records its new_message_event with its own events (one record() per
@@ -155,7 +166,7 @@ def message_store_call(*, caller, conversation_id, call_id, call_type, status, d
     return message
 
 
-def conversation_mark_read(*, user, conversation_id, message_id):
+def conversation_mark_read(*, user: User, conversation_id: int, message_id: int | None) -> Membership:
     """Moves the caller's read pointer forward to message_id (never back) and sends
     message_status "read" to the senders of the messages that thereby became read by all."""
     with transaction.atomic():
@@ -205,7 +216,7 @@ def _notify_read(membership, previous, seq):
 
 
 @transaction.atomic
-def message_remove(*, message):
+def message_remove(*, message: Message) -> bool:
     """Removes a message (moderation, contract 10): it stays in history as `removed` with no
     content or caption, and every member gets message_status "removed".
 
@@ -226,7 +237,7 @@ def message_remove(*, message):
     if upload_id is not None:
         # What a moderator removes is not kept anywhere (after the conversation lock: the order
         # sends take them in).
-        media_discard_if_unused(upload_id)
+        media_discard_if_unused(upload_id, in_use=selectors.media_in_use)
     data = message_status_data(
         message_id=message.pk,
         conversation_id=message.conversation_id,
@@ -237,7 +248,7 @@ def message_remove(*, message):
     return True
 
 
-def memberships_erase_user(user):
+def erase_user(user: User) -> None:
     """An erased account's remaining (private) memberships go; the other participant keeps the
-    history, with "Deleted user" (accounts.user_delete, after it left its groups)."""
+    history, with "Deleted user" (privacy.services.user_delete, after it left its groups)."""
     Membership.objects.filter(user=user).delete()

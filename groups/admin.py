@@ -6,7 +6,7 @@ from chat.admin import conversation_label
 from chat.models import Conversation, Membership
 from groups.models import Group
 from groups.selectors import MEMBER_ORDER, groups_with_stats
-from moderation.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
+from imserver.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
 
 
 @admin.register(Group)

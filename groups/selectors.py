@@ -1,11 +1,13 @@
-from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When, Window
+from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 from rest_framework.exceptions import NotFound
 
+from accounts.models import User
 from chat.models import Membership
 from groups.models import Group
+from imserver.pagination import paginate
 
 
-def group_for_member(*, user, group_id):
+def group_for_member(*, user: User, group_id: int | None) -> Membership:
     """The caller's membership of a group (with .conversation.group), else 404."""
     membership = (
         Membership.objects.select_related("conversation__group")
@@ -17,7 +19,7 @@ def group_for_member(*, user, group_id):
     return membership
 
 
-def groups_with_stats(groups=None):
+def groups_with_stats(groups: QuerySet[Group] | None = None) -> QuerySet[Group]:
     """Groups annotated with `owner_id`, `owner_name` and `member_count`: subqueries, evaluated
     for the rows fetched only (one query for a page of groups)."""
     members = Membership.objects.filter(conversation=OuterRef("conversation"))
@@ -30,7 +32,7 @@ def groups_with_stats(groups=None):
     )
 
 
-def group_with_stats(group_id):
+def group_with_stats(group_id: int) -> Group:
     """One group of groups_with_stats, in one query."""
     return groups_with_stats().get(pk=group_id)
 
@@ -45,13 +47,7 @@ _ROLE_RANK = Case(
 MEMBER_ORDER = (_ROLE_RANK, "joined_at", "pk")
 
 
-def group_members(*, group, limit, offset):
+def group_members(*, group: Group, limit: int, offset: int) -> tuple[int, list[Membership]]:
     """(total, memberships with users): owner first, then admins, then members by join time."""
     memberships = Membership.objects.filter(conversation_id=group.conversation_id)
-    page = list(
-        memberships.select_related("user")
-        .annotate(total=Window(Count("pk")))
-        .order_by(*MEMBER_ORDER)[offset : offset + limit]
-    )
-    total = page[0].total if page else memberships.count()
-    return total, page
+    return paginate(memberships.select_related("user"), order_by=MEMBER_ORDER, limit=limit, offset=offset)

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
+from accounts.models import User
 from accounts.selectors import visible_users
 from chat.models import Conversation, Membership
 from chat.selectors import member_ids
@@ -46,7 +47,7 @@ def _check_size(count, field):
 
 
 @transaction.atomic
-def group_create(*, owner, name, member_ids):
+def group_create(*, owner: User, name: str, member_ids: list[str]) -> Group:
     """A group and its conversation, with the caller as owner; each added member is told."""
     members = _resolve_users(member_ids, "members")
     members.pop(owner.pk, None)
@@ -74,7 +75,14 @@ def _locked_membership(*, user, group_id):
 
 
 @transaction.atomic
-def group_update_info(*, user, group_id, name=None, announcement=None, avatar=None):
+def group_update_info(
+    *,
+    user: User,
+    group_id: int,
+    name: str | None = None,
+    announcement: str | None = None,
+    avatar: str | None = None,
+) -> Group:
     membership = _locked_membership(user=user, group_id=group_id)
     if membership.role not in (Role.OWNER, Role.ADMIN):
         raise PermissionDenied("Only the group's owner and admins can change it")
@@ -96,7 +104,7 @@ def group_update_info(*, user, group_id, name=None, announcement=None, avatar=No
 
 
 @transaction.atomic
-def group_invite(*, user, group_id, user_ids):
+def group_invite(*, user: User, group_id: int, user_ids: list[str]) -> list[str]:
     """Adds users to the group (any member may invite); returns the ids actually added."""
     membership = _locked_membership(user=user, group_id=group_id)
     conversation = Conversation.objects.get(pk=membership.conversation_id)
@@ -127,7 +135,7 @@ def _target_membership(conversation_id, target_user_id):
 
 
 @transaction.atomic
-def group_member_remove(*, user, group_id, target_user_id):
+def group_member_remove(*, user: User, group_id: int, target_user_id: int) -> None:
     """A member leaving (own id), an admin removing a member, or the owner removing anyone.
 
     The owner leaves only after transferring ownership (409), unless they are the last member,
@@ -150,11 +158,18 @@ def group_member_remove(*, user, group_id, target_user_id):
 
 
 @transaction.atomic
-def group_member_leave(*, user, group_id):
+def group_member_leave(*, user: User, group_id: int) -> None:
     """The member leaves for good, whatever their role (account deletion): an owner hands
     ownership to the oldest admin, else the oldest member; the last member dissolves the group."""
     membership = _locked_membership(user=user, group_id=group_id)
     _leave(membership, membership.conversation.group, user)
+
+
+def erase_user(user: User) -> None:
+    """An erased account leaves each of its groups (privacy.services.user_delete), a transaction per
+    group: as any leave, it locks the group, so several in one would risk deadlocks with sends."""
+    for group_id in Group.objects.filter(conversation__memberships__user=user).values_list("pk", flat=True):
+        group_member_leave(user=user, group_id=group_id)
 
 
 def _leave(membership, group, user):
@@ -181,7 +196,7 @@ def _leave(membership, group, user):
 
 
 @transaction.atomic
-def group_member_set_role(*, user, group_id, target_user_id, role):
+def group_member_set_role(*, user: User, group_id: int, target_user_id: int, role: str) -> Membership:
     """The owner sets a member's role; role "owner" transfers ownership (the old owner becomes admin)."""
     membership = _locked_membership(user=user, group_id=group_id)
     if membership.role != Role.OWNER:

@@ -1,3 +1,5 @@
+from functools import partial
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -15,7 +17,7 @@ from groups.serializers import (
     group_data,
     member_data,
 )
-from imserver.api import page_params, parse_id, validated
+from imserver.api import page_params, parse_id, stranger_gets_404_first, validated
 
 
 class GroupViewSet(viewsets.ViewSet):
@@ -36,9 +38,9 @@ class GroupViewSet(viewsets.ViewSet):
     @extend_schema(request=GroupUpdateIn, responses={200: GroupOut})
     def partial_update(self, request, group_id):
         pk = parse_id("g", group_id)
-        selectors.group_for_member(user=request.user, group_id=pk)
-        data = validated(GroupUpdateIn, request.data)
-        group = services.group_update_info(user=request.user, group_id=pk, **data)
+        with stranger_gets_404_first(partial(selectors.group_for_member, user=request.user, group_id=pk)):
+            data = validated(GroupUpdateIn, request.data)
+            group = services.group_update_info(user=request.user, group_id=pk, **data)
         return Response(group_data(selectors.group_with_stats(group.pk)))
 
     @extend_schema(
@@ -50,11 +52,12 @@ class GroupViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get", "post"])
     def members(self, request, group_id):
         pk = parse_id("g", group_id)
-        membership = selectors.group_for_member(user=request.user, group_id=pk)
         if request.method == "POST":
-            data = validated(InviteIn, request.data)
-            invited = services.group_invite(user=request.user, group_id=pk, user_ids=data["user_ids"])
+            with stranger_gets_404_first(partial(selectors.group_for_member, user=request.user, group_id=pk)):
+                data = validated(InviteIn, request.data)
+                invited = services.group_invite(user=request.user, group_id=pk, user_ids=data["user_ids"])
             return Response({"success": True, "invited_users": invited})
+        membership = selectors.group_for_member(user=request.user, group_id=pk)
         limit, offset = page_params(request, default_limit=100)
         total, members = selectors.group_members(group=membership.conversation.group, limit=limit, offset=offset)
         return Response({"total": total, "members": [member_data(m) for m in members]})
@@ -64,12 +67,12 @@ class GroupViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<user_id>[0-9]{1,18})")
     def member(self, request, group_id, user_id):
         pk = parse_id("g", group_id)
-        selectors.group_for_member(user=request.user, group_id=pk)
         if request.method == "DELETE":
             services.group_member_remove(user=request.user, group_id=pk, target_user_id=int(user_id))
             return Response(status=status.HTTP_204_NO_CONTENT)
-        role = validated(RoleIn, request.data)["role"]
-        membership = services.group_member_set_role(
-            user=request.user, group_id=pk, target_user_id=int(user_id), role=role
-        )
+        with stranger_gets_404_first(partial(selectors.group_for_member, user=request.user, group_id=pk)):
+            role = validated(RoleIn, request.data)["role"]
+            membership = services.group_member_set_role(
+                user=request.user, group_id=pk, target_user_id=int(user_id), role=role
+            )
         return Response(member_data(membership))

@@ -114,7 +114,9 @@ INSTALLED_APPS = [
     "media",
     "calls",
     "realtime",
+    "presence",
     "moderation",
+    "privacy",
 ]
 
 MIDDLEWARE = [

@@ -3,9 +3,9 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
 from accounts.models import User
+from imserver.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
 from media.models import Media
 from media.storage import THUMBNAIL, media_url
-from moderation.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
 
 
 @admin.register(Media)

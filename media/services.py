@@ -2,17 +2,22 @@
 
 import unicodedata
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from chat.models import Message
 from imserver.api import PayloadTooLarge, parse_id
+from imserver.batches import in_batches
 from media.content import inspect_upload
 from media.images import decode_data_uri, store_avatar
 from media.models import Kind, Media
@@ -22,7 +27,7 @@ THUMBNAIL_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
 PURGE_BATCH = 500
 
 
-def clean_filename(name, fallback):
+def clean_filename(name: str | None, fallback: str) -> str:
     """The client's file name fit for display and Content-Disposition: no path, no control or
     invisible formatting characters (a right-to-left override makes 'gpj.exe' look like
     'exe.jpg'), at most 255 characters with the extension kept."""
@@ -41,7 +46,7 @@ def _save(name, content, content_type):
     return default_storage.save(name, content)
 
 
-def media_upload(*, owner, kind, uploaded_file):
+def media_upload(*, owner: AbstractBaseUser, kind: str, uploaded_file: UploadedFile) -> Media:
     """Checks an upload against its declared kind (413, 415, 400) and stores it: images re-encoded
     without metadata, everything else as it came, under a random name."""
     limit = settings.MEDIA_MAX_BYTES[kind]
@@ -74,7 +79,7 @@ def media_upload(*, owner, kind, uploaded_file):
         raise
 
 
-def media_for_attachment(*, owner, media_id, kind, field="content"):
+def media_for_attachment(*, owner: AbstractBaseUser, media_id: str, kind: str, field: str = "content") -> Media:
     """The caller's own upload of exactly that kind (attached before or not), else a 400 on field."""
     pk = parse_id("media", media_id)
     media = Media.objects.filter(pk=pk, owner=owner, kind=kind).first() if pk is not None else None
@@ -83,7 +88,7 @@ def media_for_attachment(*, owner, media_id, kind, field="content"):
     return media
 
 
-def media_mark_attached(media):
+def media_mark_attached(media: Media) -> bool:
     """Records that a message or an avatar uses the upload, so purge_media keeps it; False if the
     upload was deleted meanwhile.
 
@@ -93,12 +98,12 @@ def media_mark_attached(media):
     return bool(Media.objects.filter(pk=media.pk).update(attached_at=Coalesce("attached_at", timezone.now())))
 
 
-def media_discard_if_unused(media_id):
-    """Deletes an upload (its files on commit) unless a message still carries it: a media_id may
-    be sent more than once, and Message.media protects it. The row is locked first, so a send
-    carrying it that has not committed yet (media_mark_attached holds the row) is waited for."""
+def media_discard_if_unused(media_id: int, *, in_use: Callable[[int], bool]) -> None:
+    """Deletes an upload (its files on commit) unless the app that used it still does: `in_use`
+    (chat's media_in_use: a media_id may be sent more than once). The row is locked before asking,
+    so a use that has not committed yet (media_mark_attached holds the row) is waited for."""
     upload = Media.objects.select_for_update().filter(pk=media_id).first()
-    if upload is not None and not Message.objects.filter(media_id=media_id).exists():
+    if upload is not None and not in_use(media_id):
         upload.delete()
 
 
@@ -110,7 +115,7 @@ def _image_bytes_for_owner(*, owner, media_id, field):
         return file.read()
 
 
-def avatar_replace(*, owner, old, value, field="avatar"):
+def avatar_replace(*, owner: AbstractBaseUser, old: str, value: str, field: str = "avatar") -> str:
     """The storage name of a new avatar (user or group) from what the client sent, the old file
     deleted once the change commits. `value`: base64:<data>, a data:image URI, or the media_id
     of an image `owner` uploaded; "" removes the avatar."""
@@ -127,20 +132,17 @@ def avatar_replace(*, owner, old, value, field="avatar"):
     return new
 
 
-def media_orphans(*, older_than=None):
+def media_orphans(*, older_than: timedelta | None = None) -> QuerySet[Media]:
     """Uploads that no message or avatar used within MEDIA_ORPHAN_TTL (or older_than)."""
     cutoff = timezone.now() - (settings.MEDIA_ORPHAN_TTL if older_than is None else older_than)
     return Media.objects.filter(attached_at__isnull=True, created_at__lt=cutoff)
 
 
-def media_purge_orphans(*, older_than=None):
+def media_purge_orphans(*, older_than: timedelta | None = None) -> int:
     """Deletes the orphans, in batches (their files go once each batch commits); returns how many."""
     orphans = media_orphans(older_than=older_than)
     purged = 0
-    while True:
-        with transaction.atomic():
-            # Row locks: an upload that a message attaches meanwhile is re-checked, never deleted.
-            batch = list(orphans.select_for_update().values_list("pk", flat=True)[:PURGE_BATCH])
-            if not batch:
-                return purged
-            purged += Media.objects.filter(pk__in=batch).delete()[0]
+    # Row locks: an upload that a message attaches meanwhile is re-checked, never deleted.
+    for ids in in_batches(orphans.select_for_update().values_list("pk", flat=True), size=PURGE_BATCH):
+        purged += Media.objects.filter(pk__in=ids).delete()[0]
+    return purged

@@ -4,14 +4,14 @@ from django.template.loader import render_to_string
 from accounts.models import User
 from chat.models import Message
 from groups.models import Group
-from moderation import selectors, services
-from moderation.admin_tools import (
+from imserver.admin_tools import (
     LargeTableMixin,
     ObjectActionsMixin,
     ReadOnlyMixin,
     admin_link,
     confirm_with_reason,
 )
+from moderation import selectors, services
 from moderation.models import AuditEntry, Report, target_label
 
 admin.site.site_header = "imserver administration"

@@ -3,24 +3,20 @@ figures of the admin index and `imstats`."""
 
 from datetime import timedelta
 
-from django.db.models import Sum
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
 from accounts.selectors import user_visible
-from calls.models import Call
-from chat.models import Conversation, Message
+from calls import selectors as calls_selectors
+from chat import selectors as chat_selectors
 from groups.selectors import group_for_member, groups_with_stats
 from imserver.api import parse_id
-from media.models import Media
-from moderation.models import AuditEntry, Report, TargetType
-
-MESSAGES_AROUND = 3  # messages shown before and after a reported one
-RECENT_MESSAGES = 20
+from media import selectors as media_selectors
+from moderation.models import AuditEntry, Report, TargetType, target_label
 
 
-def report_target_id(*, reporter, target_type, raw_id):
+def report_target_id(*, reporter: User, target_type: str, raw_id: str) -> int:
     """The id of the target named by raw_id ("m12", "7", "g3"), if the reporter can see it:
     a message of one of their conversations, a visible user, a group they are in. Else 404."""
     if target_type == TargetType.USER:
@@ -31,30 +27,12 @@ def report_target_id(*, reporter, target_type, raw_id):
         group_for_member(user=reporter, group_id=pk)
     else:
         pk = parse_id("m", raw_id)
-        if pk is None or not Message.objects.filter(pk=pk, conversation__memberships__user=reporter).exists():
+        if pk is None or not chat_selectors.message_seen_by(user=reporter, message_id=pk):
             raise NotFound("Message not found")
     return pk
 
 
-def user_recent_messages(user, limit=RECENT_MESSAGES):
-    """The user's newest messages, newest first (index chat_message_sender_recent)."""
-    return list(
-        Message.objects.filter(sender=user).select_related("sender", "conversation__group").order_by("-pk")[:limit]
-    )
-
-
-def messages_around(message, count=MESSAGES_AROUND):
-    """The message with up to `count` messages before and after it in its conversation."""
-    return list(
-        Message.objects.filter(
-            conversation_id=message.conversation_id, seq__gte=message.seq - count, seq__lte=message.seq + count
-        )
-        .select_related("sender", "conversation__group")
-        .order_by("seq")
-    )
-
-
-def report_context(report):
+def report_context(report: Report) -> dict:
     """What a moderator needs to judge a report, for the report's admin page.
 
     message: it and the messages around it in its conversation; user: the profile and recent
@@ -62,15 +40,15 @@ def report_context(report):
     """
     context = {"report": report, "target": None}
     if report.target_type == TargetType.MESSAGE:
-        message = Message.objects.select_related("conversation__group").filter(pk=report.target_id).first()
+        message = chat_selectors.message_with_conversation(report.target_id)
         if message is not None:
             context["target"] = message
-            context["around"] = messages_around(message)
+            context["around"] = chat_selectors.messages_around(message)
     elif report.target_type == TargetType.USER:
         user = User.objects.filter(pk=report.target_id).first()
         if user is not None:
             context["target"] = user
-            context["recent"] = user_recent_messages(user, limit=10)
+            context["recent"] = chat_selectors.user_recent_messages(user, limit=10)
     else:
         context["target"] = groups_with_stats().filter(pk=report.target_id).first()  # None: dissolved since
     about_target = {"target_type": report.target_type, "target_id": report.target_id}
@@ -84,23 +62,15 @@ def report_context(report):
 # --- Figures ------------------------------------------------------------------------------------
 
 
-def users_count():
+def users_count() -> int:
     return User.objects.filter(is_active=True).count()
 
 
-def online_count():
+def online_count() -> int:
     return User.objects.filter(is_online=True).count()
 
 
-def conversations_count():
-    return Conversation.objects.count()
-
-
-def messages_since(start):
-    return Message.objects.filter(created_at__gte=start).count()
-
-
-def open_reports_count():
+def open_reports_count() -> int:
     return Report.objects.filter(status=Report.Status.OPEN).count()
 
 
@@ -108,27 +78,35 @@ def _today():
     return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def messages_today():
-    return messages_since(_today())
+def _messages_in_last(*, days):
+    return chat_selectors.messages_since(timezone.now() - timedelta(days=days))
 
 
-def media_bytes_stored():
-    return Media.objects.aggregate(total=Sum("size"))["total"] or 0
+def messages_today() -> int:
+    return chat_selectors.messages_since(_today())
 
 
-def calls_today():
-    return Call.objects.filter(created_at__gte=_today()).count()
+def calls_today() -> int:
+    return calls_selectors.calls_since(_today())
 
 
 # imstats prints each of these (key, label, function).
 FIGURES = [
     ("users", "Users", users_count),
     ("online_now", "Online now", online_count),
-    ("conversations", "Conversations", conversations_count),
-    ("messages_last_day", "Messages in the last day", lambda: messages_since(timezone.now() - timedelta(days=1))),
-    ("messages_last_week", "Messages in the last week", lambda: messages_since(timezone.now() - timedelta(days=7))),
+    ("conversations", "Conversations", chat_selectors.conversations_count),
+    (
+        "messages_last_day",
+        "Messages in the last day",
+        lambda: _messages_in_last(days=1),
+    ),
+    (
+        "messages_last_week",
+        "Messages in the last week",
+        lambda: _messages_in_last(days=7),
+    ),
     ("open_reports", "Open reports", open_reports_count),
-    ("media_bytes_stored", "Media bytes stored", media_bytes_stored),
+    ("media_bytes_stored", "Media bytes stored", media_selectors.media_bytes_stored),
     ("calls_today", "Calls today", calls_today),
 ]
 
@@ -139,3 +117,22 @@ ADMIN_FIGURES = [
     ("Messages today", messages_today, None),
     ("Open reports", open_reports_count, "admin:moderation_report_changelist"),
 ]
+
+
+def export_sections(user: User) -> dict:
+    """Moderation's part of a data export (privacy.services.user_export): the reports they made."""
+    return {"reports_made": _reports_made(user)}
+
+
+def _reports_made(user: User) -> list[dict]:
+    return [
+        {
+            "report_id": f"r{report.pk}",
+            "target": target_label(report.target_type, report.target_id),
+            "reason": report.reason,
+            "details": report.details,
+            "status": report.status,
+            "created_at": report.created_at,
+        }
+        for report in Report.objects.filter(reporter=user).order_by("pk")
+    ]

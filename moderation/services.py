@@ -5,6 +5,7 @@ transaction as the action, so the admin's actions and the operators' commands ar
 """
 
 import getpass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import Group as AuthGroup
 from django.db import IntegrityError, transaction
@@ -14,17 +15,24 @@ from rest_framework.exceptions import ValidationError
 from accounts import services as accounts_services
 from accounts.models import User
 from chat import services as chat_services
+from imserver.admin_tools import ActionRefused
 from moderation import selectors
 from moderation.models import AuditEntry, Report, TargetType
+
+if TYPE_CHECKING:
+    from chat.models import Message
+
+# A moderator, or a management command's "cli:<name>".
+Actor = User | str
 
 MODERATORS_GROUP = "Moderators"  # created with its permissions by migration 0002
 
 
-class ModerationError(Exception):
+class ModerationError(ActionRefused):
     """An action that cannot be carried out as asked (already banned, not allowed, ...)."""
 
 
-def cli_actor():
+def cli_actor() -> str:
     """The actor of a management command: "cli:<the operating-system user running it>"."""
     try:
         name = getpass.getuser()
@@ -51,7 +59,7 @@ def _require(text, what="A reason"):
         raise ModerationError(f"{what} is required")
 
 
-def _check_may_act_on(actor, user):
+def check_may_act_on(actor: Actor, user: User) -> None:
     """Moderators act on ordinary accounts only; superusers and commands on anyone but themselves."""
     if isinstance(actor, User):
         if actor.pk == user.pk:
@@ -68,11 +76,11 @@ def _user_target(user):
 
 
 @transaction.atomic
-def user_ban(*, actor, user, reason):
+def user_ban(*, actor: Actor, user: User, reason: str) -> User:
     """Bans the user: tokens revoked at once, sockets closed with 4403, hidden from search."""
     _require(reason)
     user = User.objects.select_for_update().get(pk=user.pk)
-    _check_may_act_on(actor, user)
+    check_may_act_on(actor, user)
     if user.is_banned:
         raise ModerationError(f"{user.username} is already banned")
     accounts_services.user_ban(user=user, reason=reason)
@@ -81,9 +89,9 @@ def user_ban(*, actor, user, reason):
 
 
 @transaction.atomic
-def user_unban(*, actor, user, reason=""):
+def user_unban(*, actor: Actor, user: User, reason: str = "") -> User:
     user = User.objects.select_for_update().get(pk=user.pk)
-    _check_may_act_on(actor, user)
+    check_may_act_on(actor, user)
     if not user.is_banned:
         raise ModerationError(f"{user.username} is not banned")
     accounts_services.user_unban(user=user)
@@ -91,17 +99,13 @@ def user_unban(*, actor, user, reason=""):
     return user
 
 
-def user_delete(*, actor, user, reason=""):
-    """Erases the account (accounts.services.user_delete); logged once it is done, under the
-    tombstone's name, so the log keeps no personal data of it."""
-    _check_may_act_on(actor, user)
-    user = accounts_services.user_delete(user=user)
+def user_delete_audit(*, actor: Actor, user: User, reason: str = "") -> None:
+    """Logs an erasure done by privacy.services.user_delete, under the tombstone's name."""
     _audit(actor=actor, action=AuditEntry.Action.USER_DELETE, **_user_target(user), reason=reason)
-    return user
 
 
 @transaction.atomic
-def moderator_grant(*, actor, user):
+def moderator_grant(*, actor: Actor, user: User) -> User:
     """Makes the user a moderator: staff, in the Moderators group (not a superuser)."""
     user = User.objects.select_for_update().get(pk=user.pk)
     if not user.is_active or user.is_banned:
@@ -114,7 +118,7 @@ def moderator_grant(*, actor, user):
 
 
 @transaction.atomic
-def moderator_revoke(*, actor, user):
+def moderator_revoke(*, actor: Actor, user: User) -> User:
     user = User.objects.select_for_update().get(pk=user.pk)
     user.groups.remove(AuthGroup.objects.get(name=MODERATORS_GROUP))
     if not user.is_superuser:
@@ -128,7 +132,7 @@ def moderator_revoke(*, actor, user):
 
 
 @transaction.atomic
-def message_remove(*, actor, message, reason):
+def message_remove(*, actor: Actor, message: "Message", reason: str) -> "Message":
     """Removes the message for everyone (contract 10); see chat.services.message_remove."""
     _require(reason)
     if not chat_services.message_remove(message=message):
@@ -147,7 +151,9 @@ def message_remove(*, actor, message, reason):
 # --- Reports ------------------------------------------------------------------------------------
 
 
-def report_create(*, reporter, target_type, target_id, reason, details=""):
+def report_create(
+    *, reporter: User, target_type: str, target_id: int, reason: str, details: str = ""
+) -> tuple[Report, bool]:
     """POST /v1/reports: (report, created). Reporting the same target again while the earlier
     report is open returns that one (created False)."""
     pk = selectors.report_target_id(reporter=reporter, target_type=target_type, raw_id=target_id)
@@ -169,12 +175,12 @@ def report_create(*, reporter, target_type, target_id, reason, details=""):
     return report, True
 
 
-def report_resolve(*, actor, report, note):
+def report_resolve(*, actor: Actor, report: Report, note: str) -> Report:
     """The report was right and has been acted on (ban, removal...)."""
     return _report_close(actor=actor, report=report, status=Report.Status.RESOLVED, note=note)
 
 
-def report_dismiss(*, actor, report, note):
+def report_dismiss(*, actor: Actor, report: Report, note: str) -> Report:
     """Nothing to act on."""
     return _report_close(actor=actor, report=report, status=Report.Status.DISMISSED, note=note)
 

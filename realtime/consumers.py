@@ -24,10 +24,10 @@ from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.tokens import user_for_token, verified_access_token
 from imserver.api import _flatten_validation, dumps
+from presence.registry import presence
 from realtime import selectors
 from realtime.bus import frame_text, hub
 from realtime.db import in_db_thread
-from realtime.presence import presence
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 # service records any events) or raises an APIException, which the client gets as an error frame.
 FRAME_HANDLERS = {
     "message_read": "chat.frames.message_read",
-    "status_update": "accounts.frames.status_update",
+    "status_update": "presence.frames.status_update",
     "ice_candidate": "calls.frames.ice_candidate",
 }
 

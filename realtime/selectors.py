@@ -10,11 +10,11 @@ class ResumeError(Exception):
         self.code = code
 
 
-def stream_position(*, user_id):
+def stream_position(*, user_id: int) -> int:
     return EventStream.objects.filter(user_id=user_id).values_list("last_id", flat=True).first() or 0
 
 
-def resume_position(*, user_id, since):
+def resume_position(*, user_id: int, since: str | None) -> int:
     """The event id a connection resumes after: `since` checked (400 malformed or not issued
     to this user, 410 older than the retention window), or the current position when None."""
     last = stream_position(user_id=user_id)
@@ -32,7 +32,7 @@ def resume_position(*, user_id, since):
     return since
 
 
-def events_after(*, user_id, after, upto=None, limit=500):
+def events_after(*, user_id: int, after: int, upto: int | None = None, limit: int = 500) -> list[tuple]:
     """[(event id, type, data JSON)] of the user's events after `after` (up to `upto`), in order."""
     rows = UserEvent.objects.filter(user_id=user_id, seq__gt=after)
     if upto is not None:

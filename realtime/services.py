@@ -1,11 +1,14 @@
+from datetime import timedelta
+
 from django.conf import settings
-from django.db import transaction
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
+from imserver.batches import in_batches
 from realtime.models import EventPayload, EventStream, UserEvent
 
 
-def events_prune(*, older_than=None, batch=10_000):
+def events_prune(*, older_than: timedelta | None = None, batch: int = 10_000) -> tuple[int, int]:
     """Deletes events older than the retention window; returns (user events, payloads) deleted.
 
     Works in id ranges (payload ids grow with time), a batch per transaction, so it never holds
@@ -18,18 +21,14 @@ def events_prune(*, older_than=None, batch=10_000):
     if newest_expired is None:
         return 0, 0
     user_events = payloads = 0
-    while True:
-        with transaction.atomic():
-            ids = list(
-                EventPayload.objects.filter(pk__lte=newest_expired).order_by("pk").values_list("pk", flat=True)[:batch]
-            )
-            if not ids:
-                return user_events, payloads
-            user_events += UserEvent.objects.filter(payload_id__in=ids)._raw_delete(UserEvent.objects.db)
-            payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
+    expired = EventPayload.objects.filter(pk__lte=newest_expired).order_by("pk").values_list("pk", flat=True)
+    for ids in in_batches(expired, size=batch):
+        user_events += UserEvent.objects.filter(payload_id__in=ids)._raw_delete(UserEvent.objects.db)
+        payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
+    return user_events, payloads
 
 
-def events_erase_user(user):
-    """An erased account's event log (accounts.user_delete); the payloads others got stay."""
+def erase_user(user: AbstractBaseUser) -> None:
+    """An erased account's event log (privacy.services.user_delete); the payloads others got stay."""
     UserEvent.objects.filter(user=user).delete()
     EventStream.objects.filter(user=user).delete()

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import User
-from accounts.services import user_delete
+from privacy.services import user_delete
 from realtime import bus
 from tests.accounts.test_auth import assert_error, login
 from tests.conftest import PASSWORD, make_user

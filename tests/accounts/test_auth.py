@@ -12,7 +12,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts import services
 from accounts.models import PasswordResetCode, User
-from accounts.services import user_ban
+from accounts.services import passwords, user_ban
 from tests.conftest import PASSWORD, client_for, make_user
 
 pytestmark = pytest.mark.django_db
@@ -284,7 +284,7 @@ class TestPasswordReset:
             release.wait(timeout=5)
             sent.append(message["recipient_list"])
 
-        monkeypatch.setattr(services, "send_mail", slow_send_mail)
+        monkeypatch.setattr(passwords, "send_mail", slow_send_mail)
         with self.committed(execute=True):
             assert api.post("/v1/auth/password/reset", {"email": "alice@example.com"}, format="json").status_code == 202
         assert sent == []  # the response did not wait for SMTP

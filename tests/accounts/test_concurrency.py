@@ -65,7 +65,7 @@ def test_a_password_change_during_a_refresh_waits_and_revokes_the_new_pair():
         finally:
             connections.close_all()
 
-    with mock.patch("accounts.services.token_pair_for", issue_slowly):
+    with mock.patch("accounts.services.tokens.token_pair_for", issue_slowly):
         refreshing = threading.Thread(target=refresh_in_thread)
         refreshing.start()
         assert issuing.wait(timeout=5)

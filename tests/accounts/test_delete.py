@@ -6,11 +6,12 @@ from django.core.files.storage import default_storage
 from social_django.models import UserSocialAuth
 
 from accounts.models import PasswordResetCode, User
-from accounts.services import user_delete, users_reset_presence
 from chat.models import Conversation, Membership
 from contacts.models import Contact
 from groups.models import Group
 from groups.services import group_invite, group_member_set_role
+from presence.services import users_reset_presence
+from privacy.services import user_delete
 from realtime.models import EventStream, UserEvent
 from tests.accounts.test_auth import assert_error
 from tests.conftest import PASSWORD, client_for, events_of, group_of, make_user, private_chat, send

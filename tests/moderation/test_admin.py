@@ -9,9 +9,9 @@ from django.utils import timezone
 from accounts.models import User
 from calls.models import Call
 from chat.models import Message
+from imserver.admin_tools import EstimatedCountPaginator
 from media.models import Media
 from moderation import services
-from moderation.admin_tools import EstimatedCountPaginator
 from moderation.models import AuditEntry, Report
 from tests.conftest import events_of, group_of, is_postgres, make_user, private_chat, send
 

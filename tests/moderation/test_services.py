@@ -7,6 +7,7 @@ from chat.models import Message
 from moderation import services
 from moderation.models import AuditEntry, Report
 from moderation.services import ModerationError
+from privacy import services as privacy_services
 from tests.accounts.test_auth import assert_error
 from tests.conftest import client_for, events_of, make_user, private_chat, send
 
@@ -142,7 +143,7 @@ class TestModerators:
 
 
 def test_user_delete_is_logged_without_personal_data(user):
-    services.user_delete(actor="cli:ops", user=user, reason="GDPR request 42")
+    privacy_services.user_delete(actor="cli:ops", user=user, reason="GDPR request 42")
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.target_repr, entry.reason) == ("user_delete", f"deleted-{user.pk}", "GDPR request 42")
 

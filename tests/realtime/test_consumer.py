@@ -13,13 +13,14 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from accounts.services import user_ban, user_delete, user_password_change
+from accounts.services import user_ban, user_password_change
 from accounts.tokens import token_pair_for
 from chat.models import Membership
 from chat.services import message_send
 from contacts.models import Contact
 from groups.services import group_invite, group_member_remove
 from imserver.asgi import application
+from privacy.services import user_delete
 from realtime import bus, consumers
 from realtime.bus import hub
 from realtime.models import EventPayload
@@ -448,7 +449,7 @@ class TestPresence:
         await again.disconnect()
 
     async def test_a_failed_presence_update_still_counts_the_socket_out(self, alice, monkeypatch):
-        from realtime.presence import presence
+        from presence.registry import presence
 
         original = presence.apply
 
@@ -465,7 +466,7 @@ class TestPresence:
 
 class TestPresenceHealing:
     async def test_reconcile_takes_offline_users_without_sockets(self, alice, bob):
-        from realtime.presence import presence
+        from presence.registry import presence
 
         await database_sync_to_async(Contact.objects.create)(owner=bob, user=alice)
         watcher = await open_socket(bob)
@@ -478,7 +479,7 @@ class TestPresenceHealing:
         await watcher.disconnect()
 
     async def test_heartbeat_brings_online_a_socket_the_database_shows_offline(self, alice, bob):
-        from realtime.presence import presence
+        from presence.registry import presence
 
         await database_sync_to_async(Contact.objects.create)(owner=bob, user=alice)
         watcher = await open_socket(bob)
@@ -498,7 +499,7 @@ class TestPresenceHealing:
     async def test_heartbeat_restores_presence_after_a_redis_restart(self, alice):
         import redis as redis_client
 
-        from realtime.presence import presence
+        from presence.registry import presence
 
         socket = await open_socket(alice)
         client = redis_client.Redis.from_url(os.environ["REDIS_URL"])

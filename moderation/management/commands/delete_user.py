@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from moderation import services
 from moderation.management.helpers import user_named
+from privacy import services as privacy_services
 
 
 class Command(BaseCommand):
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             if answer != user.username:
                 raise CommandError("Not confirmed; nothing was deleted. (--no-input skips the question.)")
         try:
-            tombstone = services.user_delete(actor=services.cli_actor(), user=user, reason=reason)
+            tombstone = privacy_services.user_delete(actor=services.cli_actor(), user=user, reason=reason)
         except services.ModerationError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Deleted {username}: the account is now {tombstone.username}."))

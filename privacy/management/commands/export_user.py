@@ -3,8 +3,8 @@ from types import GeneratorType
 from django.core.management.base import BaseCommand, CommandError
 
 from imserver.api import dumps
-from moderation.export import user_export
 from moderation.management.helpers import user_named
+from privacy.services import user_export
 
 
 def write_json(out, export):

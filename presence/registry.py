@@ -21,7 +21,7 @@ import redis.asyncio
 from django.conf import settings
 
 from accounts.models import User
-from accounts.services import user_presence_apply
+from presence.services import user_presence_apply
 from realtime.background import periodic
 from realtime.db import in_db_thread
 

@@ -5,6 +5,8 @@
   which call the same services as the API and the commands.
 - confirm_with_reason: an action's intermediate page asking for a reason (or note).
 - ObjectActionsMixin: some actions as buttons on an object's own page.
+- ActionRefused: what an action raises for an object it cannot act on (moderation.services'
+  ModerationError is one); the moderator is told and the other objects go ahead.
 """
 
 from django import forms
@@ -17,7 +19,9 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from moderation.services import ModerationError
+
+class ActionRefused(Exception):
+    """An admin action that cannot be carried out on one object; its message is shown."""
 
 
 class EstimatedCountPaginator(Paginator):
@@ -89,7 +93,7 @@ SHOWN_ON_CONFIRMATION = 50
 
 def confirm_with_reason(modeladmin, request, queryset, *, title, apply, label="Reason", required=True):
     """An admin action that asks for a reason on an intermediate page, then calls
-    apply(obj, reason) for each selected object; a ModerationError skips that object and is
+    apply(obj, reason) for each selected object; an ActionRefused skips that object and is
     reported. Returns None when done (back to the list) or the page to show."""
     form = ReasonForm(request.POST if "confirm" in request.POST else None, label=label, required=required)
     if form.is_valid():
@@ -98,7 +102,7 @@ def confirm_with_reason(modeladmin, request, queryset, *, title, apply, label="R
             try:
                 apply(obj, form.cleaned_data["reason"])
                 done += 1
-            except ModerationError as exc:
+            except ActionRefused as exc:
                 modeladmin.message_user(request, str(exc), messages.WARNING)
         if done:
             modeladmin.message_user(request, f"{title}: done for {done}.", messages.SUCCESS)

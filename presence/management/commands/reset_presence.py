@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from accounts.services import users_reset_presence
+from presence.services import users_reset_presence
 
 
 class Command(BaseCommand):

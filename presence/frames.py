@@ -1,10 +1,10 @@
-"""WebSocket client frames owned by accounts (dispatched by realtime.consumers)."""
+"""WebSocket client frames owned by presence (dispatched by realtime.consumers)."""
 
 from rest_framework import serializers
 
 from accounts.models import Status, User
-from accounts.services import user_status_set
 from imserver.api import validated
+from presence.services import user_status_set
 
 
 class StatusUpdateIn(serializers.Serializer):

@@ -1,0 +1,37 @@
+"""Account writes, a module per concern; the public names are importable from here."""
+
+from accounts.services.erasure import DELETED_USER_NAME, erase_user
+from accounts.services.login import INVALID_CREDENTIALS, user_login
+from accounts.services.passwords import (
+    mail_sender,
+    password_reset_confirm,
+    password_reset_request,
+    user_password_change,
+    user_password_set,
+    validate_new_password,
+)
+from accounts.services.profile import user_ban, user_unban, user_update_profile
+from accounts.services.registration import USERNAME_RE, user_register
+from accounts.services.tokens import token_logout, token_refresh, tokens_prune, user_revoke_tokens
+
+__all__ = [
+    "DELETED_USER_NAME",
+    "INVALID_CREDENTIALS",
+    "USERNAME_RE",
+    "erase_user",
+    "mail_sender",
+    "password_reset_confirm",
+    "password_reset_request",
+    "token_logout",
+    "token_refresh",
+    "tokens_prune",
+    "user_ban",
+    "user_login",
+    "user_password_change",
+    "user_password_set",
+    "user_register",
+    "user_revoke_tokens",
+    "user_unban",
+    "user_update_profile",
+    "validate_new_password",
+]

@@ -1,0 +1,42 @@
+"""Login: credentials checked under the rate limit and the lockout of repeated failures."""
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
+
+from accounts.models import User
+from imserver import ratelimit
+
+INVALID_CREDENTIALS = "Invalid username or password"
+# A real hash to check against when the username is unknown, so both cases cost the same time.
+_DUMMY_PASSWORD_HASH = make_password(secrets.token_urlsafe(16))
+
+
+def _lockout_keys(username, address):
+    return (
+        (f"login-fail:user:{username.lower()}", settings.LOGIN_LOCKOUT_PER_USERNAME),
+        (f"login-fail:addr:{address}", settings.LOGIN_LOCKOUT_PER_ADDRESS),
+    )
+
+
+def user_login(*, username: str, password: str, address: str) -> User:
+    """Checks credentials under the login rate limit and lockout (contract 1.2); returns the user."""
+    wait = ratelimit.check_rate("login", f"username:{username.lower()}")
+    if wait:
+        raise Throttled(wait)
+    window = int(settings.LOGIN_LOCKOUT_WINDOW.total_seconds())
+    keys = _lockout_keys(username, address)
+    wait = max(ratelimit.peek(key, limit, window) for key, limit in keys)
+    if wait:
+        raise Throttled(wait, "Too many failed logins; try again later")
+    user = User.objects.filter(username__iexact=username).first()
+    password_ok = check_password(password, user.password if user else _DUMMY_PASSWORD_HASH)
+    if user is None or not password_ok or not user.is_active:
+        for key, limit in keys:
+            ratelimit.hit(key, limit, window)
+        raise AuthenticationFailed(INVALID_CREDENTIALS, code="invalid_credentials")
+    if user.is_banned:
+        raise PermissionDenied("This account is banned")
+    return user

@@ -1,0 +1,45 @@
+"""The profile a user edits (nickname, status message, avatar), and bans."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services.tokens import user_revoke_tokens
+from media.services import avatar_replace
+
+
+@transaction.atomic
+def user_update_profile(
+    *, user: User, nickname: str | None = None, status_message: str | None = None, avatar: str | None = None
+) -> User:
+    changed = []
+    if nickname is not None:
+        user.nickname = nickname
+        changed.append("nickname")
+    if status_message is not None:
+        user.status_message = status_message
+        changed.append("status_message")
+    if avatar is not None:
+        user.avatar = avatar_replace(owner=user, old=user.avatar, value=avatar)
+        changed.append("avatar")
+    if changed:
+        user.save(update_fields=changed)
+    return user
+
+
+@transaction.atomic
+def user_ban(*, user: User, reason: str) -> User:
+    user.is_banned = True
+    user.banned_at = timezone.now()
+    user.ban_reason = reason
+    user.save(update_fields=["is_banned", "banned_at", "ban_reason"])
+    user_revoke_tokens(user, close_code=4403)
+    return user
+
+
+@transaction.atomic
+def user_unban(*, user: User) -> User:
+    user.is_banned = False
+    user.banned_at = None
+    user.save(update_fields=["is_banned", "banned_at"])
+    return user
