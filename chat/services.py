@@ -2,12 +2,13 @@
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from accounts.selectors import visible_users
 from chat import selectors
 from chat.models import Conversation, Membership, Message
 from chat.serializers import message_data, message_status_data
+from contacts.selectors import message_refusal
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
 
@@ -17,8 +18,12 @@ MAX_READ_RECEIPTS_PER_SENDER = 100
 READERS_LOCK = 0x7265  # advisory lock class of _one_reader_at_a_time ("re")
 
 
-def private_conversation_open(*, user, target_user_id):
-    """The one private conversation between user and target: (conversation, created)."""
+def private_conversation_open(*, user, target_user_id, check_message=True):
+    """The one private conversation between user and target: (conversation, created).
+
+    Starting one is messaging: 403 when a block or the target's who_can_message refuses it,
+    unless check_message is False (a call, which calls.services checks with who_can_call).
+    """
     if target_user_id == user.pk:
         raise ValidationError({"target_id": ["You cannot start a conversation with yourself."]})
     target = visible_users().filter(pk=target_user_id).first()
@@ -28,6 +33,9 @@ def private_conversation_open(*, user, target_user_id):
     existing = Conversation.objects.filter(private_key=key).first()
     if existing is not None:
         return existing, False
+    refusal = check_message and message_refusal(sender_id=user.pk, recipient_id=target.pk)
+    if refusal:
+        raise PermissionDenied(refusal)
     try:
         with transaction.atomic():
             conversation = Conversation.objects.create(type=Conversation.Type.PRIVATE, private_key=key)
@@ -55,6 +63,7 @@ def _attachment(*, sender, type, content):
 _SEND_LOCK = "SELECT last_seq FROM chat_conversation WHERE id = %(conversation)s"
 _SEND_CHECK = """
 SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(sender)s),
+       (SELECT peer_id FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(sender)s),
        (SELECT id FROM chat_message
         WHERE conversation_id = %(conversation)s AND sender_id = %(sender)s AND temp_id = %(temp_id)s)
 """
@@ -71,11 +80,15 @@ WHERE id = %(conversation)s
 """
 
 
-def _store(*, sender, conversation_id, type, content, caption=None, media=None, call=None, temp_id=None):
+def _store(
+    *, sender, conversation_id, type, content, caption=None, media=None, call=None, temp_id=None, check_peer=False
+):
     """Stores a message with the conversation's next seq: (message, created).
 
     The conversation row stays locked until commit, so seqs commit in order, and a second send
-    with the same temp_id waits for the first and gets its message back (created False).
+    with the same temp_id waits for the first and gets its message back (created False). With
+    check_peer, a new message in a private conversation is refused (403) when a block or the
+    peer's who_can_message says so; group sends cost no query for it.
     """
     params = {"conversation": conversation_id, "sender": sender.pk, "temp_id": temp_id}
     for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
@@ -83,12 +96,15 @@ def _store(*, sender, conversation_id, type, content, caption=None, media=None, 
         cursor.execute(_SEND_LOCK + for_update, params)
         locked = cursor.fetchone()
         cursor.execute(_SEND_CHECK, params)
-        is_member, earlier_id = cursor.fetchone()
+        is_member, peer_id, earlier_id = cursor.fetchone()
         if locked is None or not is_member:
             raise NotFound("Conversation not found")
         last_seq = locked[0]
         if earlier_id is not None:
             return Message.objects.select_related("sender", "media").get(pk=earlier_id), False
+        refusal = check_peer and peer_id is not None and message_refusal(sender_id=sender.pk, recipient_id=peer_id)
+        if refusal:
+            raise PermissionDenied(refusal)
         message = Message(
             conversation_id=conversation_id,
             seq=last_seq + 1,
@@ -135,6 +151,7 @@ def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, te
         caption=caption,
         media=media,
         temp_id=temp_id,
+        check_peer=True,
     )
     if created:
         if media is not None and not media_mark_attached(media):  # a moderator removed it just now
