@@ -42,6 +42,10 @@ class Membership(models.Model):
     )
     # The read pointer: the seq of the newest message this member has read. Only moves forward.
     last_read_seq = models.BigIntegerField(default=0)
+    # The read pointer the other members see, which makes their messages "read": last_read_seq,
+    # except that in a private conversation it stays put while the member has send_read_receipts
+    # off (contract 16).
+    receipt_seq = models.BigIntegerField(default=0)
     joined_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -53,8 +57,8 @@ class Membership(models.Model):
             ),
         ]
         indexes = [
-            # A message's read status needs the two lowest read pointers of its conversation.
-            models.Index(fields=["conversation", "last_read_seq"], name="chat_membership_read_pointer"),
+            # A message's read status needs the two lowest receipt pointers of its conversation.
+            models.Index(fields=["conversation", "receipt_seq"], name="chat_membership_receipts"),
         ]
 
     def __str__(self):

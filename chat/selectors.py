@@ -141,11 +141,12 @@ def message_page(*, conversation_id, limit, before=None, after=None):
 
 def _two_lowest_read_pointers(conversation_id):
     """Whether every member but a message's sender has read it depends on these alone: the
-    lowest read pointer, unless it is the sender's own, then the second lowest."""
+    lowest receipt pointer (Membership.receipt_seq), unless it is the sender's own, then the
+    second lowest."""
     return list(
         Membership.objects.filter(conversation_id=conversation_id)
-        .order_by("last_read_seq", "user_id")
-        .values_list("user_id", "last_read_seq")[:2]
+        .order_by("receipt_seq", "user_id")
+        .values_list("user_id", "receipt_seq")[:2]
     )
 
 
@@ -156,9 +157,9 @@ def read_horizon(conversation_id):
 
 _MEMBER_AND_READERS = """
 SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(user)s),
-       user_id, last_read_seq
+       user_id, receipt_seq
 FROM chat_membership WHERE conversation_id = %(conversation)s
-ORDER BY last_read_seq, user_id
+ORDER BY receipt_seq, user_id
 LIMIT 2
 """
 

@@ -8,7 +8,7 @@ from accounts.selectors import visible_users
 from chat import selectors
 from chat.models import Conversation, Membership, Message
 from chat.serializers import message_data, message_status_data
-from contacts.selectors import message_refusal
+from contacts.selectors import message_refusal, sends_read_receipts
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
 
@@ -174,7 +174,8 @@ def message_store_call(*, caller, conversation_id, call_id, call_type, status, d
 
 def conversation_mark_read(*, user, conversation_id, message_id):
     """Moves the caller's read pointer forward to message_id (never back) and sends
-    message_status "read" to the senders of the messages that thereby became read by all."""
+    message_status "read" to the senders of the messages that thereby became read by all (in a
+    private conversation only while the reader has send_read_receipts on)."""
     with transaction.atomic():
         _one_reader_at_a_time(conversation_id)
         membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
@@ -186,10 +187,14 @@ def conversation_mark_read(*, user, conversation_id, message_id):
             raise ValidationError({"message_id": ["Not a message of this conversation."]})
         if seq <= membership.last_read_seq:
             return membership
-        previous = membership.last_read_seq
         membership.last_read_seq = seq
-        membership.save(update_fields=["last_read_seq"])
-        _notify_read(membership, previous, seq)
+        previous_receipt = membership.receipt_seq
+        # Groups are unaffected by send_read_receipts; a private read without it stays unseen.
+        if membership.peer_id is None or sends_read_receipts(user.pk):
+            membership.receipt_seq = seq
+        membership.save(update_fields=["last_read_seq", "receipt_seq"])
+        if membership.receipt_seq > previous_receipt:
+            _notify_read(membership, previous_receipt, membership.receipt_seq)
     return membership
 
 

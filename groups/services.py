@@ -112,7 +112,15 @@ def group_invite(*, user, group_id, user_ids):
     _check_size(len(current) + len(added), "user_ids")
     Membership.objects.bulk_create(
         # Joining members start with nothing unread; the history is theirs to page through.
-        [Membership(conversation=conversation, user=new, last_read_seq=conversation.last_seq) for new in added]
+        [
+            Membership(
+                conversation=conversation,
+                user=new,
+                last_read_seq=conversation.last_seq,
+                receipt_seq=conversation.last_seq,
+            )
+            for new in added
+        ]
     )
     # The members hear of each newcomer; a newcomer hears of their own joining only (as in
     # group_create: telling every newcomer of every other would be quadratic in the invite).

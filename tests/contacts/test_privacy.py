@@ -5,7 +5,7 @@ import pytest
 
 from contacts.models import PrivacySettings
 from tests.accounts.test_auth import assert_error
-from tests.conftest import PASSWORD, client_for, events_of, group_of, private_chat
+from tests.conftest import PASSWORD, client_for, events_of, group_of, private_chat, send
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +121,37 @@ class TestWhoCanAddToGroups:
         add_contact(other_user, user)
         response = client_for(user).post(f"/v1/groups/g{group.pk}/members", invite, format="json")
         assert response.json()["invited_users"] == [str(other_user.pk)]
+
+
+class TestSendReadReceipts:
+    def read(self, reader, conversation, message):
+        url = f"/v1/conversations/c{conversation.pk}/read"
+        return client_for(reader).post(url, {"message_id": f"m{message.pk}"}, format="json")
+
+    def statuses(self, viewer, conversation):
+        messages = client_for(viewer).get(f"/v1/conversations/c{conversation.pk}/messages").json()["messages"]
+        return [m["status"] for m in messages]
+
+    def test_off_keeps_private_messages_sent_and_sends_no_receipt(self, user, other_user):
+        conversation = private_chat(user, other_user)
+        message = send(user, conversation, "one")
+        patch(other_user, send_read_receipts=False)
+        response = self.read(other_user, conversation, message)
+        assert response.json()["unread_count"] == 0  # the reader's own read state still moves
+        assert self.statuses(user, conversation) == ["sent"]
+        assert events_of(user, "message_status") == []
+        patch(other_user, send_read_receipts=True)
+        later = send(user, conversation, "two")
+        self.read(other_user, conversation, later)
+        assert self.statuses(user, conversation) == ["read", "read"]
+        assert [e["data"]["message_id"] for e in events_of(user, "message_status")] == [
+            f"m{message.pk}",
+            f"m{later.pk}",
+        ]
+
+    def test_groups_are_unaffected(self, user, other_user):
+        group = group_of(user, other_user)
+        message = send(user, group.conversation, "hello")
+        patch(other_user, send_read_receipts=False)
+        self.read(other_user, group.conversation, message)
+        assert self.statuses(user, group.conversation) == ["read"]
