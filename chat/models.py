@@ -24,6 +24,12 @@ class Conversation(models.Model):
         return f"c{self.pk} ({self.type})"
 
 
+class Notify(models.TextChoices):
+    ALL = "all"
+    MENTIONS = "mentions"
+    NONE = "none"
+
+
 class Membership(models.Model):
     """A user's place in a conversation: the one source of truth for who is in a group too."""
 
@@ -47,6 +53,14 @@ class Membership(models.Model):
     # off (contract 16).
     receipt_seq = models.BigIntegerField(default=0)
     joined_at = models.DateTimeField(default=timezone.now)
+    # The member's own settings of the conversation (contract 17). A mute ends at muted_until
+    # (none: until unmuted) by itself: whether it is on is evaluated at read time, never swept.
+    muted = models.BooleanField(default=False)
+    muted_until = models.DateTimeField(null=True, blank=True)
+    notify = models.CharField(max_length=8, choices=Notify.choices, default=Notify.ALL)
+    pinned_at = models.DateTimeField(null=True, blank=True)
+    # Hidden while the conversation's last_seq is at most this (until its next new message).
+    hidden_seq = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -3,6 +3,7 @@
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
@@ -17,6 +18,18 @@ def membership_for(*, user, conversation_id):
     if membership is None:
         raise NotFound("Conversation not found")
     return membership
+
+
+def muted_now() -> Q:
+    """A filter for Membership querysets: the memberships muted at this moment (their mute has no
+    end, or ends later). The one definition of "muted now", for the list, badges and pushes: an
+    elapsed mute is over without any write."""
+    return Q(muted=True) & (Q(muted_until__isnull=True) | Q(muted_until__gt=timezone.now()))
+
+
+def hidden_now() -> Q:
+    """A filter for Membership querysets: hidden, and no new message since (contract 17)."""
+    return Q(hidden_seq__isnull=False, hidden_seq__gte=F("conversation__last_seq"))
 
 
 def _list_rows(user):
@@ -50,25 +63,34 @@ def _list_rows(user):
             "peer__username",
             "peer__nickname",
             "peer__avatar",
+            "muted_until",
+            "notify",
+            "pinned_at",
         )
-        .annotate(unread_count=Coalesce(Subquery(unread), Value(0)), remark=Subquery(remark))
+        .annotate(
+            unread_count=Coalesce(Subquery(unread), Value(0)),
+            remark=Subquery(remark),
+            is_muted=muted_now(),
+            is_hidden=hidden_now(),
+        )
     )
 
 
-def conversation_list(*, user, type=None, limit, offset):
-    """(total, memberships) for the caller's conversation list, newest activity first.
+def conversation_list(*, user, type=None, include_hidden=False, limit, offset):
+    """(total, memberships) for the caller's conversation list: pinned ones first, most recently
+    pinned first, then newest activity first; hidden ones only with include_hidden.
 
-    One query: last message, target (peer or group), contact remark and unread count are
-    joined or sub-selected, and the total comes from a window over the same rows.
+    One query: last message, target (peer or group), contact remark, unread count and settings
+    are joined or sub-selected, and the total comes from a window over the same rows. The order
+    is total (the conversation id breaks ties), so offset paging has no gaps.
     """
     rows = _list_rows(user)
     if type in (Conversation.Type.PRIVATE, Conversation.Type.GROUP):
         rows = rows.filter(conversation__type=type)
-    page = list(
-        rows.annotate(total=Window(Count("pk"))).order_by("-conversation__last_activity_at", "-conversation_id")[
-            offset : offset + limit
-        ]
-    )
+    if not include_hidden:
+        rows = rows.exclude(hidden_now())
+    order = (F("pinned_at").desc(nulls_last=True), "-conversation__last_activity_at", "-conversation_id")
+    page = list(rows.annotate(total=Window(Count("pk"))).order_by(*order)[offset : offset + limit])
     total = page[0].total if page else (rows.count() if offset else 0)
     return total, page
 

@@ -4,11 +4,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
+from accounts.models import User
 from accounts.selectors import visible_users
 from chat import selectors
 from chat.models import Conversation, Membership, Message
-from chat.serializers import message_data, message_status_data
+from chat.serializers import conversation_settings_data, message_data, message_status_data
 from contacts.selectors import message_refusal, sends_read_receipts
+from imserver.api import Conflict, format_id
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
 
@@ -257,6 +259,43 @@ def message_remove(*, message):
     )
     events.record(events.Event(selectors.member_ids(message.conversation_id), "message_status", data))
     return True
+
+
+MAX_PINNED = 20  # pinned conversations a user may have (contract 17)
+
+
+@transaction.atomic
+def conversation_settings_update(*, user, conversation_id, **changes):
+    """Changes the caller's own settings of a conversation (ConversationSettingsIn's keys) and
+    tells their devices (conversation_settings); returns the conversation's list item."""
+    # The user's row serializes their pins, so the cap holds under concurrent requests.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+    membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
+    if membership is None:
+        raise NotFound("Conversation not found")
+    if "muted" in changes:
+        membership.muted = changes["muted"]
+        membership.muted_until = None  # unmuted, or muted until unmuted unless an end follows
+    if changes.get("muted_until") is not None:
+        membership.muted, membership.muted_until = True, changes["muted_until"]
+    elif "muted_until" in changes:
+        membership.muted_until = None
+    if "notify" in changes:
+        membership.notify = changes["notify"]
+    if changes.get("pinned") and membership.pinned_at is None:
+        if Membership.objects.filter(user=user, pinned_at__isnull=False).count() >= MAX_PINNED:
+            raise Conflict(f"At most {MAX_PINNED} conversations can be pinned")
+        membership.pinned_at = timezone.now()
+    elif changes.get("pinned") is False:
+        membership.pinned_at = None
+    if "hidden" in changes:
+        last_seq = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).get()
+        membership.hidden_seq = last_seq if changes["hidden"] else None
+    membership.save(update_fields=["muted", "muted_until", "notify", "pinned_at", "hidden_seq"])
+    item = selectors.conversation_item(user=user, conversation_id=conversation_id)
+    data = {"conversation_id": format_id("c", conversation_id), "settings": conversation_settings_data(item)}
+    events.record(events.Event([user.pk], "conversation_settings", data))
+    return item
 
 
 def memberships_erase_user(user):

@@ -75,6 +75,9 @@ MATRIX = {
     ("conversations/{conversation_id}/read", "POST"): Row(
         "/v1/conversations/{conversation}/read", {"message_id": "{message}"}, stranger=404, member=200
     ),
+    ("conversations/{conversation_id}/settings", "PATCH"): Row(
+        "/v1/conversations/{conversation}/settings", {"pinned": True}, stranger=404, member=200
+    ),
     ("groups/{group_id}", "GET"): Row("/v1/groups/{group}", stranger=404, member=200),
     ("groups/{group_id}", "PATCH"): Row(
         "/v1/groups/{group}", {"announcement": "x"}, stranger=404, member=403, admin=200, owner=200
