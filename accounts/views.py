@@ -28,6 +28,7 @@ from accounts.serializers import (
     user_public_data,
 )
 from accounts.tokens import token_pair_for
+from contacts.selectors import users_search_for
 from imserver.api import page_params, validated
 from imserver.ratelimit import client_address
 from privacy import services as privacy_services
@@ -164,7 +165,7 @@ class UserViewSet(viewsets.ViewSet):
     def search(self, request):
         query = validated(UserSearchParams, request.query_params)["query"]
         limit, offset = page_params(request, default_limit=20)
-        total, users = selectors.users_search(query=query, limit=limit, offset=offset)
+        total, users = users_search_for(searcher=request.user, query=query, limit=limit, offset=offset)
         return Response({"total": total, "users": [user_brief_data(user) for user in users]})
 
     @extend_schema(responses={200: UserPublicOut})

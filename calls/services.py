@@ -14,6 +14,7 @@ from calls import selectors
 from calls.models import Call
 from calls.serializers import call_status_data, incoming_call_data
 from chat.services import message_store_call, new_message_event, private_conversation_open
+from contacts.selectors import call_refusal
 from imserver.api import Conflict, PayloadTooLarge, format_id
 from realtime import events
 
@@ -49,7 +50,10 @@ def call_start(*, caller: User, target_user_id: int | None, type: str, offer_sdp
     check_signaling_size(offer_sdp, "offer_sdp")
     if target_user_id == caller.pk:
         raise ValidationError({"target_id": ["You cannot call yourself."]})
-    conversation, _ = private_conversation_open(user=caller, target_user_id=target_user_id)
+    refusal = call_refusal(caller_id=caller.pk, callee_id=target_user_id)
+    if refusal:  # a block either way or the callee's who_can_call: no incoming_call, so no push
+        raise PermissionDenied(refusal)
+    conversation, _ = private_conversation_open(user=caller, target_user_id=target_user_id, check_message=False)
     # Both users' rows, locked in id order: starts involving either user queue here, so each sees
     # the calls committed before it and nobody ends up in two live calls. (NO KEY: rows that
     # merely reference a user, such as new messages, are not held up.)

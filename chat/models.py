@@ -24,6 +24,12 @@ class Conversation(models.Model):
         return f"c{self.pk} ({self.type})"
 
 
+class Notify(models.TextChoices):
+    ALL = "all"
+    MENTIONS = "mentions"
+    NONE = "none"
+
+
 class Membership(models.Model):
     """A user's place in a conversation: the one source of truth for who is in a group too."""
 
@@ -42,7 +48,19 @@ class Membership(models.Model):
     )
     # The read pointer: the seq of the newest message this member has read. Only moves forward.
     last_read_seq = models.BigIntegerField(default=0)
+    # The read pointer the other members see, which makes their messages "read": last_read_seq,
+    # except that in a private conversation it stays put while the member has send_read_receipts
+    # off (contract 16).
+    receipt_seq = models.BigIntegerField(default=0)
     joined_at = models.DateTimeField(default=timezone.now)
+    # The member's own settings of the conversation (contract 17). A mute ends at muted_until
+    # (none: until unmuted) by itself: whether it is on is evaluated at read time, never swept.
+    muted = models.BooleanField(default=False)
+    muted_until = models.DateTimeField(null=True, blank=True)
+    notify = models.CharField(max_length=8, choices=Notify.choices, default=Notify.ALL)
+    pinned_at = models.DateTimeField(null=True, blank=True)
+    # Hidden while the conversation's last_seq is at most this (until its next new message).
+    hidden_seq = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -53,8 +71,8 @@ class Membership(models.Model):
             ),
         ]
         indexes = [
-            # A message's read status needs the two lowest read pointers of its conversation.
-            models.Index(fields=["conversation", "last_read_seq"], name="chat_membership_read_pointer"),
+            # A message's read status needs the two lowest receipt pointers of its conversation.
+            models.Index(fields=["conversation", "receipt_seq"], name="chat_membership_receipts"),
         ]
 
     def __str__(self):

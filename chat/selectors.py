@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
@@ -22,6 +23,18 @@ def membership_for(*, user: User, conversation_id: int | None) -> Membership:
     if membership is None:
         raise NotFound("Conversation not found")
     return membership
+
+
+def muted_now() -> Q:
+    """A filter for Membership querysets: the memberships muted at this moment (their mute has no
+    end, or ends later). The one definition of "muted now", for the list, badges and pushes: an
+    elapsed mute is over without any write."""
+    return Q(muted=True) & (Q(muted_until__isnull=True) | Q(muted_until__gt=timezone.now()))
+
+
+def hidden_now() -> Q:
+    """A filter for Membership querysets: hidden, and no new message since (contract 17)."""
+    return Q(hidden_seq__isnull=False, hidden_seq__gte=F("conversation__last_seq"))
 
 
 def _list_rows(user):
@@ -55,21 +68,36 @@ def _list_rows(user):
             "peer__username",
             "peer__nickname",
             "peer__avatar",
+            "muted_until",
+            "notify",
+            "pinned_at",
         )
-        .annotate(unread_count=Coalesce(Subquery(unread), Value(0)), remark=Subquery(remark))
+        .annotate(
+            unread_count=Coalesce(Subquery(unread), Value(0)),
+            remark=Subquery(remark),
+            is_muted=muted_now(),
+            is_hidden=hidden_now(),
+        )
     )
 
 
-def conversation_list(*, user: User, type: str | None = None, limit: int, offset: int) -> tuple[int, list[Membership]]:
-    """(total, memberships) for the caller's conversation list, newest activity first.
+def conversation_list(
+    *, user: User, type: str | None = None, include_hidden: bool = False, limit: int, offset: int
+) -> tuple[int, list[Membership]]:
+    """(total, memberships) for the caller's conversation list: pinned ones first, most recently
+    pinned first, then newest activity first; hidden ones only with include_hidden.
 
-    One query: last message, target (peer or group), contact remark and unread count are
-    joined or sub-selected, and the total comes from a window over the same rows.
+    One query: last message, target (peer or group), contact remark, unread count and settings
+    are joined or sub-selected, and the total comes from a window over the same rows. The order
+    is total (the conversation id breaks ties), so offset paging has no gaps.
     """
     rows = _list_rows(user)
     if type in (Conversation.Type.PRIVATE, Conversation.Type.GROUP):
         rows = rows.filter(conversation__type=type)
-    return paginate(rows, order_by=("-conversation__last_activity_at", "-conversation_id"), limit=limit, offset=offset)
+    if not include_hidden:
+        rows = rows.exclude(hidden_now())
+    order = (F("pinned_at").desc(nulls_last=True), "-conversation__last_activity_at", "-conversation_id")
+    return paginate(rows, order_by=order, limit=limit, offset=offset)
 
 
 def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
@@ -142,11 +170,12 @@ def message_page(
 
 def _two_lowest_read_pointers(conversation_id):
     """Whether every member but a message's sender has read it depends on these alone: the
-    lowest read pointer, unless it is the sender's own, then the second lowest."""
+    lowest receipt pointer (Membership.receipt_seq), unless it is the sender's own, then the
+    second lowest."""
     return list(
         Membership.objects.filter(conversation_id=conversation_id)
-        .order_by("last_read_seq", "user_id")
-        .values_list("user_id", "last_read_seq")[:2]
+        .order_by("receipt_seq", "user_id")
+        .values_list("user_id", "receipt_seq")[:2]
     )
 
 
@@ -157,9 +186,9 @@ def read_horizon(conversation_id: int) -> Callable[[int, int], bool]:
 
 _MEMBER_AND_READERS = """
 SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(user)s),
-       user_id, last_read_seq
+       user_id, receipt_seq
 FROM chat_membership WHERE conversation_id = %(conversation)s
-ORDER BY last_read_seq, user_id
+ORDER BY receipt_seq, user_id
 LIMIT 2
 """
 

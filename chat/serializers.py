@@ -1,11 +1,14 @@
 """Conversation and message shapes: `*_data` build them (REST and WebSocket alike), `*Out`
 document them for the OpenAPI schema, `*In` validate request bodies."""
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
-from chat.models import Conversation, Message
-from imserver.api import StrictCharField, format_id
+from chat.models import Conversation, Message, Notify
+from imserver.api import StrictCharField, StrictSerializer, format_id
 from media.serializers import MediaOut, media_data
 from media.storage import public_url
 
@@ -28,6 +31,29 @@ class ConversationCreateIn(serializers.Serializer):
 
 class ConversationListParams(serializers.Serializer):
     type = serializers.ChoiceField(choices=["private", "group", "all"], required=False)
+    include_hidden = serializers.BooleanField(required=False, default=False)
+
+
+MAX_MUTE = timedelta(days=365)
+
+
+class ConversationSettingsIn(StrictSerializer):
+    muted = serializers.BooleanField(required=False)
+    muted_until = serializers.DateTimeField(required=False, allow_null=True)
+    notify = serializers.ChoiceField(choices=Notify.choices, required=False)
+    pinned = serializers.BooleanField(required=False)
+    hidden = serializers.BooleanField(required=False)
+
+    def validate_muted_until(self, value):
+        now = timezone.now()
+        if value is not None and not now < value <= now + MAX_MUTE:
+            raise serializers.ValidationError("Must be in the future and at most a year ahead.")
+        return value
+
+    def validate(self, data):
+        if data.get("muted") is False and data.get("muted_until") is not None:
+            raise serializers.ValidationError({"muted_until": ["An unmuted conversation has no mute end."]})
+        return data
 
 
 class MessageSendIn(serializers.Serializer):
@@ -109,6 +135,19 @@ def last_message_data(message):
     }
 
 
+def conversation_settings_data(membership):
+    """The caller's settings of a conversation, from a row of chat.selectors.conversation_list."""
+    muted = membership.is_muted
+    return {
+        "muted": muted,
+        "muted_until": membership.muted_until if muted else None,
+        "notify": membership.notify,
+        "pinned": membership.pinned_at is not None,
+        "pinned_at": membership.pinned_at,
+        "hidden": membership.is_hidden,
+    }
+
+
 def conversation_data(membership):
     """A conversation list item, from a membership row of chat.selectors.conversation_list."""
     conversation = membership.conversation
@@ -128,6 +167,7 @@ def conversation_data(membership):
         "unread_count": membership.unread_count,
         "created_at": conversation.created_at,
         "updated_at": conversation.last_activity_at,
+        "settings": conversation_settings_data(membership),
     }
 
 
@@ -140,6 +180,15 @@ class LastMessageOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class ConversationSettingsOut(serializers.Serializer):
+    muted = serializers.BooleanField(help_text="Muted now (an elapsed mute is over).")
+    muted_until = serializers.DateTimeField(allow_null=True, help_text="When the mute ends; null: until unmuted.")
+    notify = serializers.ChoiceField(choices=Notify.choices)
+    pinned = serializers.BooleanField()
+    pinned_at = serializers.DateTimeField(allow_null=True)
+    hidden = serializers.BooleanField(help_text="Left out of the list until the next new message.")
+
+
 class ConversationOut(serializers.Serializer):
     conversation_id = serializers.CharField()
     type = serializers.ChoiceField(choices=Conversation.Type.choices)
@@ -150,6 +199,7 @@ class ConversationOut(serializers.Serializer):
     unread_count = serializers.IntegerField(min_value=0)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(help_text="Time of the latest activity (orders the list).")
+    settings = ConversationSettingsOut()
 
 
 class ConversationListOut(serializers.Serializer):

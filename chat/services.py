@@ -2,13 +2,15 @@
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from accounts.models import User
 from accounts.selectors import visible_users
 from chat import selectors
 from chat.models import Conversation, Membership, Message
-from chat.serializers import message_data, message_status_data
+from chat.serializers import conversation_settings_data, message_data, message_status_data
+from contacts.selectors import message_refusal, sends_read_receipts
+from imserver.api import Conflict, format_id
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
 
@@ -18,8 +20,14 @@ MAX_READ_RECEIPTS_PER_SENDER = 100
 READERS_LOCK = 0x7265  # advisory lock class of _one_reader_at_a_time ("re")
 
 
-def private_conversation_open(*, user: User, target_user_id: int | None) -> tuple[Conversation, bool]:
-    """The one private conversation between user and target: (conversation, created)."""
+def private_conversation_open(
+    *, user: User, target_user_id: int | None, check_message: bool = True
+) -> tuple[Conversation, bool]:
+    """The one private conversation between user and target: (conversation, created).
+
+    Starting one is messaging: 403 when a block or the target's who_can_message refuses it,
+    unless check_message is False (a call, which calls.services checks with who_can_call).
+    """
     if target_user_id == user.pk:
         raise ValidationError({"target_id": ["You cannot start a conversation with yourself."]})
     target = visible_users().filter(pk=target_user_id).first()
@@ -29,6 +37,9 @@ def private_conversation_open(*, user: User, target_user_id: int | None) -> tupl
     existing = Conversation.objects.filter(private_key=key).first()
     if existing is not None:
         return existing, False
+    refusal = check_message and message_refusal(sender_id=user.pk, recipient_id=target.pk)
+    if refusal:
+        raise PermissionDenied(refusal)
     try:
         with transaction.atomic():
             conversation = Conversation.objects.create(type=Conversation.Type.PRIVATE, private_key=key)
@@ -56,6 +67,7 @@ def _attachment(*, sender, type, content):
 _SEND_LOCK = "SELECT last_seq FROM chat_conversation WHERE id = %(conversation)s"
 _SEND_CHECK = """
 SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(sender)s),
+       (SELECT peer_id FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(sender)s),
        (SELECT id FROM chat_message
         WHERE conversation_id = %(conversation)s AND sender_id = %(sender)s AND temp_id = %(temp_id)s)
 """
@@ -72,11 +84,15 @@ WHERE id = %(conversation)s
 """
 
 
-def _store(*, sender, conversation_id, type, content, caption=None, media=None, call=None, temp_id=None):
+def _store(
+    *, sender, conversation_id, type, content, caption=None, media=None, call=None, temp_id=None, check_peer=False
+):
     """Stores a message with the conversation's next seq: (message, created).
 
     The conversation row stays locked until commit, so seqs commit in order, and a second send
-    with the same temp_id waits for the first and gets its message back (created False).
+    with the same temp_id waits for the first and gets its message back (created False). With
+    check_peer, a new message in a private conversation is refused (403) when a block or the
+    peer's who_can_message says so; group sends cost no query for it.
     """
     params = {"conversation": conversation_id, "sender": sender.pk, "temp_id": temp_id}
     for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
@@ -84,12 +100,15 @@ def _store(*, sender, conversation_id, type, content, caption=None, media=None, 
         cursor.execute(_SEND_LOCK + for_update, params)
         locked = cursor.fetchone()
         cursor.execute(_SEND_CHECK, params)
-        is_member, earlier_id = cursor.fetchone()
+        is_member, peer_id, earlier_id = cursor.fetchone()
         if locked is None or not is_member:
             raise NotFound("Conversation not found")
         last_seq = locked[0]
         if earlier_id is not None:
             return Message.objects.select_related("sender", "media").get(pk=earlier_id), False
+        refusal = check_peer and peer_id is not None and message_refusal(sender_id=sender.pk, recipient_id=peer_id)
+        if refusal:
+            raise PermissionDenied(refusal)
         message = Message(
             conversation_id=conversation_id,
             seq=last_seq + 1,
@@ -144,6 +163,7 @@ def message_send(
         caption=caption,
         media=media,
         temp_id=temp_id,
+        check_peer=True,
     )
     if created:
         if media is not None and not media_mark_attached(media):  # a moderator removed it just now
@@ -168,7 +188,8 @@ def message_store_call(
 
 def conversation_mark_read(*, user: User, conversation_id: int, message_id: int | None) -> Membership:
     """Moves the caller's read pointer forward to message_id (never back) and sends
-    message_status "read" to the senders of the messages that thereby became read by all."""
+    message_status "read" to the senders of the messages that thereby became read by all (in a
+    private conversation only while the reader has send_read_receipts on)."""
     with transaction.atomic():
         _one_reader_at_a_time(conversation_id)
         membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
@@ -180,10 +201,14 @@ def conversation_mark_read(*, user: User, conversation_id: int, message_id: int 
             raise ValidationError({"message_id": ["Not a message of this conversation."]})
         if seq <= membership.last_read_seq:
             return membership
-        previous = membership.last_read_seq
         membership.last_read_seq = seq
-        membership.save(update_fields=["last_read_seq"])
-        _notify_read(membership, previous, seq)
+        previous_receipt = membership.receipt_seq
+        # Groups are unaffected by send_read_receipts; a private read without it stays unseen.
+        if membership.peer_id is None or sends_read_receipts(user.pk):
+            membership.receipt_seq = seq
+        membership.save(update_fields=["last_read_seq", "receipt_seq"])
+        if membership.receipt_seq > previous_receipt:
+            _notify_read(membership, previous_receipt, membership.receipt_seq)
     return membership
 
 
@@ -246,6 +271,43 @@ def message_remove(*, message: Message) -> bool:
     )
     events.record(events.Event(selectors.member_ids(message.conversation_id), "message_status", data))
     return True
+
+
+MAX_PINNED = 20  # pinned conversations a user may have (contract 17)
+
+
+@transaction.atomic
+def conversation_settings_update(*, user, conversation_id, **changes):
+    """Changes the caller's own settings of a conversation (ConversationSettingsIn's keys) and
+    tells their devices (conversation_settings); returns the conversation's list item."""
+    # The user's row serializes their pins, so the cap holds under concurrent requests.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+    membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
+    if membership is None:
+        raise NotFound("Conversation not found")
+    if "muted" in changes:
+        membership.muted = changes["muted"]
+        membership.muted_until = None  # unmuted, or muted until unmuted unless an end follows
+    if changes.get("muted_until") is not None:
+        membership.muted, membership.muted_until = True, changes["muted_until"]
+    elif "muted_until" in changes:
+        membership.muted_until = None
+    if "notify" in changes:
+        membership.notify = changes["notify"]
+    if changes.get("pinned") and membership.pinned_at is None:
+        if Membership.objects.filter(user=user, pinned_at__isnull=False).count() >= MAX_PINNED:
+            raise Conflict(f"At most {MAX_PINNED} conversations can be pinned")
+        membership.pinned_at = timezone.now()
+    elif changes.get("pinned") is False:
+        membership.pinned_at = None
+    if "hidden" in changes:
+        last_seq = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).get()
+        membership.hidden_seq = last_seq if changes["hidden"] else None
+    membership.save(update_fields=["muted", "muted_until", "notify", "pinned_at", "hidden_seq"])
+    item = selectors.conversation_item(user=user, conversation_id=conversation_id)
+    data = {"conversation_id": format_id("c", conversation_id), "settings": conversation_settings_data(item)}
+    events.record(events.Event([user.pk], "conversation_settings", data))
+    return item
 
 
 def erase_user(user: User) -> None:

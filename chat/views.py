@@ -11,6 +11,7 @@ from chat.serializers import (
     ConversationListOut,
     ConversationListParams,
     ConversationOut,
+    ConversationSettingsIn,
     MarkReadIn,
     MarkReadOut,
     MessageHistoryParams,
@@ -47,15 +48,22 @@ class ConversationViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter("type", str, enum=["private", "group", "all"]),
+            OpenApiParameter("include_hidden", bool, description="Also list hidden conversations."),
             OpenApiParameter("limit", int, description="Default 20, at most 100."),
             OpenApiParameter("offset", int),
         ],
         responses={200: ConversationListOut},
     )
     def list(self, request):
-        kind = validated(ConversationListParams, request.query_params).get("type")
+        params = validated(ConversationListParams, request.query_params)
         limit, offset = page_params(request, default_limit=20)
-        total, rows = selectors.conversation_list(user=request.user, type=kind, limit=limit, offset=offset)
+        total, rows = selectors.conversation_list(
+            user=request.user,
+            type=params.get("type"),
+            include_hidden=params["include_hidden"],
+            limit=limit,
+            offset=offset,
+        )
         return Response({"total": total, "conversations": [conversation_data(row) for row in rows]})
 
     @extend_schema(responses={200: ConversationOut})
@@ -135,6 +143,18 @@ class ConversationViewSet(viewsets.ViewSet):
             body = messages_data([message], selectors.read_horizon(conversation_pk))[0]
         body["temp_id"] = message.temp_id
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=ConversationSettingsIn, responses={200: ConversationOut})
+    @action(detail=True, methods=["patch"], url_path="settings", throttle_scope="write")
+    def conversation_settings(self, request, conversation_id):
+        """The caller's own mute, notify, pin and hide settings of the conversation (contract 17)."""
+        conversation_pk = parse_id("c", conversation_id)
+        with stranger_gets_404_first(
+            lambda: selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        ):
+            changes = validated(ConversationSettingsIn, request.data)
+            item = services.conversation_settings_update(user=request.user, conversation_id=conversation_pk, **changes)
+        return Response(conversation_data(item))
 
     @extend_schema(request=MarkReadIn, responses={200: MarkReadOut})
     @action(detail=True, methods=["post"], url_path="read", throttle_scope="write")

@@ -1,9 +1,15 @@
-from django.db.models import F, Value
+"""Reads of address books, blocks and privacy settings. Whether one user may reach another
+(message, call, add to a group, find, see typing) is decided here and nowhere else (contract 16);
+every answer is read from the database at the time of asking, so a block or a setting takes effect
+on every process with the next request."""
+
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
-from contacts.models import Contact
+from accounts.selectors import users_search
+from contacts.models import Audience, Block, Contact, PrivacySettings
 from imserver.pagination import paginate
 
 
@@ -41,3 +47,103 @@ def _contacts(user: User) -> list[dict]:
         }
         for contact in Contact.objects.filter(owner=user).select_related("user").order_by("pk")
     ]
+
+
+def block_list(*, owner, limit, offset):
+    """(total, blocks with their users), newest first."""
+    return paginate(
+        Block.objects.filter(owner=owner).select_related("user"), order_by=("-pk",), limit=limit, offset=offset
+    )
+
+
+def privacy_settings_of(user) -> PrivacySettings:
+    """The user's settings; the contract's defaults for an account that has no row."""
+    return PrivacySettings.objects.filter(user=user).first() or PrivacySettings(user=user)
+
+
+def _limited_to_contacts(setting: str, actor_id: int):
+    """For the rows of a User queryset: they keep `setting` to their contacts and actor_id is not one."""
+    restricted = PrivacySettings.objects.filter(user_id=OuterRef("pk"), **{setting: Audience.CONTACTS})
+    return Exists(restricted) & ~Exists(Contact.objects.filter(owner_id=OuterRef("pk"), user_id=actor_id))
+
+
+def refusing(*, actor_id: int, setting: str | None = None):
+    """A filter for User querysets: the users who blocked actor_id, or, with a setting
+    (who_can_add_to_groups, ...), keep it to their contacts and do not have actor_id among them.
+
+    An expression, not a list, so that the callers' own query applies it: `visible_users()
+    .exclude(refusing(actor_id=me.pk))` finds no more rows and costs no more queries.
+    """
+    refused = Exists(Block.objects.filter(owner_id=OuterRef("pk"), user_id=actor_id))
+    return refused | _limited_to_contacts(setting, actor_id) if setting else Q(refused)
+
+
+def _refusal(*, actor_id: int, target_id: int, setting: str, refused: str) -> str | None:
+    """Why actor_id may not do what `setting` governs to target_id (a block either way counts),
+    or None; one query."""
+    row = (
+        User.objects.filter(pk=target_id)
+        .annotate(
+            blocking=Exists(Block.objects.filter(owner_id=actor_id, user_id=target_id)),
+            blocked=Exists(Block.objects.filter(owner_id=target_id, user_id=actor_id)),
+            limited=_limited_to_contacts(setting, actor_id),
+        )
+        .values_list("blocking", "blocked", "limited")
+        .first()
+    )
+    if row is None:
+        return None
+    blocking, blocked, limited = row
+    if blocking:
+        return "You blocked this user; unblock them first."
+    if blocked or limited:
+        return refused
+    return None
+
+
+def message_refusal(*, sender_id: int, recipient_id: int) -> str | None:
+    """Why sender_id may not message recipient_id privately (start or send), or None."""
+    return _refusal(
+        actor_id=sender_id,
+        target_id=recipient_id,
+        setting="who_can_message",
+        refused="This user does not accept messages from you.",
+    )
+
+
+def call_refusal(*, caller_id: int, callee_id: int) -> str | None:
+    """Why caller_id may not call callee_id, or None (no incoming_call and no push then)."""
+    return _refusal(
+        actor_id=caller_id,
+        target_id=callee_id,
+        setting="who_can_call",
+        refused="This user does not accept calls from you.",
+    )
+
+
+def users_search_for(*, searcher, query: str, limit: int, offset: int):
+    """accounts' user search, without the users who blocked the searcher (they are not found)."""
+    return users_search(query=query, limit=limit, offset=offset, hidden=refusing(actor_id=searcher.pk))
+
+
+def blocked_between(a_id: int, b_id: int) -> bool:
+    """Whether either user blocked the other."""
+    return Block.objects.filter(Q(owner_id=a_id, user_id=b_id) | Q(owner_id=b_id, user_id=a_id)).exists()
+
+
+def not_refusing_ids(*, actor_id: int, user_ids) -> set[int]:
+    """Those of user_ids who have not blocked actor_id, in one query: who hears actor's typing,
+    whose mention_count and mention pushes actor's mentions reach."""
+    return set(User.objects.filter(pk__in=user_ids).exclude(refusing(actor_id=actor_id)).values_list("pk", flat=True))
+
+
+def typing_recipients(*, typer_id: int, user_ids) -> set[int]:
+    """Who of user_ids is told that typer_id types: nobody if the typer turned send_typing off,
+    else everyone who has not blocked them (one query)."""
+    sends = ~Exists(PrivacySettings.objects.filter(user_id=typer_id, send_typing=False))
+    rows = User.objects.filter(sends, pk__in=user_ids).exclude(refusing(actor_id=typer_id))
+    return set(rows.values_list("pk", flat=True))
+
+
+def sends_read_receipts(user_id: int) -> bool:
+    return not PrivacySettings.objects.filter(user_id=user_id, send_read_receipts=False).exists()

@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
 from accounts.models import Status
-from accounts.serializers import user_public_data
+from accounts.serializers import user_brief_data, user_public_data
+from contacts.models import PrivacySettings
 from imserver.api import StrictSerializer
 
 
@@ -32,3 +33,48 @@ class ContactOut(serializers.Serializer):
 class ContactListOut(serializers.Serializer):
     total = serializers.IntegerField()
     contacts = ContactOut(many=True)
+
+
+def block_data(block):
+    return {**user_brief_data(block.user), "blocked_at": block.created_at}
+
+
+class BlockedUserOut(serializers.Serializer):
+    user_id = serializers.CharField()
+    username = serializers.CharField()
+    nickname = serializers.CharField()
+    avatar = serializers.URLField(allow_null=True)
+    blocked_at = serializers.DateTimeField()
+
+
+class BlockListOut(serializers.Serializer):
+    total = serializers.IntegerField()
+    users = BlockedUserOut(many=True)
+
+
+PRIVACY_FIELDS = (
+    "last_seen",
+    "who_can_message",
+    "who_can_call",
+    "who_can_add_to_groups",
+    "send_read_receipts",
+    "send_typing",
+    "notification_preview",
+)
+
+
+class PrivacySettingsOut(serializers.ModelSerializer):
+    """The REST shape of GET/PATCH /v1/user/me/settings, and its input: only known keys and values."""
+
+    class Meta:
+        model = PrivacySettings
+        fields = PRIVACY_FIELDS
+
+
+class PrivacySettingsIn(StrictSerializer, PrivacySettingsOut):
+    class Meta(PrivacySettingsOut.Meta):
+        extra_kwargs = {name: {"required": False} for name in PRIVACY_FIELDS}
+
+
+def privacy_settings_data(privacy):
+    return {name: getattr(privacy, name) for name in PRIVACY_FIELDS}

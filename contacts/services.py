@@ -1,12 +1,14 @@
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
 from accounts.selectors import visible_users
-from contacts.models import Contact
-from contacts.selectors import contact_of
+from contacts.models import Block, Contact, PrivacySettings
+from contacts.selectors import contact_of, privacy_settings_of
 from imserver.api import Conflict
+from realtime import events
 
 
 def contact_add(*, owner: User, user_id: int | None, remark: str = "") -> Contact:
@@ -33,6 +35,55 @@ def contact_remove(*, owner: User, user_id: int) -> None:
     contact_of(owner=owner, user_id=user_id).delete()
 
 
+def _notify_block(owner, user_id, blocked):
+    data = {"user_id": str(user_id), "blocked": blocked}
+    events.record(events.Event([owner.pk], "block_update", data))
+
+
+@transaction.atomic
+def block_create(*, owner, user_id: int) -> None:
+    """owner blocks user_id (idempotent); owner's devices get block_update when it is new."""
+    if user_id == owner.pk:
+        raise ValidationError({"user_id": ["You cannot block yourself."]})
+    # Banned users too: a block outlives a ban that may be lifted.
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise NotFound("User not found")
+    # The owner's row serializes their blocks, so the cap holds under concurrent requests.
+    User.objects.select_for_update(no_key=True).filter(pk=owner.pk).first()
+    if Block.objects.filter(owner=owner, user=user).exists():
+        return
+    if Block.objects.filter(owner=owner).count() >= settings.BLOCKS_MAX:
+        raise Conflict(f"You can block at most {settings.BLOCKS_MAX} users")
+    Block.objects.create(owner=owner, user=user)
+    _notify_block(owner, user.pk, True)
+
+
+@transaction.atomic
+def block_delete(*, owner, user_id: int) -> None:
+    """owner unblocks user_id (idempotent); owner's devices get block_update when it was blocked."""
+    if not User.objects.filter(pk=user_id, is_active=True).exists():
+        raise NotFound("User not found")
+    deleted, _ = Block.objects.filter(owner=owner, user_id=user_id).delete()
+    if deleted:
+        _notify_block(owner, user_id, False)
+
+
+def privacy_settings_create(user) -> PrivacySettings:
+    """A new account's settings: the operators' defaults of this moment (contacts.apps connects it)."""
+    return PrivacySettings.objects.create(user=user, **settings.PRIVACY_DEFAULTS)
+
+
+@transaction.atomic
+def privacy_settings_update(*, user, **changes) -> PrivacySettings:
+    privacy = privacy_settings_of(user)
+    for field, value in changes.items():
+        setattr(privacy, field, value)
+    privacy.save()
+    return privacy
+
+
 def erase_user(user: User) -> None:
-    """An erased account leaves every address book, and its own goes (privacy.services.user_delete)."""
+    """An erased account leaves every address book and block list, and its own go (privacy.services.user_delete)."""
     Contact.objects.filter(Q(owner=user) | Q(user=user)).delete()
+    Block.objects.filter(Q(owner=user) | Q(user=user)).delete()

@@ -3,7 +3,18 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from contacts import selectors, services
-from contacts.serializers import ContactAddIn, ContactListOut, ContactOut, ContactUpdateIn, contact_data
+from contacts.serializers import (
+    BlockListOut,
+    ContactAddIn,
+    ContactListOut,
+    ContactOut,
+    ContactUpdateIn,
+    PrivacySettingsIn,
+    PrivacySettingsOut,
+    block_data,
+    contact_data,
+    privacy_settings_data,
+)
 from imserver.api import page_params, parse_id, validated
 
 
@@ -43,3 +54,51 @@ class ContactViewSet(viewsets.ViewSet):
     def destroy(self, request, user_id):
         services.contact_remove(owner=request.user, user_id=int(user_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BlockViewSet(viewsets.ViewSet):
+    """The users the caller blocked (contract 16)."""
+
+    lookup_url_kwarg = "user_id"
+    lookup_value_regex = "[0-9]{1,18}"
+    throttle_scope = "write"
+
+    def get_throttles(self):
+        return [] if self.request.method == "GET" else super().get_throttles()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="Default 50."), OpenApiParameter("offset", int)],
+        responses={200: BlockListOut},
+    )
+    def list(self, request):
+        limit, offset = page_params(request, default_limit=50)
+        total, blocks = selectors.block_list(owner=request.user, limit=limit, offset=offset)
+        return Response({"total": total, "users": [block_data(block) for block in blocks]})
+
+    @extend_schema(request=None, responses={204: None})
+    def update(self, request, user_id):
+        services.block_create(owner=request.user, user_id=int(user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, user_id):
+        services.block_delete(owner=request.user, user_id=int(user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PrivacySettingsView(viewsets.ViewSet):
+    """The caller's privacy settings (contract 16)."""
+
+    throttle_scope = "write"
+
+    def get_throttles(self):
+        return [] if self.request.method == "GET" else super().get_throttles()
+
+    @extend_schema(responses={200: PrivacySettingsOut})
+    def retrieve(self, request):
+        return Response(privacy_settings_data(selectors.privacy_settings_of(request.user)))
+
+    @extend_schema(request=PrivacySettingsIn, responses={200: PrivacySettingsOut})
+    def partial_update(self, request):
+        changes = validated(PrivacySettingsIn, request.data)
+        return Response(privacy_settings_data(services.privacy_settings_update(user=request.user, **changes)))

@@ -10,6 +10,7 @@ from accounts.models import User
 from accounts.selectors import visible_users
 from chat.models import Conversation, Membership
 from chat.selectors import member_ids
+from contacts.selectors import refusing
 from groups import selectors
 from groups.models import Group
 from imserver.api import Conflict, format_id, parse_id
@@ -31,14 +32,18 @@ def _group_event(recipients, group, update_type, subject, **extra):
     return events.Event(recipients, "group_update", data)
 
 
-def _resolve_users(raw_ids, field):
-    """User ids as sent ("12") -> the visible users they name; any unknown one is a 400."""
+def _resolve_users(raw_ids, field, *, adder):
+    """User ids as sent ("12") -> the visible users they name that adder may add to a group; any
+    unknown one is a 400. Those who blocked adder or keep who_can_add_to_groups to contacts
+    without adder among them are skipped, in the same query (contract 16)."""
     ids = {parse_id("", raw) for raw in raw_ids}
-    users = {user.pk: user for user in visible_users().filter(pk__in=ids - {None})}
+    rows = visible_users().filter(pk__in=ids - {None})
+    rows = rows.annotate(refuses=refusing(actor_id=adder.pk, setting="who_can_add_to_groups"))
+    users = {user.pk: user for user in rows}
     unknown = sorted(raw for raw in raw_ids if parse_id("", raw) not in users)
     if unknown:
         raise ValidationError({field: [f"Unknown user ids: {', '.join(unknown)}."]})
-    return users
+    return {pk: user for pk, user in users.items() if not user.refuses}
 
 
 def _check_size(count, field):
@@ -49,7 +54,7 @@ def _check_size(count, field):
 @transaction.atomic
 def group_create(*, owner: User, name: str, member_ids: list[str]) -> Group:
     """A group and its conversation, with the caller as owner; each added member is told."""
-    members = _resolve_users(member_ids, "members")
+    members = _resolve_users(member_ids, "members", adder=owner)
     members.pop(owner.pk, None)
     _check_size(len(members) + 1, "members")
     conversation = Conversation.objects.create(type=Conversation.Type.GROUP)
@@ -109,13 +114,21 @@ def group_invite(*, user: User, group_id: int, user_ids: list[str]) -> list[str]
     membership = _locked_membership(user=user, group_id=group_id)
     conversation = Conversation.objects.get(pk=membership.conversation_id)
     group = membership.conversation.group
-    invited = _resolve_users(user_ids, "user_ids")
+    invited = _resolve_users(user_ids, "user_ids", adder=user)
     current = set(member_ids(conversation.pk))
     added = [candidate for pk, candidate in invited.items() if pk not in current]
     _check_size(len(current) + len(added), "user_ids")
     Membership.objects.bulk_create(
         # Joining members start with nothing unread; the history is theirs to page through.
-        [Membership(conversation=conversation, user=new, last_read_seq=conversation.last_seq) for new in added]
+        [
+            Membership(
+                conversation=conversation,
+                user=new,
+                last_read_seq=conversation.last_seq,
+                receipt_seq=conversation.last_seq,
+            )
+            for new in added
+        ]
     )
     # The members hear of each newcomer; a newcomer hears of their own joining only (as in
     # group_create: telling every newcomer of every other would be quadratic in the invite).

@@ -244,6 +244,9 @@ SPECTACULAR_SETTINGS = {
         "FinishedCallStatusEnum": ["ended", "rejected", "cancelled", "missed"],
         "ReportTargetTypeEnum": "moderation.models.TargetType",
         "ReportStatusEnum": "moderation.models.Report.Status",
+        "LastSeenAudienceEnum": "contacts.models.Audience",
+        "ReachEnum": "contacts.models.Reach",
+        "NotificationPreviewEnum": "contacts.models.Preview",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -311,6 +314,30 @@ AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels
 # --- Chat -----------------------------------------------------------------------------------
 MESSAGE_MAX_LENGTH = 10_000  # characters of a text message (contract 5)
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 500)
+
+# Privacy settings a new account starts with (contract 16; docs/privacy.md). Existing accounts
+# keep theirs when these change.
+PRIVACY_DEFAULTS = {
+    "last_seen": env("PRIVACY_DEFAULT_LAST_SEEN", "everyone"),
+    "who_can_message": env("PRIVACY_DEFAULT_WHO_CAN_MESSAGE", "everyone"),
+    "who_can_call": env("PRIVACY_DEFAULT_WHO_CAN_CALL", "everyone"),
+    "who_can_add_to_groups": env("PRIVACY_DEFAULT_WHO_CAN_ADD_TO_GROUPS", "everyone"),
+    "send_read_receipts": env_bool("PRIVACY_DEFAULT_SEND_READ_RECEIPTS", True),
+    "send_typing": env_bool("PRIVACY_DEFAULT_SEND_TYPING", True),
+    "notification_preview": env("PRIVACY_DEFAULT_NOTIFICATION_PREVIEW", "full"),
+}
+_PRIVACY_CHOICES = {
+    "last_seen": {"everyone", "contacts", "nobody"},
+    "who_can_message": {"everyone", "contacts"},
+    "who_can_call": {"everyone", "contacts"},
+    "who_can_add_to_groups": {"everyone", "contacts"},
+    "notification_preview": {"full", "sender", "none"},
+}
+for _name, _choices in _PRIVACY_CHOICES.items():
+    if PRIVACY_DEFAULTS[_name] not in _choices:
+        raise ImproperlyConfigured(f"PRIVACY_DEFAULT_{_name.upper()} must be one of {', '.join(sorted(_choices))}")
+# At most this many users one user may block (contract 16).
+BLOCKS_MAX = 1000
 
 # --- Realtime ---------------------------------------------------------------------------------
 # How long the event log keeps events for clients to resume from (contract 7.1); prune_events

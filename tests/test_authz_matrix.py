@@ -56,6 +56,11 @@ MATRIX = {
         "/v1/contacts/{owner}", {"remark": "x"}, member=200, stranger=404, admin=404, owner=404
     ),
     ("contacts/{user_id}", "DELETE"): Row("/v1/contacts/{owner}", member=204, stranger=404, admin=404, owner=404),
+    ("blocks", "GET"): Row("/v1/blocks", member=200),
+    ("blocks/{user_id}", "PUT"): Row("/v1/blocks/{target}", member=204),
+    ("blocks/{user_id}", "DELETE"): Row("/v1/blocks/{target}", member=204),
+    ("user/me/settings", "GET"): Row("/v1/user/me/settings", member=200),
+    ("user/me/settings", "PATCH"): Row("/v1/user/me/settings", {"last_seen": "contacts"}, member=200),
     ("conversations", "GET"): Row("/v1/conversations", member=200),
     ("conversations", "POST"): Row(
         "/v1/conversations", {"type": "private", "target_id": "{owner}"}, member=200, stranger=201, admin=201, owner=400
@@ -69,6 +74,9 @@ MATRIX = {
     ),
     ("conversations/{conversation_id}/read", "POST"): Row(
         "/v1/conversations/{conversation}/read", {"message_id": "{message}"}, stranger=404, member=200
+    ),
+    ("conversations/{conversation_id}/settings", "PATCH"): Row(
+        "/v1/conversations/{conversation}/settings", {"pinned": True}, stranger=404, member=200
     ),
     ("groups/{group_id}", "GET"): Row("/v1/groups/{group}", stranger=404, member=200),
     ("groups/{group_id}", "PATCH"): Row(

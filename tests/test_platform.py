@@ -35,7 +35,7 @@ class TestEnvelope:
         def boom(**kwargs):
             raise RuntimeError("secret internals")
 
-        monkeypatch.setattr("accounts.selectors.users_search", boom)
+        monkeypatch.setattr("contacts.selectors.users_search", boom)
         client = Client(raise_request_exception=False)
         client.defaults["HTTP_AUTHORIZATION"] = user_api._credentials["HTTP_AUTHORIZATION"]
         response = client.get("/v1/users/search", {"query": "a"})
@@ -49,7 +49,7 @@ class TestEnvelope:
         def down(**kwargs):
             raise OperationalError("connection refused")
 
-        monkeypatch.setattr("accounts.selectors.users_search", down)
+        monkeypatch.setattr("contacts.selectors.users_search", down)
         assert_error(user_api.get("/v1/users/search", {"query": "a"}), 503)
 
     def test_unsupported_content_type_is_415(self, api):
