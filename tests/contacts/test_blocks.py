@@ -212,7 +212,7 @@ class TestSelectorsForOtherEntryPoints:
         assert selectors.blocked_between(user.pk, other_user.pk) and selectors.blocked_between(other_user.pk, user.pk)
 
     def test_an_erased_account_leaves_every_block_list(self, user, other_user):
-        from accounts.services import user_delete
+        from privacy.services import user_delete
 
         block(user, other_user)
         block(other_user, user)
