@@ -386,6 +386,14 @@ MEDIA_URL_TTL = timedelta(seconds=env_int("MEDIA_URL_TTL", 24 * 3600))
 # Uploads that no message or avatar has used after this long are deleted by `manage.py purge_media`.
 MEDIA_ORPHAN_TTL = timedelta(hours=env_int("MEDIA_ORPHAN_HOURS", 24))
 MEDIA_THUMBNAIL_SIDE = 320  # thumbnails (images, video posters) are at most this many pixels a side
+# The image budget (contract 23): no frame larger than MEDIA_IMAGE_MAX_PIXELS (a 48 MP phone photo
+# fits), no animation over MEDIA_ANIMATION_MAX_PIXELS over all its frames, each at its real size;
+# beyond it 400 before decoding. At most MEDIA_DECODE_CONCURRENCY images decode at once per process;
+# a request waits MEDIA_DECODE_WAIT seconds for its turn, then gets 503.
+MEDIA_IMAGE_MAX_PIXELS = env_int("MEDIA_IMAGE_MAX_PIXELS", 50_000_000)
+MEDIA_ANIMATION_MAX_PIXELS = env_int("MEDIA_ANIMATION_MAX_PIXELS", 25_000_000)
+MEDIA_DECODE_CONCURRENCY = env_int("MEDIA_DECODE_CONCURRENCY", 2)
+MEDIA_DECODE_WAIT = timedelta(seconds=env_int("MEDIA_DECODE_WAIT", 10))
 
 # --- Static files and uploads ---------------------------------------------------------------
 STATIC_URL = "static/"
