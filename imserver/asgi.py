@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from django.urls import re_path  # noqa: E402
 
 from imserver.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
+from imserver.daphne_limits import bound_socket_buffers  # noqa: E402
 from imserver.gc_tuning import tune  # noqa: E402
 from realtime.background import BackgroundJobsMiddleware  # noqa: E402
 from realtime.consumers import EventConsumer  # noqa: E402
@@ -25,3 +26,4 @@ application = BackgroundJobsMiddleware(
 )
 tune()
 allow_protocol_close_codes()
+bound_socket_buffers()

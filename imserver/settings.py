@@ -318,6 +318,11 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 7))
 # process stops doing so (a crash) is reaped after PRESENCE_TTL seconds.
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT_SECONDS", 20)
 PRESENCE_TTL = env_int("PRESENCE_TTL_SECONDS", 60)
+# A socket that stops reading (contract 23): under daphne, once its transport holds more than
+# WS_MAX_BUFFERED_BYTES it gets a close with 4408 instead of more frames, and is aborted if it has
+# not read up to that close within WS_SLOW_CLOSE_SECONDS (imserver.daphne_limits).
+WS_MAX_BUFFERED_BYTES = env_int("WS_MAX_BUFFERED_BYTES", 4 * 1024 * 1024)
+WS_SLOW_CLOSE_SECONDS = env_int("WS_SLOW_CLOSE_SECONDS", 10)
 
 # --- Calls ----------------------------------------------------------------------------------
 # A call nobody answers within this many seconds becomes "missed" (contract 9).
@@ -365,6 +370,7 @@ RATE_LIMITS = {
         "send": "1200/minute",
         "upload": "60/minute",
         "calls": "30/minute",
+        "ice": "120/minute",  # ICE candidates relayed per call and sender
         "reports": "30/hour",
         "write": "600/minute",
     }.items()

@@ -321,8 +321,9 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self._send_error(400, _flatten_validation(exc.detail)[1], frame_type)
         except APIException as exc:
             # Contract 7: a frame the server will not act on (not yours, a finished call ...) is
-            # a 400 whatever the same refusal's REST status; a server-side failure keeps its own.
-            code = exc.status_code if exc.status_code >= 500 else 400
+            # a 400 whatever the same refusal's REST status; throttling and a server-side failure
+            # keep their own.
+            code = exc.status_code if exc.status_code >= 500 or exc.status_code == 429 else 400
             await self._send_error(code, str(exc.detail), frame_type)
         except DatabaseError:
             logger.exception("websocket frame %s of user %s failed", frame_type, self.user_id)
