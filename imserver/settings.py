@@ -95,7 +95,7 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "moderation.admin_config.AdminSiteConfig",  # django.contrib.admin with our site (moderation.admin_site)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -445,6 +445,12 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- Admin sessions ---------------------------------------------------------------------------
+# Only the admin uses sessions: one idle for ADMIN_SESSION_IDLE_MINUTES ends (the expiry moves
+# on with every request).
+SESSION_COOKIE_AGE = env_int("ADMIN_SESSION_IDLE_MINUTES", 30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
 
 # --- Security (production) ------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
