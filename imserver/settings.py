@@ -391,6 +391,8 @@ MEDIA_MAX_BYTES = {
 MEDIA_URL_TTL = timedelta(seconds=env_int("MEDIA_URL_TTL", 24 * 3600))
 # Uploads that no message or avatar has used after this long are deleted by `manage.py purge_media`.
 MEDIA_ORPHAN_TTL = timedelta(hours=env_int("MEDIA_ORPHAN_HOURS", 24))
+# What one user may store (contract 23), unattached uploads included; beyond it 413.
+MEDIA_QUOTA_BYTES = env_int("MEDIA_QUOTA_BYTES", 2 * 1024**3)
 MEDIA_THUMBNAIL_SIDE = 320  # thumbnails (images, video posters) are at most this many pixels a side
 # The image budget (contract 23): no frame larger than MEDIA_IMAGE_MAX_PIXELS (a 48 MP phone photo
 # fits), no animation over MEDIA_ANIMATION_MAX_PIXELS over all its frames, each at its real size;

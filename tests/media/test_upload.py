@@ -328,3 +328,18 @@ class TestRequest:
     def test_filename_in_response(self, user_api):
         body = post_upload(user_api, b"data", "file", "a" * 300 + ".txt").json()
         assert body["filename"] == "a" * 251 + ".txt"
+
+
+class TestQuota:
+    def test_uploads_past_the_quota_are_413_unattached_ones_counted(self, user_api, other_user, settings):
+        settings.MEDIA_QUOTA_BYTES = 2500
+        assert post_upload(user_api, b"a" * 1000, "file").status_code == 201
+        assert post_upload(user_api, b"b" * 1000, "file").status_code == 201  # neither attached
+        body = assert_error(post_upload(user_api, b"c" * 1000, "file"), 413)
+        assert "quota" in body["details"] and "2000 of 2500 bytes used" in body["details"]
+        assert Media.objects.count() == 2 and len(stored_names(settings)) == 2
+        assert post_upload(user_api, b"d" * 500, "file").status_code == 201  # what still fits
+        assert post_upload(client_for(other_user), b"e" * 1000, "file").status_code == 201  # per user
+
+    def test_the_default_is_2_gib(self, settings):
+        assert settings.MEDIA_QUOTA_BYTES == 2 * 1024**3
