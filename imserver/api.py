@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, renderers, serializers, status
+from rest_framework import exceptions, parsers, renderers, serializers, status
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,8 @@ def _non_negative_int(params, name, default):
         raise exceptions.ValidationError({name: ["Must be a non-negative integer."]}) from None
     if value < 0:
         raise exceptions.ValidationError({name: ["Must be a non-negative integer."]})
+    if value >= 10**MAX_ID_DIGITS:  # beyond what the database's 64-bit OFFSET can hold with a limit added
+        raise exceptions.ValidationError({name: [f"Must be less than 10^{MAX_ID_DIGITS}."]})
     return value
 
 
@@ -244,3 +246,34 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+# --- Request bodies -------------------------------------------------------------------------------
+
+MAX_JSON_DEPTH = 100  # contract 23: deeper is a 400
+
+
+def _too_deep(value, limit):
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser refusing documents nested deeper than MAX_JSON_DEPTH (400, never the 500
+    of a RecursionError)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        too_deep = exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise too_deep from None
+        if _too_deep(data, MAX_JSON_DEPTH):
+            raise too_deep
+        return data

@@ -205,7 +205,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["imserver.api.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["imserver.api.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["imserver.ratelimit.ScopedRateThrottle"],
     "EXCEPTION_HANDLER": "imserver.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "imserver.schema.AutoSchema",
