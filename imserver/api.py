@@ -61,6 +61,10 @@ class Gone(exceptions.APIException):
     default_detail = "Gone"
 
 
+# Room for the multipart framing and the small form fields around an uploaded file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Payload too large"
