@@ -4,7 +4,7 @@ them with message sends: a message reaches exactly the members it was sent to.""
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
 
 from accounts.selectors import visible_users
 from chat.models import Conversation, Membership
@@ -12,6 +12,7 @@ from chat.selectors import member_ids
 from groups import selectors
 from groups.models import Group
 from imserver.api import Conflict, format_id, parse_id
+from imserver.ratelimit import check_rate
 from media.services import avatar_replace
 from realtime import events
 
@@ -62,6 +63,13 @@ def group_create(*, owner, name, member_ids):
     return group
 
 
+def _check_membership_rate(group):
+    """Each membership change tells every member: at most RATE_LIMITS["group_membership"] changes
+    per group (a remove/re-invite loop in a group of 1,000 wrote 1,000 events a cycle)."""
+    if wait := check_rate("group_membership", f"group:{group.pk}"):
+        raise Throttled(wait, "Membership of this group is changing too often; retry later.")
+
+
 def _locked_membership(*, user, group_id):
     """The caller's membership with its role as of the conversation lock (404 if they were
     removed while waiting for it)."""
@@ -105,6 +113,8 @@ def group_invite(*, user, group_id, user_ids):
     current = set(member_ids(conversation.pk))
     added = [candidate for pk, candidate in invited.items() if pk not in current]
     _check_size(len(current) + len(added), "user_ids")
+    if added:
+        _check_membership_rate(group)
     Membership.objects.bulk_create(
         # Joining members start with nothing unread; the history is theirs to page through.
         [Membership(conversation=conversation, user=new, last_read_seq=conversation.last_seq) for new in added]
@@ -144,6 +154,7 @@ def group_member_remove(*, user, group_id, target_user_id):
     may_remove = membership.role == Role.OWNER or (membership.role == Role.ADMIN and target.role == Role.MEMBER)
     if not may_remove:
         raise PermissionDenied("You cannot remove this member")
+    _check_membership_rate(group)
     audience = member_ids(group.conversation_id)
     target.delete()
     events.record(_group_event(audience, group, "member_removed", target.user))
@@ -190,6 +201,7 @@ def group_member_set_role(*, user, group_id, target_user_id, role):
     target = _target_membership(membership.conversation_id, target_user_id)
     if target.user_id == user.pk:
         raise ValidationError({"role": ["The owner changes their own role by transferring ownership."]})
+    _check_membership_rate(group)
     changed = [target]
     if role == Role.OWNER:
         membership.role = Role.ADMIN

@@ -371,6 +371,7 @@ RATE_LIMITS = {
         "upload": "60/minute",
         "calls": "30/minute",
         "ice": "120/minute",  # ICE candidates relayed per call and sender
+        "group_membership": "30/minute",  # invites, removals, role changes per group
         "reports": "30/hour",
         "write": "600/minute",
     }.items()
