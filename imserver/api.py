@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import unicodedata
 from collections.abc import Mapping
 from contextlib import contextmanager
 
@@ -241,6 +242,18 @@ def validated(serializer_class, data):
     if serializer is None:
         serializer = instances[serializer_class] = serializer_class()
     return serializer.run_validation(data)
+
+
+# Control, formatting and private or unassigned characters: a right-to-left override or a
+# zero-width space lets a name pass for another. The zero-width joiner stays (emoji sequences).
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Zl", "Zp"}
+ZERO_WIDTH_JOINER = "\u200d"
+
+
+def visible_text(value):
+    """A validator for names people see: none of INVISIBLE_CATEGORIES."""
+    if any(unicodedata.category(char) in INVISIBLE_CATEGORIES and char != ZERO_WIDTH_JOINER for char in value):
+        raise exceptions.ValidationError("Must not contain control, formatting or invisible characters.")
 
 
 class StrictCharField(serializers.CharField):
