@@ -30,6 +30,8 @@ CONVERTED_FORMATS = {"HEIF": "JPEG", "MPO": "JPEG"}
 ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
 
 register_heif_opener()  # Pillow opens HEIC/HEIF through pillow-heif
+# What Pillow's decoders (and gif_canvas_sizes) raise for a file that is not what it claims to be.
+DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
 
 # Decoding is the costly part of an upload (CPU and memory grow with the pixels): at most this many
 # decode at once in a process; a request that waits longer than MEDIA_DECODE_WAIT gets a 503.
@@ -103,7 +105,7 @@ def open_image(source, field="file"):
         image.load()
     except Image.DecompressionBombError:
         raise ValidationError({field: ["Image dimensions are too large."]}) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError):
+    except DECODE_ERRORS:
         raise ValidationError({field: ["Not a valid image."]}) from None
     return image
 
@@ -142,6 +144,15 @@ def reencode_image(image, field="file"):
     """The image re-encoded in its own format (JPEG, PNG, GIF or WebP; HEIC becomes JPEG) with no
     metadata: EXIF orientation applied to the pixels, animations kept.
     Returns (bytes, upright first frame)."""
+    try:
+        return _reencode(image)
+    except Image.DecompressionBombError:
+        raise ValidationError({field: ["Image dimensions are too large."]}) from None
+    except DECODE_ERRORS:  # a later frame that does not decode
+        raise ValidationError({field: ["Not a valid image."]}) from None
+
+
+def _reencode(image):
     image_format = CONVERTED_FORMATS.get(image.format, image.format)
     frames = getattr(image, "n_frames", 1) if image_format in ANIMATED_FORMATS else 1
     if frames > 1:  # within the budget: open_image checked every frame
@@ -153,12 +164,7 @@ def reencode_image(image, field="file"):
     image.info = {key: value for key, value in image.info.items() if key in KEPT_INFO}
     options = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90}}.get(image_format, {})
     out = io.BytesIO()
-    try:
-        image.save(out, format=image_format, save_all=frames > 1, **options)
-    except Image.DecompressionBombError:
-        raise ValidationError({field: ["Image dimensions are too large."]}) from None
-    except (OSError, ValueError, EOFError):  # a later frame that does not decode
-        raise ValidationError({field: ["Not a valid image."]}) from None
+    image.save(out, format=image_format, save_all=frames > 1, **options)
     return out.getvalue(), first
 
 
