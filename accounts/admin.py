@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
-from accounts.services import user_password_set
+from accounts.services import user_password_set, user_revoke_tokens
 from chat import selectors as chat_selectors
 from chat.models import Conversation, Membership
 from groups.models import Group
@@ -65,6 +65,11 @@ class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            user_revoke_tokens(obj)  # a deactivated account's tokens, sockets and sessions end now
 
     def has_ban_permission(self, request):
         return request.user.has_perm("accounts.ban_user")

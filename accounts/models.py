@@ -56,6 +56,11 @@ class User(AbstractUser):
     def __str__(self):
         return self.username
 
+    def get_session_auth_hash(self):
+        """Django checks this against the session's on every request: with token_version in it,
+        whatever revokes the user's tokens (a ban, a password change) also ends their admin sessions."""
+        return f"{super().get_session_auth_hash()}:{self.token_version}"
+
     def clean(self):
         # Model forms (the admin's add and change forms) run this; a tombstone keeps its own name.
         super().clean()

@@ -7,7 +7,7 @@ for the OpenAPI schema, and the test suite checks every response against that sc
 from rest_framework import serializers
 
 from accounts.models import Status
-from imserver.api import StrictSerializer
+from imserver.api import StrictSerializer, visible_text
 from media.storage import public_url
 
 # --- Input ----------------------------------------------------------------------------------
@@ -17,7 +17,7 @@ class RegisterIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
     email = serializers.EmailField(max_length=254)
-    nickname = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    nickname = serializers.CharField(max_length=64, required=False, allow_blank=True, validators=[visible_text])
 
 
 class LoginIn(serializers.Serializer):
@@ -51,8 +51,8 @@ class PasswordResetConfirmIn(serializers.Serializer):
 
 
 class ProfilePatchIn(StrictSerializer):
-    nickname = serializers.CharField(max_length=64, required=False)
-    status_message = serializers.CharField(max_length=140, required=False, allow_blank=True)
+    nickname = serializers.CharField(max_length=64, required=False, validators=[visible_text])
+    status_message = serializers.CharField(max_length=140, required=False, allow_blank=True, validators=[visible_text])
     avatar = serializers.CharField(
         required=False,
         allow_blank=True,

@@ -118,11 +118,11 @@ class AuthViewSet(viewsets.ViewSet):
 class MeViewSet(viewsets.ViewSet):
     """The caller's own profile (contract 3)."""
 
-    throttle_scope = "login"
-
-    def get_throttles(self):
-        # Deleting the account checks the password: limited like logins.
-        return super().get_throttles() if self.action == "destroy" else []
+    @property
+    def throttle_scope(self):
+        # Deleting the account checks the password: limited like logins. A profile change may
+        # decode and re-encode an avatar: limited like uploads, which cost the same.
+        return {"destroy": "login", "partial_update": "upload"}.get(self.action)
 
     @extend_schema(responses={200: UserMeOut})
     def retrieve(self, request):

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 
 from accounts.models import User
 from calls import selectors
@@ -16,6 +16,7 @@ from calls.serializers import call_status_data, incoming_call_data
 from chat.services import message_store_call, new_message_event, private_conversation_open
 from contacts.selectors import call_refusal
 from imserver.api import Conflict, PayloadTooLarge, format_id
+from imserver.ratelimit import check_rate
 from realtime import events
 
 Status = Call.Status
@@ -125,12 +126,16 @@ def call_ice_candidate_relay(*, user: User, call_id: int | None, candidate: str,
     """Relays an ICE candidate to the other party's devices as is, plus `from_user_id`.
 
     Ephemeral: nothing is stored, and a candidate lost with a socket is simply gathered again.
-    Allowed while the call is live (the caller trickles candidates while it rings).
+    Allowed while the call is live (the caller trickles candidates while it rings), at most
+    RATE_LIMITS["ice"] per call and sender: every candidate is copied to each of the other
+    party's sockets.
     """
     check_signaling_size(candidate, "candidate")
     call = selectors.call_for_party(user=user, call_id=call_id)
     if call.status not in Call.LIVE:
         raise Conflict(f"The call is {call.status}")
+    if wait := check_rate("ice", f"call:{call.pk}:user:{user.pk}"):
+        raise Throttled(wait)
     other = call.callee_id if _party(call, user) == CALLER else call.caller_id
     data = {"call_id": format_id("call", call.pk), "candidate": candidate, **fields, "from_user_id": str(user.pk)}
     events.publish_rollback_unsafe([other], "ice_candidate", data)

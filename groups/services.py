@@ -4,7 +4,7 @@ them with message sends: a message reaches exactly the members it was sent to.""
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
 
 from accounts.models import User
 from accounts.selectors import visible_users
@@ -14,6 +14,7 @@ from contacts.selectors import refusing
 from groups import selectors
 from groups.models import Group
 from imserver.api import Conflict, format_id, parse_id
+from imserver.ratelimit import check_rate
 from media.services import avatar_replace
 from realtime import events
 
@@ -68,6 +69,13 @@ def group_create(*, owner: User, name: str, member_ids: list[str]) -> Group:
     return group
 
 
+def _check_membership_rate(group):
+    """Each membership change tells every member: at most RATE_LIMITS["group_membership"] changes
+    per group (a remove/re-invite loop in a group of 1,000 wrote 1,000 events a cycle)."""
+    if wait := check_rate("group_membership", f"group:{group.pk}"):
+        raise Throttled(wait, "Membership of this group is changing too often; retry later.")
+
+
 def _locked_membership(*, user, group_id):
     """The caller's membership with its role as of the conversation lock (404 if they were
     removed while waiting for it)."""
@@ -118,6 +126,8 @@ def group_invite(*, user: User, group_id: int, user_ids: list[str]) -> list[str]
     current = set(member_ids(conversation.pk))
     added = [candidate for pk, candidate in invited.items() if pk not in current]
     _check_size(len(current) + len(added), "user_ids")
+    if added:
+        _check_membership_rate(group)
     Membership.objects.bulk_create(
         # Joining members start with nothing unread; the history is theirs to page through.
         [
@@ -165,6 +175,7 @@ def group_member_remove(*, user: User, group_id: int, target_user_id: int) -> No
     may_remove = membership.role == Role.OWNER or (membership.role == Role.ADMIN and target.role == Role.MEMBER)
     if not may_remove:
         raise PermissionDenied("You cannot remove this member")
+    _check_membership_rate(group)
     audience = member_ids(group.conversation_id)
     target.delete()
     events.record(_group_event(audience, group, "member_removed", target.user))
@@ -218,6 +229,7 @@ def group_member_set_role(*, user: User, group_id: int, target_user_id: int, rol
     target = _target_membership(membership.conversation_id, target_user_id)
     if target.user_id == user.pk:
         raise ValidationError({"role": ["The owner changes their own role by transferring ownership."]})
+    _check_membership_rate(group)
     changed = [target]
     if role == Role.OWNER:
         membership.role = Role.ADMIN

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import unicodedata
 from collections.abc import Mapping
 from contextlib import contextmanager
 
@@ -10,7 +11,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, renderers, serializers, status
+from rest_framework import exceptions, parsers, renderers, serializers, status
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ class Conflict(exceptions.APIException):
 class Gone(exceptions.APIException):
     status_code = status.HTTP_410_GONE
     default_detail = "Gone"
+
+
+# Room for the multipart framing and the small form fields around an uploaded file.
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -196,6 +201,8 @@ def _non_negative_int(params, name, default):
         raise exceptions.ValidationError({name: ["Must be a non-negative integer."]}) from None
     if value < 0:
         raise exceptions.ValidationError({name: ["Must be a non-negative integer."]})
+    if value >= 10**MAX_ID_DIGITS:  # beyond what the database's 64-bit OFFSET can hold with a limit added
+        raise exceptions.ValidationError({name: [f"Must be less than 10^{MAX_ID_DIGITS}."]})
     return value
 
 
@@ -237,6 +244,18 @@ def validated(serializer_class, data):
     return serializer.run_validation(data)
 
 
+# Control, formatting and private or unassigned characters: a right-to-left override or a
+# zero-width space lets a name pass for another. The zero-width joiner stays (emoji sequences).
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Zl", "Zp"}
+ZERO_WIDTH_JOINER = "\u200d"
+
+
+def visible_text(value):
+    """A validator for names people see: none of INVISIBLE_CATEGORIES."""
+    if any(unicodedata.category(char) in INVISIBLE_CATEGORIES and char != ZERO_WIDTH_JOINER for char in value):
+        raise exceptions.ValidationError("Must not contain control, formatting or invisible characters.")
+
+
 class StrictCharField(serializers.CharField):
     """A string field that takes only JSON strings (DRF would turn 12 or true into text)."""
 
@@ -244,3 +263,34 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+# --- Request bodies -------------------------------------------------------------------------------
+
+MAX_JSON_DEPTH = 100  # contract 23: deeper is a 400
+
+
+def _too_deep(value, limit):
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser refusing documents nested deeper than MAX_JSON_DEPTH (400, never the 500
+    of a RecursionError)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        too_deep = exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise too_deep from None
+        if _too_deep(data, MAX_JSON_DEPTH):
+            raise too_deep
+        return data

@@ -95,7 +95,7 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "moderation.admin_config.AdminSiteConfig",  # django.contrib.admin with our site (moderation.admin_site)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -207,7 +207,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["imserver.api.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["imserver.api.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["imserver.ratelimit.ScopedRateThrottle"],
     "EXCEPTION_HANDLER": "imserver.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "imserver.schema.AutoSchema",
@@ -347,6 +347,11 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 7))
 # process stops doing so (a crash) is reaped after PRESENCE_TTL seconds.
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT_SECONDS", 20)
 PRESENCE_TTL = env_int("PRESENCE_TTL_SECONDS", 60)
+# A socket that stops reading (contract 23): under daphne, once its transport holds more than
+# WS_MAX_BUFFERED_BYTES it gets a close with 4408 instead of more frames, and is aborted if it has
+# not read up to that close within WS_SLOW_CLOSE_SECONDS (imserver.daphne_limits).
+WS_MAX_BUFFERED_BYTES = env_int("WS_MAX_BUFFERED_BYTES", 4 * 1024 * 1024)
+WS_SLOW_CLOSE_SECONDS = env_int("WS_SLOW_CLOSE_SECONDS", 10)
 
 # --- Calls ----------------------------------------------------------------------------------
 # A call nobody answers within this many seconds becomes "missed" (contract 9).
@@ -394,6 +399,8 @@ RATE_LIMITS = {
         "send": "1200/minute",
         "upload": "60/minute",
         "calls": "30/minute",
+        "ice": "120/minute",  # ICE candidates relayed per call and sender
+        "group_membership": "30/minute",  # invites, removals, role changes per group
         "reports": "30/hour",
         "write": "600/minute",
     }.items()
@@ -414,7 +421,17 @@ MEDIA_MAX_BYTES = {
 MEDIA_URL_TTL = timedelta(seconds=env_int("MEDIA_URL_TTL", 24 * 3600))
 # Uploads that no message or avatar has used after this long are deleted by `manage.py purge_media`.
 MEDIA_ORPHAN_TTL = timedelta(hours=env_int("MEDIA_ORPHAN_HOURS", 24))
+# What one user may store (contract 23), unattached uploads included; beyond it 413.
+MEDIA_QUOTA_BYTES = env_int("MEDIA_QUOTA_BYTES", 2 * 1024**3)
 MEDIA_THUMBNAIL_SIDE = 320  # thumbnails (images, video posters) are at most this many pixels a side
+# The image budget (contract 23): no frame larger than MEDIA_IMAGE_MAX_PIXELS (a 48 MP phone photo
+# fits), no animation over MEDIA_ANIMATION_MAX_PIXELS over all its frames, each at its real size;
+# beyond it 400 before decoding. At most MEDIA_DECODE_CONCURRENCY images decode at once per process;
+# a request waits MEDIA_DECODE_WAIT seconds for its turn, then gets 503.
+MEDIA_IMAGE_MAX_PIXELS = env_int("MEDIA_IMAGE_MAX_PIXELS", 50_000_000)
+MEDIA_ANIMATION_MAX_PIXELS = env_int("MEDIA_ANIMATION_MAX_PIXELS", 25_000_000)
+MEDIA_DECODE_CONCURRENCY = env_int("MEDIA_DECODE_CONCURRENCY", 2)
+MEDIA_DECODE_WAIT = timedelta(seconds=env_int("MEDIA_DECODE_WAIT", 10))
 
 # --- Static files and uploads ---------------------------------------------------------------
 STATIC_URL = "static/"
@@ -460,6 +477,12 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- Admin sessions ---------------------------------------------------------------------------
+# Only the admin uses sessions: one idle for ADMIN_SESSION_IDLE_MINUTES ends (the expiry moves
+# on with every request).
+SESSION_COOKIE_AGE = env_int("ADMIN_SESSION_IDLE_MINUTES", 30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
 
 # --- Security (production) ------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -18,10 +18,9 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggspeex import OggSpeex
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
-from PIL import Image
 from rest_framework.exceptions import UnsupportedMediaType, ValidationError
 
-from media.images import encode_still, open_image, reencode_image
+from media.images import decoding_slot, encode_still, open_image, reencode_image
 from media.models import Kind
 
 OCTET_STREAM = "application/octet-stream"
@@ -108,10 +107,10 @@ def _thumbnail(image):
 
 
 def _image(file, mime, inspected):
-    data, upright = reencode_image(open_image(file))
-    return dataclasses.replace(
-        inspected, width=upright.width, height=upright.height, data=data, thumbnail=_thumbnail(upright)
-    )
+    with decoding_slot():
+        data, upright = reencode_image(open_image(file))
+        thumbnail = _thumbnail(upright)
+    return dataclasses.replace(inspected, width=upright.width, height=upright.height, data=data, thumbnail=thumbnail)
 
 
 def _audio(file, mime, inspected):
@@ -135,7 +134,7 @@ def _video(file, mime, inspected):
                 raise ValidationError({"file": ["The video has no picture."]})
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
-            if not width or not height or width * height > Image.MAX_IMAGE_PIXELS:
+            if not width or not height or width * height > settings.MEDIA_IMAGE_MAX_PIXELS:
                 raise ValidationError({"file": ["Video dimensions are missing or too large."]})
             if container.duration:
                 duration = container.duration / av.time_base

@@ -2,9 +2,11 @@
 
 import base64
 import binascii
+import contextlib
 import io
+import struct
+import threading
 import uuid
-import warnings
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -13,13 +15,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 from rest_framework.exceptions import ValidationError
 
-from imserver.api import PayloadTooLarge
+from imserver.api import PayloadTooLarge, ServiceUnavailable
 
-# Images above this many pixels are refused outright (decompression bombs): Pillow warns above
-# MAX_IMAGE_PIXELS and we turn that warning into a refusal.
-Image.MAX_IMAGE_PIXELS = 50_000_000
-# Animations are re-encoded frame by frame: this bounds the pixels decoded over all frames.
-MAX_ANIMATION_PIXELS = 4 * Image.MAX_IMAGE_PIXELS
+# Pillow raises DecompressionBombError above twice MAX_IMAGE_PIXELS, in every decoder and at every
+# frame it seeks to, re-encoding included (below that it only warns, and turning the warning into an
+# error with warnings.catch_warnings is neither thread-safe nor in force outside the block).
+Image.MAX_IMAGE_PIXELS = settings.MEDIA_IMAGE_MAX_PIXELS // 2
 # The only image info carried over when re-encoding: colours and animation timing. Everything
 # else (EXIF with GPS, XMP, comments) is dropped, whatever Pillow would copy by default.
 KEPT_INFO = ("icc_profile", "transparency", "duration", "loop", "background")
@@ -29,18 +30,82 @@ CONVERTED_FORMATS = {"HEIF": "JPEG", "MPO": "JPEG"}
 ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
 
 register_heif_opener()  # Pillow opens HEIC/HEIF through pillow-heif
+# What Pillow's decoders (and gif_canvas_sizes) raise for a file that is not what it claims to be.
+DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
+
+# Decoding is the costly part of an upload (CPU and memory grow with the pixels): at most this many
+# decode at once in a process; a request that waits longer than MEDIA_DECODE_WAIT gets a 503.
+_decode_slots = threading.BoundedSemaphore(settings.MEDIA_DECODE_CONCURRENCY)
+
+
+@contextlib.contextmanager
+def decoding_slot():
+    if not _decode_slots.acquire(timeout=settings.MEDIA_DECODE_WAIT.total_seconds()):
+        raise ServiceUnavailable("Too many images are being processed; retry shortly.")
+    try:
+        yield
+    finally:
+        _decode_slots.release()
+
+
+def gif_canvas_sizes(data):
+    """The size of the canvas Pillow decodes each frame of a GIF onto, read from the frame headers
+    without decoding: Pillow grows the canvas to fit a frame larger than the logical screen, so a
+    1x1 GIF can hold 8000x8000 frames."""
+    width, height = struct.unpack_from("<HH", data, 6)
+    position = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    sizes = []
+
+    def skip_sub_blocks(at):
+        while at < len(data) and data[at]:
+            at += data[at] + 1
+        return at + 1
+
+    while position < len(data) and data[position] != 0x3B:  # the trailer
+        block = data[position]
+        if block == 0x21:  # extension: label, then sub-blocks
+            position = skip_sub_blocks(position + 2)
+        elif block == 0x2C and position + 10 <= len(data):  # image descriptor
+            left, top, frame_width, frame_height, flags = struct.unpack_from("<HHHHB", data, position + 1)
+            width, height = max(width, left + frame_width), max(height, top + frame_height)
+            sizes.append((width, height))
+            position += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+            position = skip_sub_blocks(position + 1)  # after the LZW code size
+        else:
+            position += 1  # Pillow skips a stray byte too
+    return sizes
+
+
+def frame_sizes(image):
+    """The size of every frame the decoder will produce, without decoding any."""
+    if image.format == "GIF":
+        image.fp.seek(0)
+        sizes = gif_canvas_sizes(image.fp.read())
+        image.fp.seek(0)
+        return sizes or [image.size]
+    frames = getattr(image, "n_frames", 1) if image.format in ANIMATED_FORMATS else 1
+    return [image.size] * frames  # APNG and WebP frames are composed onto the full canvas
+
+
+def check_pixel_budget(image, field):
+    """400 unless every frame, at its real size, and all frames together fit the image budget."""
+    sizes = frame_sizes(image)
+    if max(width * height for width, height in sizes) > settings.MEDIA_IMAGE_MAX_PIXELS:
+        raise ValidationError({field: ["Image dimensions are too large."]})
+    if len(sizes) > 1 and sum(width * height for width, height in sizes) > settings.MEDIA_ANIMATION_MAX_PIXELS:
+        raise ValidationError({field: ["Animation is too large."]})
 
 
 def open_image(source, field="file"):
-    """A Pillow image with its first frame decoded, from bytes or a file, or a 400 naming the field."""
+    """A Pillow image with its first frame decoded, from bytes or a file, or a 400 naming the field.
+    Every frame is budgeted (check_pixel_budget) before any is decoded."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        check_pixel_budget(image, field)
+        image.load()
+    except Image.DecompressionBombError:
         raise ValidationError({field: ["Image dimensions are too large."]}) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+    except DECODE_ERRORS:
         raise ValidationError({field: ["Not a valid image."]}) from None
     return image
 
@@ -79,11 +144,18 @@ def reencode_image(image, field="file"):
     """The image re-encoded in its own format (JPEG, PNG, GIF or WebP; HEIC becomes JPEG) with no
     metadata: EXIF orientation applied to the pixels, animations kept.
     Returns (bytes, upright first frame)."""
+    try:
+        return _reencode(image)
+    except Image.DecompressionBombError:
+        raise ValidationError({field: ["Image dimensions are too large."]}) from None
+    except DECODE_ERRORS:  # a later frame that does not decode
+        raise ValidationError({field: ["Not a valid image."]}) from None
+
+
+def _reencode(image):
     image_format = CONVERTED_FORMATS.get(image.format, image.format)
     frames = getattr(image, "n_frames", 1) if image_format in ANIMATED_FORMATS else 1
-    if frames > 1:
-        if image.width * image.height * frames > MAX_ANIMATION_PIXELS:
-            raise ValidationError({field: ["Animation is too large."]})
+    if frames > 1:  # within the budget: open_image checked every frame
         first = image.copy()
     else:
         image = first = ImageOps.exif_transpose(image)
@@ -92,10 +164,7 @@ def reencode_image(image, field="file"):
     image.info = {key: value for key, value in image.info.items() if key in KEPT_INFO}
     options = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90}}.get(image_format, {})
     out = io.BytesIO()
-    try:
-        image.save(out, format=image_format, save_all=frames > 1, **options)
-    except (OSError, ValueError, EOFError):  # a later frame that does not decode
-        raise ValidationError({field: ["Not a valid image."]}) from None
+    image.save(out, format=image_format, save_all=frames > 1, **options)
     return out.getvalue(), first
 
 
@@ -104,5 +173,6 @@ def store_avatar(raw, field="avatar"):
 
     Returns the storage name. Re-encoding drops EXIF (GPS) and anything smuggled after the pixels.
     """
-    data, extension = encode_still(ImageOps.exif_transpose(open_image(raw, field)), settings.AVATAR_MAX_SIDE)
+    with decoding_slot():
+        data, extension = encode_still(ImageOps.exif_transpose(open_image(raw, field)), settings.AVATAR_MAX_SIDE)
     return default_storage.save(f"avatars/{uuid.uuid4().hex}.{extension}", ContentFile(data))

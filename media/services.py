@@ -6,12 +6,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
@@ -46,12 +47,22 @@ def _save(name, content, content_type):
     return default_storage.save(name, content)
 
 
+def _check_quota(owner: AbstractBaseUser, size: int) -> None:
+    """413 unless the owner's stored uploads (attached or not) plus `size` fit MEDIA_QUOTA_BYTES."""
+    used = Media.objects.filter(owner=owner).aggregate(used=Sum("size"))["used"] or 0
+    if used + size > settings.MEDIA_QUOTA_BYTES:
+        raise PayloadTooLarge(
+            f"Storage quota exceeded: {used} of {settings.MEDIA_QUOTA_BYTES} bytes used, this upload needs {size}"
+        )
+
+
 def media_upload(*, owner: AbstractBaseUser, kind: str, uploaded_file: UploadedFile) -> Media:
-    """Checks an upload against its declared kind (413, 415, 400) and stores it: images re-encoded
-    without metadata, everything else as it came, under a random name."""
+    """Checks an upload against its declared kind (413, 415, 400) and the owner's quota (413) and
+    stores it: images re-encoded without metadata, everything else as it came, under a random name."""
     limit = settings.MEDIA_MAX_BYTES[kind]
     if uploaded_file.size > limit:
         raise PayloadTooLarge(f"{kind} uploads are limited to {limit} bytes")
+    _check_quota(owner, uploaded_file.size)  # before the work of decoding it
     inspected = inspect_upload(kind=kind, file=uploaded_file)
     stem = f"media/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
     content = uploaded_file if inspected.data is None else ContentFile(inspected.data)
@@ -61,18 +72,22 @@ def media_upload(*, owner: AbstractBaseUser, kind: str, uploaded_file: UploadedF
         if inspected.thumbnail:
             data, extension = inspected.thumbnail
             stored.append(_save(f"{stem}_thumb.{extension}", ContentFile(data), THUMBNAIL_TYPES[extension]))
-        return Media.objects.create(
-            owner=owner,
-            kind=kind,
-            file=stored[0],
-            thumbnail=stored[1] if len(stored) > 1 else "",
-            content_type=inspected.content_type,
-            size=content.size,
-            width=inspected.width,
-            height=inspected.height,
-            duration=inspected.duration,
-            filename=clean_filename(uploaded_file.name, f"{kind}.{inspected.extension}"),
-        )
+        with transaction.atomic():
+            # The owner's row lock makes concurrent uploads of one user take turns at the quota.
+            get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+            _check_quota(owner, content.size)
+            return Media.objects.create(
+                owner=owner,
+                kind=kind,
+                file=stored[0],
+                thumbnail=stored[1] if len(stored) > 1 else "",
+                content_type=inspected.content_type,
+                size=content.size,
+                width=inspected.width,
+                height=inspected.height,
+                duration=inspected.duration,
+                filename=clean_filename(uploaded_file.name, f"{kind}.{inspected.extension}"),
+            )
     except Exception:
         for name in stored:
             default_storage.delete(name)

@@ -40,7 +40,7 @@ def _signature(media_id, variant, expires):
 
 def signature_valid(media_id, variant, expires, signature):
     """True for an unexpired link we signed (also with a key in SECRET_KEY_FALLBACKS)."""
-    if not expires.isdigit() or int(expires) < time.time():
+    if not (expires.isascii() and expires.isdigit()) or len(expires) > 12 or int(expires) < time.time():
         return False
     try:
         _signer.unsign(f"{media_id}:{variant}:{expires}{_signer.sep}{signature}")

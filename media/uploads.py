@@ -9,10 +9,7 @@ from django.http.multipartparser import MultiPartParserError
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from imserver.api import PayloadTooLarge
-
-# Room for the multipart framing and the small form fields around the file.
-MULTIPART_OVERHEAD = 64 * 1024
+from imserver.api import MULTIPART_OVERHEAD, PayloadTooLarge
 
 
 def upload_limit(kind):

@@ -111,15 +111,14 @@ class EventConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         raw_token = (query.get("token") or [None])[0]
         # Browsers can't set headers: the token may come as a subprotocol "bearer.<token>",
-        # offered beside the protocol the server is to select (or alone).
+        # offered beside the protocol the server is to select. The token one is never selected:
+        # the handshake response would carry the token back (into proxies' logs).
         subprotocol = None
         for offered in self.scope.get("subprotocols", []):
             if offered.startswith(TOKEN_PROTOCOL_PREFIX):
                 raw_token = raw_token or offered[len(TOKEN_PROTOCOL_PREFIX) :]
             elif subprotocol is None:
                 subprotocol = offered
-        if subprotocol is None and self.scope.get("subprotocols"):
-            subprotocol = self.scope["subprotocols"][0]
         token = _decode(raw_token)
         await self.accept(subprotocol)
         if token is None:
@@ -321,8 +320,9 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self._send_error(400, _flatten_validation(exc.detail)[1], frame_type)
         except APIException as exc:
             # Contract 7: a frame the server will not act on (not yours, a finished call ...) is
-            # a 400 whatever the same refusal's REST status; a server-side failure keeps its own.
-            code = exc.status_code if exc.status_code >= 500 else 400
+            # a 400 whatever the same refusal's REST status; throttling and a server-side failure
+            # keep their own.
+            code = exc.status_code if exc.status_code >= 500 or exc.status_code == 429 else 400
             await self._send_error(code, str(exc.detail), frame_type)
         except DatabaseError:
             logger.exception("websocket frame %s of user %s failed", frame_type, self.user_id)

@@ -192,3 +192,20 @@ def test_access_tokens_never_reach_the_logs(caplog):
         logger.filters.clear()
     assert "secret" not in caplog.text
     assert "/ws?token=[redacted]&since=4" in caplog.text
+
+
+def test_daphnes_access_log_redacts_tokens_and_media_signatures(tmp_path):
+    import httpx
+
+    from tests.servers import Server
+
+    server = Server(tmp_path, PYTHONUNBUFFERED="1")
+    try:
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            assert client.get(f"{server.base}/media/f/media1?exp=1&sig=SIGNATURE-SECRET").status_code == 403
+            client.get(f"{server.base}/ws?token=TOKEN-SECRET&since=4")  # a socket URL fetched as HTTP
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert "SECRET" not in log
+    assert '"GET /media/f/media1?exp=1&sig=[redacted]" 403' in log and '"GET /ws?token=[redacted]&since=4"' in log

@@ -77,3 +77,14 @@ class TestPasswordChange:
         assert_error(api.post("/v1/auth/refresh", {"refresh_token": pair["refresh_token"]}, format="json"), 401)
         user.refresh_from_db()
         assert user.check_password("An0ther-secret!") == ("password1" in form)
+
+
+class TestDeactivation:
+    def test_deactivating_a_user_revokes_their_tokens_and_sockets(
+        self, root_client, api, user, django_capture_on_commit_callbacks
+    ):
+        pair = login(api).json()
+        response = root_client.post(f"/admin/accounts/user/{user.pk}/change/", change_form(user, is_active=""))
+        assert response.status_code == 302, response.content
+        assert_error(api.get("/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {pair['token']}"), 401)
+        assert_error(api.post("/v1/auth/refresh", {"refresh_token": pair["refresh_token"]}, format="json"), 401)

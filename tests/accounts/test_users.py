@@ -47,6 +47,32 @@ class TestMe:
         user.refresh_from_db()
         assert (user.nickname, user.status_message) == ("Ally", "Working")
 
+    @pytest.mark.parametrize(
+        "text",
+        ["gpj\u202eexe.", "ad\u200bmin", "a\u2066b", "line\u2028break", "bell\x07", "\ue000private"],
+        ids=["rtl override", "zero-width space", "bidi isolate", "line separator", "control", "private use"],
+    )
+    @pytest.mark.parametrize("field", ["nickname", "status_message"])
+    def test_invisible_and_formatting_characters_are_400(self, user_api, field, text):
+        body = assert_error(user_api.patch("/v1/user/me", {field: text}, format="json"), 400)
+        assert field in body["fields"]
+
+    def test_emoji_sequences_are_kept(self, user_api):
+        family = "Ally \U0001f468\u200d\U0001f469\u200d\U0001f467 \u2764\ufe0f"
+        assert user_api.patch("/v1/user/me", {"nickname": family}, format="json").json()["nickname"] == family
+
+    def test_registration_refuses_them_too(self, api, db):
+        body = {"username": "mallory", "password": "Sup3r-secret!", "email": "m@example.com", "nickname": "a\u202eb"}
+        assert "nickname" in assert_error(api.post("/v1/auth/register", body, format="json"), 400)["fields"]
+
+    def test_profile_changes_are_throttled_like_uploads(self, user_api, settings):
+        settings.RATE_LIMITS_ENABLED = True
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, "upload": "2/minute"}
+        for _ in range(2):
+            assert user_api.patch("/v1/user/me", {"nickname": "Ally"}, format="json").status_code == 200
+        assert_error(user_api.patch("/v1/user/me", {"nickname": "Ally"}, format="json"), 429)
+        assert user_api.get("/v1/user/me").status_code == 200  # reading is not
+
     @pytest.mark.parametrize("prefix", ["base64:", "data:image/png;base64,"])
     def test_avatar_upload_is_reencoded(self, user_api, user, prefix):
         avatar = prefix + base64.b64encode(png_bytes()).decode()

@@ -192,3 +192,21 @@ class TestIceCandidate:
             await database_sync_to_async(services.call_ice_candidate_relay)(
                 user=user, call_id=call.pk, candidate="a" * (64 * 1024 + 1)
             )
+
+    async def test_relaying_is_rate_limited_per_call_and_sender(self, user, other_user, settings):
+        settings.RATE_LIMITS_ENABLED = True
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, "ice": "3/minute"}
+        caller, callee = await open_socket(user), await open_socket(other_user)
+        call = await start(user, other_user)
+        assert (await receive(callee))["type"] == "incoming_call"
+        frame = {"type": "ice_candidate", "data": {"call_id": f"call{call.pk}", "candidate": self.CANDIDATE}}
+        for _ in range(3):
+            await caller.send_json_to(frame)
+            assert (await receive(callee))["type"] == "ice_candidate"
+        await caller.send_json_to(frame)
+        error = await receive(caller)
+        assert error["type"] == "error" and error["data"]["code"] == 429
+        await assert_alive(callee)  # the fourth was not relayed
+        await callee.send_json_to({**frame, "data": {**frame["data"]}})  # the other party has its own budget
+        assert (await receive(caller))["type"] == "ice_candidate"
+        await close_all(caller, callee)

@@ -67,8 +67,8 @@ async def flood(sender, conversation, count, size, rate=None, concurrency=12):
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def slow_receiver_scenario(start_servers, seed, *, kind, args, messages, size, rate=None, slow_sockets=3):
-    (holder,) = start_servers(1, kind=kind, args=args)
+async def slow_receiver_scenario(start_servers, seed, *, kind, args, messages, size, rate=None, slow_sockets=3, **env):
+    (holder,) = start_servers(1, kind=kind, args=args, **env)
     # Two more processes take the sends, so that the holder's memory is the sockets'.
     entry, entry2 = start_servers(2)
     alice, bob, carol, dave = (register(entry.base, name) for name in ("alice", "bob", "carol", "dave"))
@@ -108,6 +108,8 @@ async def slow_receiver_scenario(start_servers, seed, *, kind, args, messages, s
         after_flood = holder.rss()
         # What the slow sockets get when they finally read.
         drained = [await asyncio.to_thread(s.drain, 20) for s in slow]
+        for socket in slow:
+            socket.close()  # as a client does once it has read the close frame
         await asyncio.wait_for(closing, 20)
         # Resume with since= (bob had processed nothing) and catch up.
         resumed = Receiver("bob", bob["token"], [holder.ws], seed=seed).start()
@@ -170,6 +172,28 @@ async def test_daphne_drops_a_socket_that_stops_reading(start_servers, seed):
     for frames, _, ended in figures["drained"]:
         assert ended in ("reset", "eof"), ended  # an abort: no close frame
         assert frames < 2000
+
+
+async def test_daphne_closes_a_socket_past_its_buffer_bound_with_4408(start_servers, seed):
+    bound = 1 * MB
+    figures = await slow_receiver_scenario(
+        start_servers,
+        seed,
+        kind="daphne",
+        # Keepalive pings off: the bound under test is the transport buffer's, not the pings'.
+        args=["--ping-interval", "600", "--ping-timeout", "600"],
+        messages=1500,
+        size=8000,
+        rate=100,
+        WS_MAX_BUFFERED_BYTES=str(bound),
+        WS_SLOW_CLOSE_SECONDS="120",
+    )
+    for frames, code, ended in figures["drained"]:
+        # It read what the buffers held, then the close: the frames past the bound were dropped.
+        assert code == 4408 and ended == "close-frame", figures["drained"]
+        assert frames < 1500 / 2
+    # Each socket holds at most the bound plus one frame in the process.
+    assert figures["peak"] - figures["baseline"] < 3 * (bound + figures["frame_bytes"]) + 24 * MB
 
 
 async def test_uvicorn_closes_a_socket_that_stops_reading_with_4408(start_servers, seed):

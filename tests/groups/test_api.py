@@ -279,3 +279,21 @@ def test_group_avatar_from_an_uploaded_image(group, people):
     assert response.status_code == 200 and response.json()["avatar"].startswith("http://testserver/media/avatars/")
     someone_elses = post_upload(client_for(people[1]), image_bytes("PNG"), "image").json()["media_id"]
     assert_error(client.patch(f"/v1/groups/g{group.pk}", {"avatar": someone_elses}, format="json"), 400)
+
+
+class TestMembershipRate:
+    def test_membership_changes_are_limited_per_group(self, group, people, settings):
+        settings.RATE_LIMITS_ENABLED = True
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, "group_membership": "4/minute"}
+        owner, admin, member, outsider = people
+        base, client = f"/v1/groups/g{group.pk}/members", client_for(owner)
+        for _ in range(2):  # remove and re-invite: two changes a cycle, each told to every member
+            assert client.delete(f"{base}/{member.pk}").status_code == 204
+            assert client.post(base, {"user_ids": [str(member.pk)]}, format="json").status_code == 200
+        response = client.delete(f"{base}/{member.pk}")
+        assert_error(response, 429)
+        assert response["Retry-After"]
+        assert role_of(group, member) == "member"  # nothing changed, nothing told
+        assert_error(client.patch(f"{base}/{admin.pk}", {"role": "member"}, format="json"), 429)
+        other = group_of(owner, outsider, name="Elsewhere")  # another group has its own budget
+        assert client_for(owner).delete(f"/v1/groups/g{other.pk}/members/{outsider.pk}").status_code == 204

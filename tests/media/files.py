@@ -92,3 +92,20 @@ def video_bytes(container_format="mp4", codec="libx264", seconds=1.0, fps=10, si
 
 def upload(data, name="upload.bin", content_type="application/octet-stream"):
     return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def gif_with_growing_frames(frames, side):
+    """A GIF whose logical screen and first frame are 1x1, then `frames` frames of side x side (each
+    an empty LZW stream): Pillow grows its canvas to each large frame as it seeks to it."""
+
+    def frame(width, height, lzw):
+        return b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + bytes([2, len(lzw), *lzw, 0])
+
+    screen = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    first = frame(1, 1, b"\x44\x01")  # LZW code size 2, 3-bit codes: clear, colour 0, end
+    return screen + first + frame(side, side, b"\x2c") * frames + b";"  # clear, end
+
+
+def animated_webp(frames=4, size=(100, 100)):
+    images = [Image.new("RGB", size, (60 * i, 0, 0)) for i in range(frames)]
+    return image_bytes_from(images[0], "WEBP", save_all=True, append_images=images[1:], lossless=True)

@@ -100,6 +100,8 @@ class TestSignedUrls:
             {"exp": "9999999999"},
             {"exp": "-1"},
             {"exp": "soon"},
+            {"exp": "\u00b2"},  # a digit to str.isdigit(), not to int()
+            {"exp": "9" * 5000},  # past int()'s digit limit
             {"sig": ""},
         ],
     )

@@ -1,10 +1,16 @@
+import base64
+import contextlib
 import io
 import re
+import warnings
+from datetime import timedelta
 
 import pytest
+from django.conf import settings as settings_module
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from media.images import decoding_slot
 from media.models import Media
 from media.services import clean_filename
 from tests.accounts.test_auth import assert_error
@@ -15,6 +21,7 @@ from tests.media.conftest import post_upload
 pytestmark = pytest.mark.django_db
 
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+AVATAR = "base64:" + base64.b64encode(files.image_bytes()).decode()
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
 
 
@@ -110,6 +117,45 @@ class TestImages:
         assert "file" in body["fields"]
         assert not Media.objects.exists() and not stored_names(settings)
 
+    def test_gif_frames_larger_than_their_screen_are_budgeted_at_their_real_size(self, user_api, settings):
+        bomb = files.gif_with_growing_frames(frames=3, side=8000)  # 64 Mpx a frame behind a 1x1 screen
+        body = assert_error(post_upload(user_api, bomb, "image", "bomb.gif"), 400)
+        assert body["fields"]["file"] == ["Image dimensions are too large."]
+        assert not Media.objects.exists() and not stored_names(settings)
+
+    def test_gif_frames_are_summed_at_their_real_size(self, user_api):
+        many = files.gif_with_growing_frames(frames=3, side=3000)  # 27 Mpx over the animation
+        body = assert_error(post_upload(user_api, many, "image", "many.gif"), 400)
+        assert body["fields"]["file"] == ["Animation is too large."]
+
+    def test_animated_webp_counts_every_frame(self, user_api, settings):
+        settings.MEDIA_ANIMATION_MAX_PIXELS = 3 * 100 * 100
+        assert_error(post_upload(user_api, files.animated_webp(frames=4), "image", "a.webp"), 400)
+        settings.MEDIA_ANIMATION_MAX_PIXELS = 4 * 100 * 100
+        assert post_upload(user_api, files.animated_webp(frames=4), "image", "a.webp").status_code == 201
+
+    def test_the_bomb_check_stays_an_error_after_opening(self):
+        # Pillow's own check, at every frame it seeks to while re-encoding, raises above the budget.
+        assert Image.MAX_IMAGE_PIXELS * 2 == settings_module.MEDIA_IMAGE_MAX_PIXELS
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(Image.DecompressionBombError):
+                Image.open(io.BytesIO(files.gif_with_growing_frames(frames=1, side=8000))).seek(1)
+
+    def test_decoding_is_bounded_per_process(self, user_api, settings):
+        settings.MEDIA_DECODE_WAIT = timedelta(0)
+        with contextlib.ExitStack() as busy:
+            for _ in range(settings.MEDIA_DECODE_CONCURRENCY):
+                busy.enter_context(decoding_slot())
+            assert_error(post_upload(user_api, files.image_bytes(), "image"), 503)
+            assert_error(user_api.patch("/v1/user/me", {"avatar": AVATAR}, format="json"), 503)
+        assert post_upload(user_api, files.image_bytes(), "image").status_code == 201
+
+    def test_avatars_go_through_the_same_budget(self, user_api):
+        bomb = "base64:" + base64.b64encode(files.gif_with_growing_frames(frames=3, side=8000)).decode()
+        body = assert_error(user_api.patch("/v1/user/me", {"avatar": bomb}, format="json"), 400)
+        assert body["fields"]["avatar"] == ["Image dimensions are too large."]
+
     def test_truncated_image_is_400(self, user_api):
         assert_error(post_upload(user_api, files.image_bytes("PNG", size=(300, 300))[:200], "image"), 400)
 
@@ -175,8 +221,8 @@ class TestVideo:
         data = files.video_bytes()
         assert_error(post_upload(user_api, data[:40] + b"\0" * 500, "video"), 400)
 
-    def test_oversized_frame_is_refused_before_decoding(self, user_api, monkeypatch):
-        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 47)
+    def test_oversized_frame_is_refused_before_decoding(self, user_api, settings):
+        settings.MEDIA_IMAGE_MAX_PIXELS = 64 * 47
         assert_error(post_upload(user_api, files.video_bytes(size=(64, 48)), "video"), 400)
 
 
@@ -282,3 +328,18 @@ class TestRequest:
     def test_filename_in_response(self, user_api):
         body = post_upload(user_api, b"data", "file", "a" * 300 + ".txt").json()
         assert body["filename"] == "a" * 251 + ".txt"
+
+
+class TestQuota:
+    def test_uploads_past_the_quota_are_413_unattached_ones_counted(self, user_api, other_user, settings):
+        settings.MEDIA_QUOTA_BYTES = 2500
+        assert post_upload(user_api, b"a" * 1000, "file").status_code == 201
+        assert post_upload(user_api, b"b" * 1000, "file").status_code == 201  # neither attached
+        body = assert_error(post_upload(user_api, b"c" * 1000, "file"), 413)
+        assert "quota" in body["details"] and "2000 of 2500 bytes used" in body["details"]
+        assert Media.objects.count() == 2 and len(stored_names(settings)) == 2
+        assert post_upload(user_api, b"d" * 500, "file").status_code == 201  # what still fits
+        assert post_upload(client_for(other_user), b"e" * 1000, "file").status_code == 201  # per user
+
+    def test_the_default_is_2_gib(self, settings):
+        assert settings.MEDIA_QUOTA_BYTES == 2 * 1024**3

@@ -13,7 +13,8 @@ from imserver.admin_tools import EstimatedCountPaginator
 from media.models import Media
 from moderation import services
 from moderation.models import AuditEntry, Report
-from tests.conftest import events_of, group_of, is_postgres, make_user, private_chat, send
+from tests.accounts.test_auth import assert_error, login
+from tests.conftest import PASSWORD, events_of, group_of, is_postgres, make_user, private_chat, send
 
 ADMIN_LISTS = [
     "/admin/accounts/user/",
@@ -328,3 +329,38 @@ class TestEstimatedCount:
             count = EstimatedCountPaginator(Message.objects.order_by("-pk"), 50).count
         assert "pg_class" in captured.captured_queries[0]["sql"] and "COUNT" not in captured.captured_queries[0]["sql"]
         assert count == 5
+
+
+class TestAdminAccess:
+    """Contract 23: a banned staff account cannot use the admin, its sessions end at the ban, and
+    a password changed here revokes the API tokens as any other change does."""
+
+    def test_a_ban_ends_the_moderators_admin_session(self, admin_client, moderator):
+        assert admin_client.get("/admin/").status_code == 200
+        services.user_ban(actor="cli:root", user=moderator, reason="abuse")
+        response = admin_client.get("/admin/")
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+    def test_a_banned_moderator_cannot_log_in(self, moderator):
+        services.user_ban(actor="cli:root", user=moderator, reason="abuse")
+        client = Client()
+        response = client.post("/admin/login/?next=/admin/", {"username": "mod", "password": PASSWORD})
+        assert response.status_code == 200 and "This account is banned." in response.content.decode()
+        assert client.get("/admin/").status_code == 302
+
+    def test_a_session_of_banned_staff_is_refused_even_if_it_survived(self, admin_client, moderator):
+        User.objects.filter(pk=moderator.pk).update(is_banned=True)  # no revocation: the check itself
+        assert admin_client.get("/admin/accounts/user/").status_code == 302
+
+    def test_changing_ones_own_password_revokes_the_api_tokens(self, admin_client, api, moderator):
+        pair = login(api, "mod").json()
+        form = {"old_password": PASSWORD, "new_password1": "An0ther-secret!", "new_password2": "An0ther-secret!"}
+        response = admin_client.post("/admin/password_change/", form)
+        assert response.status_code == 302, response.content
+        assert_error(api.get("/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {pair['token']}"), 401)
+        assert_error(api.post("/v1/auth/refresh", {"refresh_token": pair["refresh_token"]}, format="json"), 401)
+        assert admin_client.get("/admin/").status_code == 200  # the session that changed it goes on
+
+    def test_sessions_end_when_idle(self, admin_client, settings):
+        response = admin_client.get("/admin/")
+        assert response.cookies["sessionid"]["max-age"] == settings.SESSION_COOKIE_AGE == 30 * 60

@@ -126,6 +126,15 @@ class TestHandshake:
         assert (await communicator.receive_json_from(timeout=TIMEOUT))["type"] == "pong"
         await communicator.disconnect()
 
+    async def test_a_token_offered_alone_is_never_echoed_back(self, alice):
+        token = await token_for(alice)
+        communicator = WebsocketCommunicator(application, "/ws", subprotocols=[f"bearer.{token}"])
+        connected, subprotocol = await communicator.connect(timeout=TIMEOUT)
+        assert connected and subprotocol is None
+        await communicator.send_json_to({"type": "ping", "data": {"timestamp": 1}})
+        assert (await communicator.receive_json_from(timeout=TIMEOUT))["type"] == "pong"
+        await communicator.disconnect()
+
     @pytest.mark.parametrize("token", ["", "not-a-jwt", "a.b.c"])
     async def test_bad_token_closes_4401(self, alice, token):
         communicator = WebsocketCommunicator(application, f"/ws?token={token}")

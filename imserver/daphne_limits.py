@@ -1,0 +1,133 @@
+"""Bounds on what daphne holds for a client (contract 23): socket write buffers, request bodies.
+
+daphne writes whatever the application sends into the socket's Twisted transport, which buffers
+without bound when the client stops reading (the consumer's send() never waits under daphne). The
+transport's buffer is visible to the protocol: past WS_MAX_BUFFERED_BYTES the socket gets no more
+frames, only a close with 4408 (contract 23), queued behind what it has not read; it is aborted if
+it has not read up to it within WS_SLOW_CLOSE_SECONDS."""
+
+import re
+import sys
+from http import HTTPStatus
+
+import orjson
+from django.conf import settings
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from imserver.api import MULTIPART_OVERHEAD, envelope
+
+CLOSE_TOO_SLOW = 4408
+
+
+def buffered_bytes(transport):
+    """What a Twisted transport holds for the peer (abstract.FileDescriptor's write buffers)."""
+    pending = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+    return pending + getattr(transport, "_tempDataLen", 0)
+
+
+def bound_socket_buffers():
+    """Bounds what daphne buffers per socket; nothing to do when another server runs the application."""
+    ws_protocol = sys.modules.get("daphne.ws_protocol")
+    if ws_protocol is None or getattr(ws_protocol.WebSocketProtocol, "bounds_buffers", False):
+        return
+    application_send = ws_protocol.WebSocketProtocol.serverSend
+
+    def serverSend(self, content, binary=False):
+        if getattr(self, "too_slow", False):
+            return
+        if buffered_bytes(self.transport) > settings.WS_MAX_BUFFERED_BYTES:
+            self.too_slow = True
+            self.closeHandshakeTimeout = settings.WS_SLOW_CLOSE_SECONDS  # then autobahn aborts
+            self.sendClose(code=CLOSE_TOO_SLOW)
+            return
+        application_send(self, content, binary)
+
+    ws_protocol.WebSocketProtocol.serverSend = serverSend
+    ws_protocol.WebSocketProtocol.bounds_buffers = True
+
+
+# --- Request bodies ----------------------------------------------------------------------------
+# daphne (Twisted) reads a whole request body, to a temporary file past 100 kB, before the
+# application sees the request: a 2 GB chunked POST to /v1/auth/login was written to disk before
+# any check. Here the body is refused with 413 as soon as Content-Length says it is over its route's
+# limit or a streamed body passes it, and an upload is refused with 401 before its body is read when
+# its bearer token is missing or invalid (revocation is checked later, by the view).
+
+UPLOAD_PATH = re.compile(rb"^/v1/media/upload/?(?:\?|$)")
+
+
+def body_limit(path):
+    """The most a request to `path` may carry: an upload's largest type limit plus its multipart
+    framing, REQUEST_MAX_BYTES for everything else (which Django enforces again)."""
+    if UPLOAD_PATH.match(path):
+        return max(settings.MEDIA_MAX_BYTES.values()) + MULTIPART_OVERHEAD
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+def _bearer_token_valid(request):
+    header = (request.requestHeaders.getRawHeaders(b"authorization") or [b""])[0].decode("latin-1")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw:
+        return False
+    try:
+        AccessToken(raw.strip())
+    except TokenError:
+        return False
+    return True
+
+
+def _refuse(request, code, details):
+    """Answers with the error envelope and closes the connection, the body left unread."""
+    request.refused = True
+    body = orjson.dumps(envelope(code, details))
+    head = (
+        f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    )
+    if code == 401:
+        head += 'WWW-Authenticate: Bearer realm="api"\r\n'
+    request.channel.transport.write(head.encode() + b"\r\n" + body)
+    request.channel.transport.loseConnection()
+
+
+def bound_request_bodies():
+    """Refuses oversized or unauthenticated bodies while daphne reads them; nothing to do when
+    another server runs the application."""
+    http_protocol = sys.modules.get("daphne.http_protocol")
+    if http_protocol is None or getattr(http_protocol.WebRequest, "bounds_bodies", False):
+        return
+    web_request = http_protocol.WebRequest
+    got_length, handle_chunk, request_received = (
+        web_request.gotLength,
+        web_request.handleContentChunk,
+        web_request.requestReceived,
+    )
+
+    def gotLength(self, length):
+        path = self.channel._path or b""
+        self.body_limit, self.body_received = body_limit(path), 0
+        if length is not None and length > self.body_limit:
+            _refuse(self, 413, f"The request body is larger than {self.body_limit} bytes")
+        elif UPLOAD_PATH.match(path) and not _bearer_token_valid(self):
+            _refuse(self, 401, "Authentication credentials were not provided or are invalid")
+        else:
+            got_length(self, length)
+
+    def handleContentChunk(self, data):
+        if getattr(self, "refused", False):
+            return
+        self.body_received += len(data)
+        if self.body_received > self.body_limit:
+            _refuse(self, 413, f"The request body is larger than {self.body_limit} bytes")
+            return
+        handle_chunk(self, data)
+
+    def requestReceived(self, command, path, version):
+        if not getattr(self, "refused", False):  # a refused request never reaches the application
+            request_received(self, command, path, version)
+
+    web_request.gotLength = gotLength
+    web_request.handleContentChunk = handleContentChunk
+    web_request.requestReceived = requestReceived
+    web_request.bounds_bodies = True
