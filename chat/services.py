@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.selectors import visible_users
-from chat import selectors
+from chat import search, selectors
 from chat.models import Conversation, Membership, Message
 from chat.serializers import message_data, message_status_data
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
@@ -139,6 +139,7 @@ def message_send(*, sender, conversation_id, content, type=Message.Type.TEXT, te
     if created:
         if media is not None and not media_mark_attached(media):  # a moderator removed it just now
             raise ValidationError({"content": ["That upload no longer exists."]})
+        search.message_index_update(message)
         events.record(new_message_event(message))
     return message, created
 
@@ -223,6 +224,7 @@ def message_remove(*, message):
     message.media = None
     message.updated_at = timezone.now()
     message.save(update_fields=["status", "content", "caption", "media", "updated_at"])
+    search.message_index_remove(message)
     if upload_id is not None:
         # What a moderator removes is not kept anywhere (after the conversation lock: the order
         # sends take them in).

@@ -1,0 +1,153 @@
+"""Message search (contract 20): the index and its one query.
+
+The index, table chat_message_search (migration 0005), holds the tokens of imserver.textsearch
+for each searchable message: a `tsvector` under a GIN index on PostgreSQL, an FTS5 table on
+SQLite (rowid = message id). Every write that changes what a message says calls
+message_index_update or message_index_remove in its own transaction, so the index is never
+behind what the database says (docs/search.md).
+"""
+
+from collections.abc import Iterator
+
+from django.db import connection, transaction
+
+from chat.models import Message
+from chat.selectors import attach_senders_and_media
+from imserver import textsearch
+
+
+def _is_postgres():
+    return connection.vendor == "postgresql"
+
+
+def searchable_text(message: Message) -> str:
+    """What a message is found by: a text's content, a media message's caption; nothing for a
+    removed message or a call record."""
+    if message.status == Message.Status.REMOVED or message.type == Message.Type.CALL:
+        return ""
+    return message.content if message.type == Message.Type.TEXT else (message.caption or "")
+
+
+def _document(message):
+    tokens = textsearch.document_tokens(searchable_text(message))
+    if not tokens:
+        return None
+    return textsearch.tsvector_literal(tokens) if _is_postgres() else textsearch.fts5_document(tokens)
+
+
+_UPSERT_POSTGRES = """
+INSERT INTO chat_message_search (message_id, document) VALUES (%s, %s::tsvector)
+ON CONFLICT (message_id) DO UPDATE SET document = EXCLUDED.document
+"""
+_DELETE_POSTGRES = "DELETE FROM chat_message_search WHERE message_id = %s"
+_INSERT_SQLITE = "INSERT INTO chat_message_search (rowid, document) VALUES (%s, %s)"
+_DELETE_SQLITE = "DELETE FROM chat_message_search WHERE rowid = %s"
+
+
+def message_index_update(message: Message) -> None:
+    """Indexes a message as it now is (send, edit), or takes it out when nothing of it is
+    searchable any more (removed, recalled). Call it inside the transaction of the change."""
+    _index_write([message])
+
+
+def message_index_remove(message: Message) -> None:
+    """Takes a message out of the index (removal, recall): it is never found again."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DELETE_POSTGRES if _is_postgres() else _DELETE_SQLITE, [message.pk])
+
+
+def _index_write(messages):
+    rows = [(message, _document(message)) for message in messages]
+    with connection.cursor() as cursor:
+        if _is_postgres():
+            gone = [(message.pk,) for message, document in rows if document is None]
+            kept = [(message.pk, document) for message, document in rows if document]
+            if gone:
+                cursor.executemany(_DELETE_POSTGRES, gone)
+            if kept:
+                cursor.executemany(_UPSERT_POSTGRES, kept)
+        else:  # FTS5 has no upsert: out, then in again
+            cursor.executemany(_DELETE_SQLITE, [(message.pk,) for message, _ in rows])
+            kept = [(message.pk, document) for message, document in rows if document]
+            if kept:
+                cursor.executemany(_INSERT_SQLITE, kept)
+
+
+def message_index_rebuild(*, batch_size: int = 5000) -> Iterator[tuple[int, int]]:
+    """(Re)indexes every message, oldest first, a transaction per batch; yields (messages done,
+    last message id) after each batch. Safe to run while the server runs and to run again."""
+    done, last_id = 0, 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Message.objects.filter(pk__gt=last_id)
+                .order_by("pk")
+                .only("type", "content", "caption", "status")[:batch_size]
+            )
+            if not batch:
+                return
+            _index_write(batch)
+        done += len(batch)
+        last_id = batch[-1].pk
+        yield done, last_id
+
+
+# --- The query ----------------------------------------------------------------------------------
+
+# Which of the caller's messages search may show: not removed. Hidden messages (contract 15,
+# delete for me and clear) are excluded here too, once they exist: this is their one place.
+VISIBLE_TO_CALLER = "m.status <> 'removed'"
+
+_SEARCH = """
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
+       m.call, m.status, m.created_at, m.updated_at, u.username AS sender_username, u.nickname AS sender_nickname,
+       COUNT(*) OVER () AS total
+FROM chat_message_search s
+JOIN chat_message m ON m.id = s.{message_key}
+JOIN accounts_user u ON u.id = m.sender_id
+WHERE {match}
+  AND m.conversation_id IN (SELECT conversation_id FROM chat_membership WHERE user_id = %(user)s)
+  AND {visible} {filters}
+ORDER BY m.id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+def messages_search(
+    *, user, query: str, conversation_id: int | None = None, sender_id: int | None = None, limit: int, offset: int
+) -> tuple[int, list[Message]]:
+    """(total, page) of the caller's messages that match query, newest first: only their
+    conversations, only what VISIBLE_TO_CALLER lets through. One query (two past the last page),
+    and one for the page's uploads if it has any."""
+    tokens = textsearch.query_tokens(query)
+    if not tokens:
+        return 0, []
+    if _is_postgres():
+        match, message_key = "s.document @@ %(query)s::tsquery", "message_id"
+        query_text = textsearch.tsquery_literal(tokens)
+    else:
+        match, message_key = "chat_message_search MATCH %(query)s", "rowid"
+        query_text = textsearch.fts5_query(tokens)
+    filters = ""
+    if conversation_id is not None:
+        filters += " AND m.conversation_id = %(conversation)s"
+    if sender_id is not None:
+        filters += " AND m.sender_id = %(sender)s"
+    params = {
+        "query": query_text,
+        "user": user.pk,
+        "conversation": conversation_id,
+        "sender": sender_id,
+        "limit": limit,
+        "offset": offset,
+    }
+    sql = _SEARCH.format(message_key=message_key, match=match, visible=VISIBLE_TO_CALLER, filters=filters)
+    page = list(Message.objects.raw(sql, params))
+    if page:
+        attach_senders_and_media(page)
+        return page[0].total, page
+    if not offset:
+        return 0, []
+    # Past the last page: the total from the first one.
+    first = list(Message.objects.raw(sql, {**params, "offset": 0, "limit": 1}))
+    return (first[0].total if first else 0), []
