@@ -36,7 +36,7 @@ def _document(message):
 
 
 _UPSERT_POSTGRES = """
-INSERT INTO chat_message_search (message_id, document) VALUES (%s, %s::tsvector)
+INSERT INTO chat_message_search (message_id, conversation_id, document) VALUES (%s, %s, %s::tsvector)
 ON CONFLICT (message_id) DO UPDATE SET document = EXCLUDED.document
 """
 _DELETE_POSTGRES = "DELETE FROM chat_message_search WHERE message_id = %s"
@@ -61,7 +61,7 @@ def _index_write(messages):
     with connection.cursor() as cursor:
         if _is_postgres():
             gone = [(message.pk,) for message, document in rows if document is None]
-            kept = [(message.pk, document) for message, document in rows if document]
+            kept = [(message.pk, message.conversation_id, document) for message, document in rows if document]
             if gone:
                 cursor.executemany(_DELETE_POSTGRES, gone)
             if kept:
@@ -82,7 +82,7 @@ def message_index_rebuild(*, batch_size: int = 5000) -> Iterator[tuple[int, int]
             batch = list(
                 Message.objects.filter(pk__gt=last_id)
                 .order_by("pk")
-                .only("type", "content", "caption", "status")[:batch_size]
+                .only("conversation_id", "type", "content", "caption", "status")[:batch_size]
             )
             if not batch:
                 return
@@ -98,19 +98,33 @@ def message_index_rebuild(*, batch_size: int = 5000) -> Iterator[tuple[int, int]
 # delete for me and clear) are excluded here too, once they exist: this is their one place.
 VISIBLE_TO_CALLER = "m.status <> 'removed'"
 
+# The matches in the caller's conversations first, as their own step (MATERIALIZED): PostgreSQL
+# then chooses how to find them (the GIN index for rare words, the caller's conversations through
+# chat_message_search_conversation for frequent ones) instead of walking all messages newest first
+# to fill the page, which the total needs to finish anyway. Then the page, then only its rows.
 _SEARCH = """
+WITH hits AS MATERIALIZED ({hits})
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
        m.call, m.status, m.created_at, m.updated_at, u.username AS sender_username, u.nickname AS sender_nickname,
-       COUNT(*) OVER () AS total
-FROM chat_message_search s
-JOIN chat_message m ON m.id = s.{message_key}
+       page.total
+FROM (
+    SELECT m.id, COUNT(*) OVER () AS total
+    FROM hits JOIN chat_message m ON m.id = hits.id
+    WHERE m.conversation_id IN (SELECT conversation_id FROM chat_membership WHERE user_id = %(user)s)
+      AND {visible} {filters}
+    ORDER BY m.id DESC
+    LIMIT %(limit)s OFFSET %(offset)s
+) page
+JOIN chat_message m ON m.id = page.id
 JOIN accounts_user u ON u.id = m.sender_id
-WHERE {match}
-  AND m.conversation_id IN (SELECT conversation_id FROM chat_membership WHERE user_id = %(user)s)
-  AND {visible} {filters}
 ORDER BY m.id DESC
-LIMIT %(limit)s OFFSET %(offset)s
 """
+_HITS_POSTGRES = """
+    SELECT message_id AS id FROM chat_message_search
+    WHERE document @@ %(query)s::tsquery
+      AND conversation_id IN (SELECT conversation_id FROM chat_membership WHERE user_id = %(user)s)
+"""
+_HITS_SQLITE = "SELECT rowid AS id FROM chat_message_search WHERE chat_message_search MATCH %(query)s"
 
 
 def messages_search(
@@ -122,17 +136,15 @@ def messages_search(
     tokens = textsearch.query_tokens(query)
     if not tokens:
         return 0, []
-    if _is_postgres():
-        match, message_key = "s.document @@ %(query)s::tsquery", "message_id"
-        query_text = textsearch.tsquery_literal(tokens)
-    else:
-        match, message_key = "chat_message_search MATCH %(query)s", "rowid"
-        query_text = textsearch.fts5_query(tokens)
     filters = ""
     if conversation_id is not None:
         filters += " AND m.conversation_id = %(conversation)s"
     if sender_id is not None:
         filters += " AND m.sender_id = %(sender)s"
+    if _is_postgres():
+        hits, query_text = _HITS_POSTGRES, textsearch.tsquery_literal(tokens)
+    else:
+        hits, query_text = _HITS_SQLITE, textsearch.fts5_query(tokens)
     params = {
         "query": query_text,
         "user": user.pk,
@@ -141,7 +153,7 @@ def messages_search(
         "limit": limit,
         "offset": offset,
     }
-    sql = _SEARCH.format(message_key=message_key, match=match, visible=VISIBLE_TO_CALLER, filters=filters)
+    sql = _SEARCH.format(hits=hits, visible=VISIBLE_TO_CALLER, filters=filters)
     page = list(Message.objects.raw(sql, params))
     if page:
         attach_senders_and_media(page)
