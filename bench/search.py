@@ -12,6 +12,9 @@ Generates the data set itself into its own database (COPY, not the API) and keep
 
     .venv/bin/python bench/search.py
     .venv/bin/python bench/search.py --regenerate --messages 1000000 --conversations 10000
+
+Its database is SEARCH_BENCH_DATABASE_URL (default imserver_search_bench on 127.0.0.1), never
+DATABASE_URL; Redis is bench/common.py's.
 """
 
 import argparse
@@ -27,8 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imserver_search_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
+# Its own database, whatever DATABASE_URL says (run_all's points at the other tools' data): the
+# data set is truncated and made again here.
+os.environ["DATABASE_URL"] = os.environ.get(
+    "SEARCH_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imserver_search_bench"
+)
 
 from bench.common import create_database, django_setup, percentile, report
 
@@ -78,6 +84,7 @@ def generate(messages, conversations):
 
     from accounts.models import User
     from chat.models import Conversation, Membership
+    from chat.search import scoped_tokens
     from imserver.textsearch import document_tokens, tsvector_literal
 
     rng = random.Random(16)
@@ -135,13 +142,16 @@ def generate(messages, conversations):
         created = (first + step * n).isoformat()
         message_copy.write(f"{message_id}\t{conversation_id}\t{seqs[conversation_id]}\t{sender}\ttext\t{text}\t\t")
         message_copy.write(f"sent\t{created}\n")
-        search_copy.write(f"{message_id}\t{conversation_id}\t{tsvector_literal(document_tokens(text))}\n")
+        document = tsvector_literal(scoped_tokens(conversation_id, document_tokens(text)))
+        search_copy.write(f"{message_id}\t{conversation_id}\t{sender}\t{document}\n")
     print(f"  texts and tokens made: {time.monotonic() - started:.0f} s", flush=True)
     with raw.cursor() as cursor:
         columns = "id, conversation_id, seq, sender_id, type, content, caption, status, created_at"
         with cursor.copy(f"COPY chat_message ({columns}) FROM STDIN") as copy:
             copy.write(message_copy.getvalue())
-        with cursor.copy("COPY chat_message_search (message_id, conversation_id, document) FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY chat_message_search (message_id, conversation_id, sender_id, document) FROM STDIN"
+        ) as copy:
             copy.write(search_copy.getvalue())
         cursor.execute("SELECT setval(pg_get_serial_sequence('chat_message', 'id'), %s)", [next_id + messages])
         cursor.execute("SET maintenance_work_mem = '256MB'")
@@ -190,6 +200,7 @@ def latency_figures(label, search, user, repeats):
         times.sort()
         figures[f"{kind} p50 ms"] = statistics.median(times)
         figures[f"{kind} p95 ms"] = percentile(times, 0.95)
+    figures["load average (1 min)"] = os.getloadavg()[0]  # the machine is shared: figures scale with it
     report(f"search latency: {label}", figures, COMMAND)
     return figures
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from django.db import connection, transaction
 
-from chat.models import Message
+from chat.models import Membership, Message
 from chat.selectors import attach_senders_and_media
 from imserver import textsearch
 
@@ -28,19 +28,28 @@ def searchable_text(message: Message) -> str:
     return message.content if message.type == Message.Type.TEXT else (message.caption or "")
 
 
+def scoped_tokens(conversation_id: int, tokens: list[str]) -> list[str]:
+    """PostgreSQL stores each token under its conversation (`12:上海`), so that the GIN index
+    finds a word in the caller's conversations without going through its every occurrence in all
+    of them: a frequent word costs the caller's matches, not the database's (docs/search.md)."""
+    return [f"{conversation_id}:{token}" for token in tokens]
+
+
 def _document(message):
     tokens = textsearch.document_tokens(searchable_text(message))
     if not tokens:
         return None
-    return textsearch.tsvector_literal(tokens) if _is_postgres() else textsearch.fts5_document(tokens)
+    if _is_postgres():
+        return textsearch.tsvector_literal(scoped_tokens(message.conversation_id, tokens))
+    return textsearch.fts5_document(tokens)
 
 
 _UPSERT_POSTGRES = """
-INSERT INTO chat_message_search (message_id, conversation_id, document) VALUES (%s, %s, %s::tsvector)
+INSERT INTO chat_message_search (message_id, conversation_id, sender_id, document) VALUES (%s, %s, %s, %s::tsvector)
 ON CONFLICT (message_id) DO UPDATE SET document = EXCLUDED.document
 """
 _DELETE_POSTGRES = "DELETE FROM chat_message_search WHERE message_id = %s"
-_INSERT_SQLITE = "INSERT INTO chat_message_search (rowid, document) VALUES (%s, %s)"
+_INSERT_SQLITE = "INSERT INTO chat_message_search (rowid, conversation_id, sender_id, document) VALUES (%s, %s, %s, %s)"
 _DELETE_SQLITE = "DELETE FROM chat_message_search WHERE rowid = %s"
 
 
@@ -58,17 +67,16 @@ def message_index_remove(message: Message) -> None:
 
 def _index_write(messages):
     rows = [(message, _document(message)) for message in messages]
+    kept = [(m.pk, m.conversation_id, m.sender_id, document) for m, document in rows if document]
     with connection.cursor() as cursor:
         if _is_postgres():
             gone = [(message.pk,) for message, document in rows if document is None]
-            kept = [(message.pk, message.conversation_id, document) for message, document in rows if document]
             if gone:
                 cursor.executemany(_DELETE_POSTGRES, gone)
             if kept:
                 cursor.executemany(_UPSERT_POSTGRES, kept)
         else:  # FTS5 has no upsert: out, then in again
             cursor.executemany(_DELETE_SQLITE, [(message.pk,) for message, _ in rows])
-            kept = [(message.pk, document) for message, document in rows if document]
             if kept:
                 cursor.executemany(_INSERT_SQLITE, kept)
 
@@ -82,7 +90,7 @@ def message_index_rebuild(*, batch_size: int = 5000) -> Iterator[tuple[int, int]
             batch = list(
                 Message.objects.filter(pk__gt=last_id)
                 .order_by("pk")
-                .only("conversation_id", "type", "content", "caption", "status")[:batch_size]
+                .only("conversation_id", "sender_id", "type", "content", "caption", "status")[:batch_size]
             )
             if not batch:
                 return
@@ -94,57 +102,60 @@ def message_index_rebuild(*, batch_size: int = 5000) -> Iterator[tuple[int, int]
 
 # --- The query ----------------------------------------------------------------------------------
 
-# Which of the caller's messages search may show: not removed. Hidden messages (contract 15,
-# delete for me and clear) are excluded here too, once they exist: this is their one place.
-VISIBLE_TO_CALLER = "m.status <> 'removed'"
-
-# The matches in the caller's conversations first, as their own step (MATERIALIZED): PostgreSQL
-# then chooses how to find them (the GIN index for rare words, the caller's conversations through
-# chat_message_search_conversation for frequent ones) instead of walking all messages newest first
-# to fill the page, which the total needs to finish anyway. Then the page, then only its rows.
+# The page's ids and the total from the index alone (removed messages are never in it), then the
+# rows of the page. `mb` is the caller's membership of each match's conversation: only their
+# conversations, and the place where what they hid or cleared (contract 15) is left out.
 _SEARCH = """
-WITH hits AS MATERIALIZED ({hits})
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
        m.call, m.status, m.created_at, m.updated_at, u.username AS sender_username, u.nickname AS sender_nickname,
        page.total
 FROM (
-    SELECT m.id, COUNT(*) OVER () AS total
-    FROM hits JOIN chat_message m ON m.id = hits.id
-    WHERE m.conversation_id IN (SELECT conversation_id FROM chat_membership WHERE user_id = %(user)s)
-      AND {visible} {filters}
-    ORDER BY m.id DESC
+    SELECT s.{key} AS id, COUNT(*) OVER () AS total
+    FROM chat_message_search s
+    JOIN chat_membership mb ON mb.conversation_id = s.conversation_id AND mb.user_id = %(user)s
+    WHERE {match} {filters}
+    ORDER BY s.{key} DESC
     LIMIT %(limit)s OFFSET %(offset)s
 ) page
 JOIN chat_message m ON m.id = page.id
 JOIN accounts_user u ON u.id = m.sender_id
+WHERE m.status <> 'removed'
 ORDER BY m.id DESC
 """
-_HITS_POSTGRES = """
-    SELECT message_id AS id FROM chat_message_search
-    WHERE document @@ %(query)s::tsquery
-      AND conversation_id IN (SELECT conversation_id FROM chat_membership WHERE user_id = %(user)s)
-"""
-_HITS_SQLITE = "SELECT rowid AS id FROM chat_message_search WHERE chat_message_search MATCH %(query)s"
+
+
+def _postgres_query(tokens, conversation_ids):
+    """The phrase in each of the caller's conversations: a disjunction the GIN index answers from
+    the short lists of those conversations' tokens."""
+    return " | ".join(f"( {textsearch.tsquery_literal(scoped_tokens(c, tokens))} )" for c in conversation_ids)
 
 
 def messages_search(
     *, user, query: str, conversation_id: int | None = None, sender_id: int | None = None, limit: int, offset: int
 ) -> tuple[int, list[Message]]:
-    """(total, page) of the caller's messages that match query, newest first: only their
-    conversations, only what VISIBLE_TO_CALLER lets through. One query (two past the last page),
-    and one for the page's uploads if it has any."""
+    """(total, page) of the caller's messages that match query, newest first, only from their
+    conversations. One query for the page and its total (on PostgreSQL one more for the caller's
+    conversations; one more past the last page), and one for the page's uploads if it has any."""
     tokens = textsearch.query_tokens(query)
     if not tokens:
         return 0, []
     filters = ""
     if conversation_id is not None:
-        filters += " AND m.conversation_id = %(conversation)s"
+        filters += " AND s.conversation_id = %(conversation)s"
     if sender_id is not None:
-        filters += " AND m.sender_id = %(sender)s"
+        filters += " AND s.sender_id = %(sender)s"
     if _is_postgres():
-        hits, query_text = _HITS_POSTGRES, textsearch.tsquery_literal(tokens)
+        if conversation_id is not None:
+            conversation_ids = [conversation_id]
+        else:
+            conversation_ids = list(Membership.objects.filter(user=user).values_list("conversation_id", flat=True))
+        if not conversation_ids:
+            return 0, []
+        match, key = "s.document @@ %(query)s::tsquery", "message_id"
+        query_text = _postgres_query(tokens, conversation_ids)
     else:
-        hits, query_text = _HITS_SQLITE, textsearch.fts5_query(tokens)
+        match, key = "chat_message_search MATCH %(query)s", "rowid"
+        query_text = textsearch.fts5_query(tokens)
     params = {
         "query": query_text,
         "user": user.pk,
@@ -153,7 +164,7 @@ def messages_search(
         "limit": limit,
         "offset": offset,
     }
-    sql = _SEARCH.format(hits=hits, visible=VISIBLE_TO_CALLER, filters=filters)
+    sql = _SEARCH.format(key=key, match=match, filters=filters)
     page = list(Message.objects.raw(sql, params))
     if page:
         attach_senders_and_media(page)

@@ -216,7 +216,8 @@ class TestParams:
         for i in range(rows):
             peer = make_user(f"q{i:02d}")
             send(peer, private_chat(user, peer), f"needle {i}")
-        # auth, the page with its total and senders, the read pointers of its conversations
-        with django_assert_max_num_queries(3):
+        # auth, (PostgreSQL: the caller's conversations), the page with its total and senders,
+        # the read pointers of its conversations
+        with django_assert_max_num_queries(4):
             body = user_api.get("/v1/messages/search", {"q": "needle", "limit": 100}).json()
         assert body["total"] == rows == len(body["messages"])
