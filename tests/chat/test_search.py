@@ -216,8 +216,9 @@ class TestParams:
         for i in range(rows):
             peer = make_user(f"q{i:02d}")
             send(peer, private_chat(user, peer), f"needle {i}")
-        # auth, (PostgreSQL: the caller's conversations), the page with its total and senders,
-        # the read pointers of its conversations
-        with django_assert_max_num_queries(4):
+        # auth, (PostgreSQL: the caller's conversations, the plan's settings in a savepoint of
+        # their own: three more), the page with its total and senders, the read pointers of its
+        # conversations
+        with django_assert_max_num_queries(7):
             body = user_api.get("/v1/messages/search", {"q": "needle", "limit": 100}).json()
         assert body["total"] == rows == len(body["messages"])
