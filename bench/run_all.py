@@ -6,7 +6,8 @@ bench/results/run_all-<tool>-<deployment>.log.
 
     make bench                                   # this, with the venv made like make test's
     .venv/bin/python bench/run_all.py --deployments daphne,production
-    .venv/bin/python bench/run_all.py --full     # issue 7's sizes: 10k idle sockets, 10 s runs, 60 s soak
+    .venv/bin/python bench/run_all.py --full     # issue 7's sizes: 10k idle sockets, 10 s runs, 60 s soak,
+                                                 # and message search over 1M messages (bench/search.py)
 
 PostgreSQL and Redis are those of bench/harness.py (DATABASE_URL and REDIS_URL override them); the
 bench database is created if missing.
@@ -58,7 +59,7 @@ def tools(deployment, size):
     ]
 
 
-def run_tool(key, deployment, arguments):
+def run_tool(key, deployment, arguments, timeout=TOOL_TIMEOUT):
     """Runs one tool; -> (records it reported, a note when it failed)."""
     results = RESULTS / "results.jsonl"
     offset = results.stat().st_size if results.exists() else 0
@@ -72,12 +73,12 @@ def run_tool(key, deployment, arguments):
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                timeout=TOOL_TIMEOUT,
+                timeout=timeout,
                 env=environment(),
             ).returncode
             note = None if code in (0, 1) else f"exited with {code}, see {log.relative_to(ROOT)}"
         except subprocess.TimeoutExpired:
-            note = f"timed out after {TOOL_TIMEOUT} s, see {log.relative_to(ROOT)}"
+            note = f"timed out after {timeout} s, see {log.relative_to(ROOT)}"
     records = []
     if results.exists():
         with open(results) as lines:
@@ -267,6 +268,38 @@ def fanout_rows(records, note):
     return rows
 
 
+SEARCH_TIMEOUT = 1800  # seconds: the first run generates its 1,000,000 messages
+
+
+def search_rows(records, note):
+    """Issue 16's two targets, from bench/search.py."""
+    latency = find(records, "search latency: chat.search")
+    sends = find(records, "sends with and without the search index")
+    if latency is None or sends is None:
+        return [("message search, 1M messages", "p95 <= 100 ms", "-", note or "no figures", False, "-")]
+    p95 = {key.removesuffix(" p95 ms"): value for key, value in latency["figures"].items() if key.endswith("p95 ms")}
+    slowdown = sends["figures"]["slowdown %"]
+    return [
+        (
+            "message search, 1M messages, user in 200 conversations",
+            "p95 <= 100 ms: 1-, 2-, 4-char Chinese, an English word",
+            "-",
+            ", ".join(f"{kind} {value:.0f} ms" for kind, value in p95.items()),
+            max(p95.values()) <= 100,
+            latency["command"],
+        ),
+        (
+            "sends with the search index written",
+            "within 10% of without",
+            "-",
+            f"{sends['figures']['sends/s with index']:.0f} vs {sends['figures']['sends/s without index']:.0f} "
+            f"sends/s ({slowdown:+.1f}% slower)",
+            slowdown <= 10,
+            sends["command"],
+        ),
+    ]
+
+
 def markdown(rows, header):
     lines = [
         *header,
@@ -300,6 +333,9 @@ def main(argv=None):
             ["fanout_layers.py", "--rates", SIZES[size]["rates"], "--seconds", "2" if size == "short" else "3"],
         )
         rows.extend(fanout_rows(records, note))
+    if size == "full":
+        records, note = run_tool("search", "-", ["search.py"], timeout=SEARCH_TIMEOUT)
+        rows.extend(search_rows(records, note))
     for deployment in args.deployments.split(","):
         outcomes = {}
         for key, arguments in tools(deployment, size):

@@ -151,6 +151,13 @@ def message_page(
     rows = rows[:limit]
     if after is not None:
         rows.reverse()
+    attach_senders_and_media(rows)
+    return rows, has_more
+
+
+def attach_senders_and_media(rows):
+    """Gives each message of a page from plain SQL (with sender_username, sender_nickname) its
+    sender and upload: each sender made once, the uploads in one query."""
     senders = {}
     for message in rows:
         sender = senders.get(message.sender_id)
@@ -165,7 +172,6 @@ def message_page(
         for message in rows:
             if message.media_id is not None:
                 message.media = uploads[message.media_id]
-    return rows, has_more
 
 
 def _two_lowest_read_pointers(conversation_id):
@@ -202,6 +208,23 @@ def member_read_horizon(*, user: User, conversation_id: int) -> Callable[[int, i
     if not rows or not rows[0][0]:
         raise NotFound("Conversation not found")
     return _is_read([(user_id, seq) for _, user_id, seq in rows])
+
+
+def read_horizons(conversation_ids):
+    """read_horizon for many conversations in one query: {conversation_id: is_read}."""
+    lowest = {conversation_id: [] for conversation_id in conversation_ids}
+    if lowest:
+        rank = Window(RowNumber(), partition_by=[F("conversation_id")], order_by=[F("last_read_seq"), F("user_id")])
+        rows = (
+            Membership.objects.filter(conversation_id__in=lowest)
+            .annotate(rank=rank)
+            .filter(rank__lte=2)
+            .order_by("conversation_id", "rank")
+            .values_list("conversation_id", "user_id", "last_read_seq")
+        )
+        for conversation_id, user_id, seq in rows:
+            lowest[conversation_id].append((user_id, seq))
+    return {conversation_id: _is_read(pointers) for conversation_id, pointers in lowest.items()}
 
 
 def _is_read(lowest):

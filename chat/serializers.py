@@ -80,6 +80,12 @@ class MessageHistoryParams(serializers.Serializer):
     after = serializers.CharField(required=False, max_length=32)
 
 
+class MessageSearchParams(serializers.Serializer):
+    q = serializers.CharField(max_length=100)
+    conversation_id = serializers.CharField(required=False, max_length=32)
+    sender_id = serializers.CharField(required=False, max_length=32)
+
+
 class MarkReadIn(serializers.Serializer):
     message_id = serializers.CharField(max_length=32)
 
@@ -119,6 +125,12 @@ def message_status_data(*, message_id, conversation_id, status, updated_at):
 def messages_data(messages, is_read):
     """A page of messages with their read status (is_read from chat.selectors.read_horizon)."""
     return [message_data(m, "read" if is_read(m.seq, m.sender_id) else "sent") for m in messages]
+
+
+def messages_across_conversations_data(messages, horizons):
+    """Messages of several conversations (search results) with their read status (horizons from
+    chat.selectors.read_horizons)."""
+    return [message_data(m, "read" if horizons[m.conversation_id](m.seq, m.sender_id) else "sent") for m in messages]
 
 
 def last_message_data(message):
@@ -239,6 +251,11 @@ class MessagePageOut(serializers.Serializer):
     conversation_id = serializers.CharField()
     messages = MessageOut(many=True)
     has_more = serializers.BooleanField()
+
+
+class MessageSearchOut(serializers.Serializer):
+    total = serializers.IntegerField(min_value=0)
+    messages = MessageOut(many=True)
 
 
 class MarkReadOut(serializers.Serializer):

@@ -6,7 +6,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 
 from accounts.models import User
 from accounts.selectors import visible_users
-from chat import selectors
+from chat import search, selectors
 from chat.models import Conversation, Membership, Message
 from chat.serializers import conversation_settings_data, message_data, message_status_data
 from contacts.selectors import message_refusal, sends_read_receipts
@@ -168,6 +168,7 @@ def message_send(
     if created:
         if media is not None and not media_mark_attached(media):  # a moderator removed it just now
             raise ValidationError({"content": ["That upload no longer exists."]})
+        search.message_index_update(message)
         events.record(new_message_event(message))
     return message, created
 
@@ -259,6 +260,7 @@ def message_remove(*, message: Message) -> bool:
     message.media = None
     message.updated_at = timezone.now()
     message.save(update_fields=["status", "content", "caption", "media", "updated_at"])
+    search.message_index_remove(message)
     if upload_id is not None:
         # What a moderator removes is not kept anywhere (after the conversation lock: the order
         # sends take them in).

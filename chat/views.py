@@ -1,10 +1,10 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from chat import selectors, services
+from chat import search, selectors, services
 from chat.models import Conversation
 from chat.serializers import (
     ConversationCreateIn,
@@ -16,10 +16,13 @@ from chat.serializers import (
     MarkReadOut,
     MessageHistoryParams,
     MessagePageOut,
+    MessageSearchOut,
+    MessageSearchParams,
     MessageSendIn,
     SentMessageOut,
     conversation_data,
     message_data,
+    messages_across_conversations_data,
     messages_data,
 )
 from groups.services import group_create
@@ -177,3 +180,45 @@ class ConversationViewSet(viewsets.ViewSet):
                 "unread_count": item.unread_count,
             }
         )
+
+
+class MessageSearchViewSet(viewsets.ViewSet):
+    """Search in the caller's messages (contract 20)."""
+
+    throttle_scope = "search"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="1-100 characters."),
+            OpenApiParameter("conversation_id", str, description="Only this conversation (one of the caller's)."),
+            OpenApiParameter("sender_id", str, description="Only messages from this user."),
+            OpenApiParameter("limit", int, description="Default 20, at most 100."),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: MessageSearchOut},
+    )
+    @action(detail=False, methods=["get"])
+    def search(self, request):
+        params = validated(MessageSearchParams, request.query_params)
+        limit, offset = page_params(request, default_limit=20)
+        conversation_id = None
+        if "conversation_id" in params:
+            conversation_id = parse_id("c", params["conversation_id"])
+            if conversation_id is None:
+                raise NotFound("Conversation not found")
+            selectors.membership_for(user=request.user, conversation_id=conversation_id)
+        sender_id = None
+        if "sender_id" in params:
+            sender_id = parse_id("", params["sender_id"])
+            if sender_id is None:
+                raise ValidationError({"sender_id": ["Must be a user id."]})
+        total, messages = search.messages_search(
+            user=request.user,
+            query=params["q"],
+            conversation_id=conversation_id,
+            sender_id=sender_id,
+            limit=limit,
+            offset=offset,
+        )
+        horizons = selectors.read_horizons({message.conversation_id for message in messages})
+        return Response({"total": total, "messages": messages_across_conversations_data(messages, horizons)})

@@ -78,6 +78,9 @@ MATRIX = {
     ("conversations/{conversation_id}/settings", "PATCH"): Row(
         "/v1/conversations/{conversation}/settings", {"pinned": True}, stranger=404, member=200
     ),
+    ("messages/search", "GET"): Row(
+        "/v1/messages/search?q=hi&conversation_id={conversation}", stranger=404, member=200
+    ),
     ("groups/{group_id}", "GET"): Row("/v1/groups/{group}", stranger=404, member=200),
     ("groups/{group_id}", "PATCH"): Row(
         "/v1/groups/{group}", {"announcement": "x"}, stranger=404, member=403, admin=200, owner=200

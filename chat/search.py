@@ -1,0 +1,200 @@
+"""Message search (contract 20): the index and its one query.
+
+The index, table chat_message_search (migration 0005), holds the tokens of imserver.textsearch
+for each searchable message: a `tsvector` under a GIN index on PostgreSQL, an FTS5 table on
+SQLite (rowid = message id). Every write that changes what a message says calls
+message_index_update or message_index_remove in its own transaction, so the index is never
+behind what the database says (docs/search.md).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection, transaction
+
+from chat.models import Membership, Message
+from chat.selectors import attach_senders_and_media
+from imserver import textsearch
+
+
+def _is_postgres():
+    return connection.vendor == "postgresql"
+
+
+def searchable_text(message: Message) -> str:
+    """What a message is found by: a text's content, a media message's caption; nothing for a
+    removed message or a call record."""
+    if message.status == Message.Status.REMOVED or message.type == Message.Type.CALL:
+        return ""
+    return message.content if message.type == Message.Type.TEXT else (message.caption or "")
+
+
+def scoped_tokens(conversation_id: int, tokens: list[str]) -> list[str]:
+    """PostgreSQL stores each token under its conversation (`12:上海`), so that the GIN index
+    finds a word in the caller's conversations without going through its every occurrence in all
+    of them: a frequent word costs the caller's matches, not the database's (docs/search.md)."""
+    return [f"{conversation_id}:{token}" for token in tokens]
+
+
+def _document(message):
+    tokens = textsearch.document_tokens(searchable_text(message))
+    if not tokens:
+        return None
+    if _is_postgres():
+        return textsearch.tsvector_literal(scoped_tokens(message.conversation_id, tokens))
+    return textsearch.fts5_document(tokens)
+
+
+_UPSERT_POSTGRES = """
+INSERT INTO chat_message_search (message_id, conversation_id, sender_id, document) VALUES (%s, %s, %s, %s::tsvector)
+ON CONFLICT (message_id) DO UPDATE SET document = EXCLUDED.document
+"""
+_DELETE_POSTGRES = "DELETE FROM chat_message_search WHERE message_id = %s"
+_INSERT_SQLITE = "INSERT INTO chat_message_search (rowid, conversation_id, sender_id, document) VALUES (%s, %s, %s, %s)"
+_DELETE_SQLITE = "DELETE FROM chat_message_search WHERE rowid = %s"
+
+
+def message_index_update(message: Message) -> None:
+    """Indexes a message as it now is (send, edit), or takes it out when nothing of it is
+    searchable any more (removed, recalled). Call it inside the transaction of the change."""
+    _index_write([message])
+
+
+def message_index_remove(message: Message) -> None:
+    """Takes a message out of the index (removal, recall): it is never found again."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DELETE_POSTGRES if _is_postgres() else _DELETE_SQLITE, [message.pk])
+
+
+def _index_write(messages):
+    rows = [(message, _document(message)) for message in messages]
+    kept = [(m.pk, m.conversation_id, m.sender_id, document) for m, document in rows if document]
+    with connection.cursor() as cursor:
+        if _is_postgres():
+            gone = [(message.pk,) for message, document in rows if document is None]
+            if gone:
+                cursor.executemany(_DELETE_POSTGRES, gone)
+            if kept:
+                cursor.executemany(_UPSERT_POSTGRES, kept)
+        else:  # FTS5 has no upsert: out, then in again
+            cursor.executemany(_DELETE_SQLITE, [(message.pk,) for message, _ in rows])
+            if kept:
+                cursor.executemany(_INSERT_SQLITE, kept)
+
+
+def message_index_rebuild(*, batch_size: int = 5000) -> Iterator[tuple[int, int]]:
+    """(Re)indexes every message, oldest first, a transaction per batch; yields (messages done,
+    last message id) after each batch. Safe to run while the server runs and to run again."""
+    done, last_id = 0, 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Message.objects.filter(pk__gt=last_id)
+                .order_by("pk")
+                .only("conversation_id", "sender_id", "type", "content", "caption", "status")[:batch_size]
+            )
+            if not batch:
+                return
+            _index_write(batch)
+        done += len(batch)
+        last_id = batch[-1].pk
+        yield done, last_id
+
+
+# --- The query ----------------------------------------------------------------------------------
+
+# The page's ids and the total from the index alone (removed messages are never in it), then the
+# rows of the page. `mb` is the caller's membership of each match's conversation: only their
+# conversations, and the place where what they hid or cleared (contract 15) is left out.
+_SEARCH = """
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
+       m.call, m.status, m.created_at, m.updated_at, u.username AS sender_username, u.nickname AS sender_nickname,
+       page.total
+FROM (
+    SELECT s.{key} AS id, COUNT(*) OVER () AS total
+    FROM chat_message_search s
+    JOIN chat_membership mb ON mb.conversation_id = s.conversation_id AND mb.user_id = %(user)s
+    WHERE {match} {filters}
+    ORDER BY s.{key} DESC
+    LIMIT %(limit)s OFFSET %(offset)s
+) page
+JOIN chat_message m ON m.id = page.id
+JOIN accounts_user u ON u.id = m.sender_id
+WHERE m.status <> 'removed'
+ORDER BY m.id DESC
+"""
+
+
+def _postgres_query(tokens, conversation_ids):
+    """The phrase in each of the caller's conversations: a disjunction the GIN index answers from
+    the short lists of those conversations' tokens."""
+    return " | ".join(f"( {textsearch.tsquery_literal(scoped_tokens(c, tokens))} )" for c in conversation_ids)
+
+
+def messages_search(
+    *, user, query: str, conversation_id: int | None = None, sender_id: int | None = None, limit: int, offset: int
+) -> tuple[int, list[Message]]:
+    """(total, page) of the caller's messages that match query, newest first, only from their
+    conversations. One query for the page and its total (on PostgreSQL one more for the caller's
+    conversations; one more past the last page), and one for the page's uploads if it has any."""
+    tokens = textsearch.query_tokens(query)
+    if not tokens:
+        return 0, []
+    filters = ""
+    if conversation_id is not None:
+        filters += " AND s.conversation_id = %(conversation)s"
+    if sender_id is not None:
+        filters += " AND s.sender_id = %(sender)s"
+    if _is_postgres():
+        if conversation_id is not None:
+            conversation_ids = [conversation_id]
+        else:
+            conversation_ids = list(Membership.objects.filter(user=user).values_list("conversation_id", flat=True))
+        if not conversation_ids:
+            return 0, []
+        match, key = "s.document @@ %(query)s::tsquery", "message_id"
+        query_text = _postgres_query(tokens, conversation_ids)
+    else:
+        match, key = "chat_message_search MATCH %(query)s", "rowid"
+        query_text = textsearch.fts5_query(tokens)
+    params = {
+        "query": query_text,
+        "user": user.pk,
+        "conversation": conversation_id,
+        "sender": sender_id,
+        "limit": limit,
+        "offset": offset,
+    }
+    sql = _SEARCH.format(key=key, match=match, filters=filters)
+    with _through_the_search_index():
+        page = list(Message.objects.raw(sql, params))
+        if page:
+            attach_senders_and_media(page)
+            return page[0].total, page
+        if not offset:
+            return 0, []
+        # Past the last page: the total from the first one.
+        first = list(Message.objects.raw(sql, {**params, "offset": 0, "limit": 1}))
+    return (first[0].total if first else 0), []
+
+
+_BITMAP_SCANS_ONLY = """
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true),
+       set_config('max_parallel_workers_per_gather', '0', true)
+"""
+
+
+@contextmanager
+def _through_the_search_index():
+    """PostgreSQL guesses that a disjunction of a few hundred prefixes matches most rows (each
+    prefix is given a fixed share), and would then walk every message newest first to fill the
+    page, or scan them all: 20 s over a million messages where the GIN index takes milliseconds
+    (docs/search.md). For this one query, in its own transaction, only bitmap scans are allowed,
+    which leaves the GIN index as the way to the matches; and no parallel workers, which that guess
+    would start for a few thousand rows."""
+    if not _is_postgres():
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_BITMAP_SCANS_ONLY)
+        yield
