@@ -3,11 +3,11 @@
 import pytest
 from django.core.management import call_command
 
-from accounts.services import user_delete
 from chat import search
 from chat.models import Message
 from chat.services import message_remove
 from groups.services import group_member_leave
+from privacy.services import user_delete
 from tests.conftest import group_of, make_user, private_chat, send
 
 
