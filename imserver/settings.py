@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "calls",
     "realtime",
     "moderation",
+    "push",
 ]
 
 MIDDLEWARE = [
@@ -448,6 +449,22 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"https://{host}" for host in ALLOWED_HOSTS])
+
+# Push notifications (contract 12), each provider off until configured. The endpoints are
+# overridable so that tests talk to fake providers over the real protocols.
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE")  # a Google service-account JSON file
+FCM_PROJECT_ID = env("FCM_PROJECT_ID")  # default: the file's project_id
+FCM_ENDPOINT = env("FCM_ENDPOINT", "https://fcm.googleapis.com")
+APNS_KEY_FILE = env("APNS_KEY_FILE")  # the .p8 signing key
+APNS_KEY_ID = env("APNS_KEY_ID")
+APNS_TEAM_ID = env("APNS_TEAM_ID")
+APNS_TOPIC = env("APNS_TOPIC")  # the app's bundle id; VoIP pushes use <topic>.voip
+APNS_ENDPOINT = env("APNS_ENDPOINT")  # default by the registration's sandbox flag
+APNS_CA_FILE = env("APNS_CA_FILE")  # an extra CA to trust (a proxy, a test server)
+_apns_settings = [APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC]
+if any(_apns_settings) and not all(_apns_settings):
+    raise ImproperlyConfigured("APNs needs all of APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID and APNS_TOPIC")
+PUSH_TIMEOUT_SECONDS = env_int("PUSH_TIMEOUT_SECONDS", 10)
 
 LOGGING = {
     "version": 1,
