@@ -1,7 +1,7 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Q, Subquery, Value, Window
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from rest_framework.exceptions import NotFound, ValidationError
 
@@ -19,16 +19,46 @@ def membership_for(*, user, conversation_id):
     return membership
 
 
-def _list_rows(user):
-    unread = (
-        Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("last_read_seq"))
-        .exclude(sender=user)
-        .exclude(status=Message.Status.REMOVED)
-        .order_by()
-        .values("conversation")
-        .annotate(n=Count("pk"))
-        .values("n")
+def _unread_count(reader):
+    """The unread count of a membership row: messages from others after its read pointer."""
+    return Coalesce(
+        Subquery(
+            Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("last_read_seq"))
+            .exclude(sender=reader)
+            .exclude(status=Message.Status.REMOVED)
+            .order_by()
+            .values("conversation")
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
+        Value(0),
     )
+
+
+def unread_summaries(user_ids) -> dict[int, dict]:
+    """{user id: {badge, unread_conversations, unread_messages}} for these users, in one query.
+
+    The one definition of the badge (contract 12, 13): conversations with unread messages. Only
+    memberships behind the conversation's newest message are counted at all.
+    """
+    rows = (
+        Membership.objects.filter(user_id__in=user_ids, last_read_seq__lt=F("conversation__last_seq"))
+        .annotate(unread=_unread_count(OuterRef("user")))
+        .filter(unread__gt=0)
+        .values("user_id")
+        .annotate(conversations=Count("pk"), messages=Sum("unread"))
+    )
+    summaries = {user_id: {"badge": 0, "unread_conversations": 0, "unread_messages": 0} for user_id in user_ids}
+    for row in rows:
+        summaries[row["user_id"]] = {
+            "badge": row["conversations"],
+            "unread_conversations": row["conversations"],
+            "unread_messages": row["messages"],
+        }
+    return summaries
+
+
+def _list_rows(user):
     remark = Contact.objects.filter(owner=user, user=OuterRef("peer")).values("remark")[:1]
     return (
         Membership.objects.filter(user=user)
@@ -51,7 +81,7 @@ def _list_rows(user):
             "peer__nickname",
             "peer__avatar",
         )
-        .annotate(unread_count=Coalesce(Subquery(unread), Value(0)), remark=Subquery(remark))
+        .annotate(unread_count=_unread_count(user), remark=Subquery(remark))
     )
 
 

@@ -465,6 +465,9 @@ _apns_settings = [APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC]
 if any(_apns_settings) and not all(_apns_settings):
     raise ImproperlyConfigured("APNs needs all of APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID and APNS_TOPIC")
 PUSH_TIMEOUT_SECONDS = env_int("PUSH_TIMEOUT_SECONDS", 10)
+# On: server processes leave pushes to `manage.py push_worker` processes; off (the embedded
+# default): every server process sends them itself.
+PUSH_WORKER = env_bool("PUSH_WORKER", False)
 
 LOGGING = {
     "version": 1,
@@ -475,6 +478,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "httpx": {"level": "WARNING"},  # a line per push request otherwise
         # The ASGI servers' own handlers: their lines pass through the same token filter.
         "uvicorn": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},
         "uvicorn.error": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from realtime.models import EventPayload, EventStream, UserEvent
+from realtime.models import EventOutbox, EventPayload, EventStream, UserEvent
 
 
 def events_prune(*, older_than=None, batch=10_000):
@@ -26,6 +26,7 @@ def events_prune(*, older_than=None, batch=10_000):
             if not ids:
                 return user_events, payloads
             user_events += UserEvent.objects.filter(payload_id__in=ids)._raw_delete(UserEvent.objects.db)
+            EventOutbox.objects.filter(payload_id__in=ids)._raw_delete(EventOutbox.objects.db)
             payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
 
 

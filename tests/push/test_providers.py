@@ -1,5 +1,6 @@
 """The provider clients against fakes that speak FCM HTTP v1 and APNs HTTP/2 over TLS."""
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -59,7 +60,8 @@ async def test_fcm_sends_a_data_message_with_an_oauth2_token_from_the_service_ac
 
 
 async def test_fcm_call_push_expires_at_the_ring_deadline(fake_fcm):
-    assert (await send("fcm", CALL, Target(1, "fcm", "t"))).result is Result.SENT
+    ringing = dataclasses.replace(CALL, expires_at=datetime.now(UTC) + timedelta(seconds=45))
+    assert (await send("fcm", ringing, Target(1, "fcm", "t"))).result is Result.SENT
     ttl = fake_fcm.received[0]["android"]["ttl"]
     assert ttl.endswith("s") and 40 <= int(ttl[:-1]) <= 45
 
