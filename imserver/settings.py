@@ -450,6 +450,11 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"https://{host}" for host in ALLOWED_HOSTS])
 
+# Devices (contract 11): live sessions per user (a new login past it revokes the least recently
+# seen), and how young a session is that needs the password to sign out others.
+DEVICES_MAX_PER_USER = env_int("DEVICES_MAX_PER_USER", 50)
+SESSION_FRESH_HOURS = env_int("SESSION_FRESH_HOURS", 24)
+
 # Push notifications (contract 12), each provider off until configured. The endpoints are
 # overridable so that tests talk to fake providers over the real protocols.
 FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE")  # a Google service-account JSON file

@@ -2,13 +2,14 @@
 
 from django.conf import settings
 
+from accounts.devices import push_configured
 from push.apns import ApnsClient
 from push.fcm import FcmClient
 
 
 def enabled() -> dict[str, bool]:
     """Which providers the server has credentials for (`push_enabled`, capabilities)."""
-    return {"fcm": bool(settings.FCM_CREDENTIALS_FILE), "apns": bool(settings.APNS_KEY_FILE)}
+    return {provider: push_configured(provider) for provider in ("fcm", "apns")}
 
 
 def clients() -> dict[str, FcmClient | ApnsClient]:

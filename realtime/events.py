@@ -173,3 +173,9 @@ def publish_rollback_unsafe(user_ids, type, data):
 
 def disconnect_user_on_commit(user_id, code):
     transaction.on_commit(lambda: bus.publish([bus.close_message(int(user_id), code)]), robust=True)
+
+
+def disconnect_device_on_commit(user_id, device_id, code):
+    """Closes the sockets opened with one device's tokens, on whichever process they are."""
+    message = bus.close_message(int(user_id), code, device_id=int(device_id))
+    transaction.on_commit(lambda: bus.publish([message]), robust=True)
