@@ -36,7 +36,7 @@ def _unread_count(reader):
 
 
 def unread_summaries(user_ids) -> dict[int, dict]:
-    """{user id: {badge, unread_conversations, unread_messages}} for these users, in one query.
+    """{user id: {badge, unread_conversations, unread_messages, mentions}} for these users, in one query.
 
     The one definition of the badge (contract 12, 13): conversations with unread messages. Only
     memberships behind the conversation's newest message are counted at all.
@@ -48,14 +48,23 @@ def unread_summaries(user_ids) -> dict[int, dict]:
         .values("user_id")
         .annotate(conversations=Count("pk"), messages=Sum("unread"))
     )
-    summaries = {user_id: {"badge": 0, "unread_conversations": 0, "unread_messages": 0} for user_id in user_ids}
+    empty = {"badge": 0, "unread_conversations": 0, "unread_messages": 0, "mentions": 0}
+    summaries = {user_id: dict(empty) for user_id in user_ids}
     for row in rows:
-        summaries[row["user_id"]] = {
-            "badge": row["conversations"],
-            "unread_conversations": row["conversations"],
-            "unread_messages": row["messages"],
-        }
+        summaries[row["user_id"]].update(
+            badge=row["conversations"], unread_conversations=row["conversations"], unread_messages=row["messages"]
+        )
     return summaries
+
+
+def unread_count(membership) -> int:
+    """The unread count of one membership (messages from others after its read pointer)."""
+    return (
+        Message.objects.filter(conversation_id=membership.conversation_id, seq__gt=membership.last_read_seq)
+        .exclude(sender_id=membership.user_id)
+        .exclude(status=Message.Status.REMOVED)
+        .count()
+    )
 
 
 def _list_rows(user):

@@ -1,6 +1,8 @@
-from chat.views import ConversationViewSet
+from django.urls import re_path
+
+from chat.views import ConversationViewSet, UnreadView
 from imserver.routers import ApiRouter
 
 router = ApiRouter()
 router.register("conversations", ConversationViewSet, basename="conversations")
-urlpatterns = router.urls
+urlpatterns = [re_path(r"^user/me/unread/?$", UnreadView.as_view(), name="unread"), *router.urls]

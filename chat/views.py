@@ -3,6 +3,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from chat import selectors, services
 from chat.models import Conversation
@@ -17,6 +18,7 @@ from chat.serializers import (
     MessagePageOut,
     MessageSendIn,
     SentMessageOut,
+    UnreadOut,
     conversation_data,
     message_data,
     messages_data,
@@ -157,3 +159,11 @@ class ConversationViewSet(viewsets.ViewSet):
                 "unread_count": item.unread_count,
             }
         )
+
+
+class UnreadView(APIView):
+    """What the caller has not read, on every device (contract 13); `badge` is the push badge."""
+
+    @extend_schema(responses={200: UnreadOut})
+    def get(self, request):
+        return Response(selectors.unread_summaries([request.user.pk])[request.user.pk])

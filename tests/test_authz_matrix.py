@@ -101,6 +101,7 @@ MATRIX = {
     ("calls/{call_id}/reject", "POST"): Row("/v1/calls/{call}/reject", stranger=404, admin=404, member=200, owner=403),
     ("calls/{call_id}/end", "POST"): Row("/v1/calls/{call}/end", stranger=404, admin=404, member=200, owner=200),
     ("calls/ice-servers", "GET"): Row("/v1/calls/ice-servers", member=200),
+    ("user/me/unread", "GET"): Row("/v1/user/me/unread", member=200),
     ("devices", "GET"): Row("/v1/devices", member=200),
     # {device} is the owner's other session; the owner's client is a fresh session (password needed).
     ("devices/{device_id}", "DELETE"): Row("/v1/devices/{device}", {"password": PASSWORD}, member=404, owner=204),
