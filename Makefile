@@ -2,7 +2,7 @@
 #   make run   creates .venv if missing, installs, migrates, serves HTTP + WebSocket with daphne
 #   make test  the whole test suite (pytest-django) and ruff
 #   make bench a short run of the load tools in bench/ (PostgreSQL and Redis on 127.0.0.1, see
-#              bench/common.py); writes bench/results/latest.md. BENCH_ARGS=--full for issue 7's sizes
+#              bench/harness.py); writes bench/results/latest.md. BENCH_ARGS=--full for issue 7's sizes
 PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
