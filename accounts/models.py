@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 # Deleting an account renames it deleted-<id> (privacy.services.user_delete): no other account
 # may hold such a name, in any case, or that deletion would fail on the unique username.
@@ -90,3 +91,48 @@ class PasswordResetCode(models.Model):
     class Meta:
         # The confirm step looks up a user's newest live code.
         indexes = [models.Index(fields=["user", "-created_at"], name="accounts_reset_user_recent")]
+
+
+class Device(models.Model):
+    """One login session (one refresh-token family) and optionally one push target (contract 11, 12).
+
+    Revoking a device deletes its row: its tokens name it and stop working at their next use, and
+    its push registration goes with it.
+    """
+
+    class Platform(models.TextChoices):
+        IOS = "ios"
+        ANDROID = "android"
+        WEB = "web"
+        DESKTOP = "desktop"
+
+    class Provider(models.TextChoices):
+        FCM = "fcm"
+        APNS = "apns"
+
+    class CallPush(models.TextChoices):
+        VOIP = "voip"
+        ALERT = "alert"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
+    name = models.CharField(max_length=64, blank=True)
+    platform = models.CharField(max_length=8, choices=Platform.choices, blank=True)
+    app_version = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    push_provider = models.CharField(max_length=8, choices=Provider.choices, blank=True)
+    push_token = models.TextField(blank=True)
+    voip_token = models.TextField(blank=True)
+    # sha256 of the tokens: a token belongs to one device at a time (tokens are up to 4 KiB, too
+    # long for a unique index of their own).
+    push_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    voip_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    call_push = models.CharField(max_length=8, choices=CallPush.choices, default=CallPush.VOIP)
+    push_sandbox = models.BooleanField(default=False)
+
+    class Meta:
+        # A user's devices, most recently seen first (the list, the 50-device cap).
+        indexes = [models.Index(fields=["user", "-last_seen_at"], name="accounts_device_user_seen")]
+
+    def __str__(self):
+        return f"d{self.pk} of {self.user_id} ({self.platform or 'unknown'} {self.name})"

@@ -133,3 +133,64 @@ class UserMeOut(UserPublicOut):
 class UserSearchOut(serializers.Serializer):
     total = serializers.IntegerField()
     users = UserBriefOut(many=True)
+
+
+# --- Devices (contract 11, 12) --------------------------------------------------------------
+
+
+class DeviceIn(StrictSerializer):
+    name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    platform = serializers.ChoiceField(choices=["ios", "android", "web", "desktop"], required=False, default="")
+    app_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+
+
+class PasswordConfirmIn(StrictSerializer):
+    password = serializers.CharField(
+        max_length=128,
+        trim_whitespace=False,
+        required=False,
+        help_text="Required while the calling session is younger than SESSION_FRESH_HOURS (default 24).",
+    )
+
+
+class PushRegisterIn(StrictSerializer):
+    provider = serializers.ChoiceField(choices=["fcm", "apns"])
+    token = serializers.CharField(max_length=4096)
+    voip_token = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="")
+    call_push = serializers.ChoiceField(choices=["voip", "alert"], required=False, default="voip")
+    sandbox = serializers.BooleanField(required=False, default=False)
+
+
+def device_data(device, *, current_device_id, push_enabled):
+    return {
+        "device_id": f"d{device.pk}",
+        "name": device.name,
+        "platform": device.platform or None,
+        "app_version": device.app_version,
+        "created_at": device.created_at,
+        "last_seen_at": device.last_seen_at,
+        "current": device.pk == current_device_id,
+        "push_enabled": push_enabled,
+    }
+
+
+class DeviceOut(serializers.Serializer):
+    device_id = serializers.CharField()
+    name = serializers.CharField()
+    platform = serializers.ChoiceField(choices=["ios", "android", "web", "desktop"], allow_null=True)
+    app_version = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField(help_text="May lag by a few minutes.")
+    current = serializers.BooleanField(help_text="The device of the calling session.")
+    push_enabled = serializers.BooleanField()
+
+
+class DevicesOut(serializers.Serializer):
+    devices = DeviceOut(many=True)
+
+
+class PushRegistrationOut(serializers.Serializer):
+    device_id = serializers.CharField()
+    push_enabled = serializers.BooleanField(
+        help_text="False while the server has no credentials for the provider (the registration is kept)."
+    )

@@ -6,15 +6,24 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.utils import aware_utcnow
 
-from accounts.models import User
+from accounts.models import Device, User
 
 VERSION_CLAIM = "ver"
+DEVICE_CLAIM = "dev"  # the device (login session) a token pair belongs to; access tokens copy it
 
 
-def token_pair_for(user):
+def token_pair_for(user, device_id=None):
     refresh = RefreshToken.for_user(user)
     refresh[VERSION_CLAIM] = user.token_version
+    if device_id is not None:
+        refresh[DEVICE_CLAIM] = device_id
     return {"token": str(refresh.access_token), "refresh_token": str(refresh)}
+
+
+def token_device_id(token):
+    """The id of the device a validated token belongs to (None for tokens issued before devices)."""
+    value = token.get(DEVICE_CLAIM)
+    return value if isinstance(value, int) else None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -32,7 +41,11 @@ def verified_access_token(raw_token):
 
 
 # Every authenticated request runs this; plain SQL spares building the same ORM query each time.
-_USER_BY_ID = f"SELECT * FROM {User._meta.db_table} WHERE id = %s"
+# The device's row comes in the same statement: a revoked (deleted) device's tokens stop at once.
+_USER_BY_ID = (
+    f"SELECT u.*, d.id AS live_device_id FROM {User._meta.db_table} u "
+    f"LEFT JOIN {Device._meta.db_table} d ON d.id = %s AND d.user_id = u.id WHERE u.id = %s"
+)
 
 
 def user_for_token(token, *, lock=False):
@@ -42,12 +55,21 @@ def user_for_token(token, *, lock=False):
         user_id = int(token.get("user_id"))
     except (TypeError, ValueError):
         user_id = None
+    device_id = token_device_id(token)
     if user_id is None:
         user = None
     elif lock:
         user = User.objects.select_for_update().filter(pk=user_id).first()
+        if user is not None:
+            user.live_device_id = Device.objects.filter(pk=device_id, user=user).values_list("pk", flat=True).first()
     else:
-        user = next(iter(User.objects.raw(_USER_BY_ID, [user_id])), None)
-    if user is None or not user.is_active or user.is_banned or token.get(VERSION_CLAIM) != user.token_version:
+        user = next(iter(User.objects.raw(_USER_BY_ID, [device_id, user_id])), None)
+    if (
+        user is None
+        or not user.is_active
+        or user.is_banned
+        or token.get(VERSION_CLAIM) != user.token_version
+        or (device_id is not None and user.live_device_id is None)
+    ):
         raise AuthenticationFailed("Token has been revoked", code="token_revoked")
     return user

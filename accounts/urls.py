@@ -1,11 +1,12 @@
 from django.urls import re_path
 
-from accounts.views import AuthViewSet, MeViewSet, UserViewSet
+from accounts.views import AuthViewSet, DeviceViewSet, MeViewSet, UserViewSet
 from imserver.routers import ApiRouter
 
 router = ApiRouter()
 router.register("auth", AuthViewSet, basename="auth")
 router.register("users", UserViewSet, basename="users")
+router.register("devices", DeviceViewSet, basename="devices")
 
 urlpatterns = [
     re_path(

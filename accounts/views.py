@@ -5,16 +5,20 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from accounts import oauth, selectors, services
+from accounts import devices, oauth, selectors, services
 from accounts.serializers import (
     AccountDeleteIn,
     AuthOut,
+    DevicesOut,
     LoginIn,
     OAuthIn,
     PasswordChangeIn,
+    PasswordConfirmIn,
     PasswordResetConfirmIn,
     PasswordResetIn,
     ProfilePatchIn,
+    PushRegisterIn,
+    PushRegistrationOut,
     RefreshTokenIn,
     RegisterIn,
     TokenPairOut,
@@ -23,11 +27,12 @@ from accounts.serializers import (
     UserSearchOut,
     UserSearchParams,
     auth_data,
+    device_data,
     user_brief_data,
     user_me_data,
     user_public_data,
 )
-from accounts.tokens import token_pair_for
+from accounts.tokens import token_device_id, token_pair_for
 from contacts.selectors import users_search_for
 from imserver.api import page_params, validated
 from imserver.ratelimit import client_address
@@ -171,3 +176,47 @@ class UserViewSet(viewsets.ViewSet):
     @extend_schema(responses={200: UserPublicOut})
     def retrieve(self, request, user_id):
         return Response(user_public_data(selectors.user_visible(user_id=int(user_id))))
+
+
+class DeviceViewSet(viewsets.ViewSet):
+    """The caller's devices (login sessions) and the current device's push registration (contract 11, 12)."""
+
+    throttle_scope = "write"
+    lookup_url_kwarg = "device_id"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(responses={200: DevicesOut})
+    def list(self, request):
+        current = token_device_id(request.auth)
+        rows = [
+            device_data(device, current_device_id=current, push_enabled=devices.device_push_enabled(device))
+            for device in devices.device_list(user=request.user)
+        ]
+        return Response({"devices": rows})
+
+    @extend_schema(request=PasswordConfirmIn, responses={204: None})
+    def destroy(self, request, device_id):
+        data = validated(PasswordConfirmIn, request.data)
+        devices.device_revoke(
+            user=request.user, device_id=device_id, current_device_id=token_device_id(request.auth), **data
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=PasswordConfirmIn, responses={204: None})
+    @action(detail=False, methods=["post"], url_path="logout-others")
+    def logout_others(self, request):
+        data = validated(PasswordConfirmIn, request.data)
+        devices.devices_revoke_others(user=request.user, current_device_id=token_device_id(request.auth), **data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(methods=["put"], request=PushRegisterIn, responses={200: PushRegistrationOut})
+    @extend_schema(methods=["delete"], request=None, responses={204: None})
+    @action(detail=False, methods=["put", "delete"], url_path="current/push")
+    def push(self, request):
+        device_id = token_device_id(request.auth)
+        if request.method == "DELETE":
+            devices.device_push_unregister(user=request.user, device_id=device_id)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        data = validated(PushRegisterIn, request.data)
+        device = devices.device_push_register(user=request.user, device_id=device_id, **data)
+        return Response({"device_id": f"d{device.pk}", "push_enabled": devices.device_push_enabled(device)})

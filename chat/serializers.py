@@ -262,3 +262,22 @@ class MarkReadOut(serializers.Serializer):
     conversation_id = serializers.CharField()
     last_read_message_id = serializers.CharField()
     unread_count = serializers.IntegerField(min_value=0)
+
+
+class UnreadOut(serializers.Serializer):
+    badge = serializers.IntegerField(
+        help_text="Conversations with unread messages that are not muted (the push badge)."
+    )
+    unread_conversations = serializers.IntegerField(help_text="Conversations with unread messages.")
+    unread_messages = serializers.IntegerField(help_text="The sum of their unread_count.")
+    mentions = serializers.IntegerField(help_text="Unread messages that mention the caller.")
+
+
+class ConversationReadOut(serializers.Serializer):
+    """The `conversation_read` event (contract 13), sent to the reader's own connections."""
+
+    conversation_id = serializers.CharField()
+    last_read_message_id = serializers.CharField()
+    unread_count = serializers.IntegerField()
+    mention_count = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()

@@ -238,7 +238,23 @@ def _notify_read(membership, previous, seq):
         )
         receipts.append(events.Event([sender_id], "message_status", data))
     receipts.reverse()  # oldest first: ids follow the order messages were read in
-    events.record(*receipts)
+    events.record(*receipts, conversation_read_event(membership, now))
+
+
+def conversation_read_event(membership, updated_at):
+    """The reader's own devices learn the new read pointer (contract 13) and clear what they show."""
+    last_read = selectors.message_id_at(membership.conversation_id, membership.last_read_seq)
+    return events.Event(
+        [membership.user_id],
+        "conversation_read",
+        {
+            "conversation_id": format_id("c", membership.conversation_id),
+            "last_read_message_id": format_id("m", last_read),
+            "unread_count": selectors.unread_count(membership),
+            "mention_count": 0,  # mentions (contract 18) count here once messages carry them
+            "updated_at": updated_at,
+        },
+    )
 
 
 @transaction.atomic

@@ -1,7 +1,9 @@
-from chat.views import ConversationViewSet, MessageSearchViewSet
+from django.urls import re_path
+
+from chat.views import ConversationViewSet, MessageSearchViewSet, UnreadView
 from imserver.routers import ApiRouter
 
 router = ApiRouter()
 router.register("conversations", ConversationViewSet, basename="conversations")
 router.register("messages", MessageSearchViewSet, basename="messages")
-urlpatterns = router.urls
+urlpatterns = [re_path(r"^user/me/unread/?$", UnreadView.as_view(), name="unread"), *router.urls]

@@ -3,6 +3,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from chat import search, selectors, services
 from chat.models import Conversation
@@ -20,6 +21,7 @@ from chat.serializers import (
     MessageSearchParams,
     MessageSendIn,
     SentMessageOut,
+    UnreadOut,
     conversation_data,
     message_data,
     messages_across_conversations_data,
@@ -222,3 +224,11 @@ class MessageSearchViewSet(viewsets.ViewSet):
         )
         horizons = selectors.read_horizons({message.conversation_id for message in messages})
         return Response({"total": total, "messages": messages_across_conversations_data(messages, horizons)})
+
+
+class UnreadView(APIView):
+    """What the caller has not read, on every device (contract 13); `badge` is the push badge."""
+
+    @extend_schema(responses={200: UnreadOut})
+    def get(self, request):
+        return Response(selectors.unread_summaries([request.user.pk])[request.user.pk])

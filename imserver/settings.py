@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "presence",
     "moderation",
     "privacy",
+    "push",
 ]
 
 MIDDLEWARE = [
@@ -501,6 +502,30 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"https://{host}" for host in ALLOWED_HOSTS])
 
+# Devices (contract 11): live sessions per user (a new login past it revokes the least recently
+# seen), and how young a session is that needs the password to sign out others.
+DEVICES_MAX_PER_USER = env_int("DEVICES_MAX_PER_USER", 50)
+SESSION_FRESH_HOURS = env_int("SESSION_FRESH_HOURS", 24)
+
+# Push notifications (contract 12), each provider off until configured. The endpoints are
+# overridable so that tests talk to fake providers over the real protocols.
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE")  # a Google service-account JSON file
+FCM_PROJECT_ID = env("FCM_PROJECT_ID")  # default: the file's project_id
+FCM_ENDPOINT = env("FCM_ENDPOINT", "https://fcm.googleapis.com")
+APNS_KEY_FILE = env("APNS_KEY_FILE")  # the .p8 signing key
+APNS_KEY_ID = env("APNS_KEY_ID")
+APNS_TEAM_ID = env("APNS_TEAM_ID")
+APNS_TOPIC = env("APNS_TOPIC")  # the app's bundle id; VoIP pushes use <topic>.voip
+APNS_ENDPOINT = env("APNS_ENDPOINT")  # default by the registration's sandbox flag
+APNS_CA_FILE = env("APNS_CA_FILE")  # an extra CA to trust (a proxy, a test server)
+_apns_settings = [APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC]
+if any(_apns_settings) and not all(_apns_settings):
+    raise ImproperlyConfigured("APNs needs all of APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID and APNS_TOPIC")
+PUSH_TIMEOUT_SECONDS = env_int("PUSH_TIMEOUT_SECONDS", 10)
+# On: server processes leave pushes to `manage.py push_worker` processes; off (the embedded
+# default): every server process sends them itself.
+PUSH_WORKER = env_bool("PUSH_WORKER", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -510,6 +535,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "httpx": {"level": "WARNING"},  # a line per push request otherwise
         # The ASGI servers' own handlers: their lines pass through the same token filter.
         "uvicorn": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},
         "uvicorn.error": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},

@@ -12,6 +12,7 @@ it miss.
 """
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -29,21 +30,25 @@ logger = logging.getLogger(__name__)
 
 DEADLINES = "presence:deadlines"
 
-# KEYS: user set, deadlines; ARGV: member, connection id, deadline
+# KEYS: user set, deadlines, user's devices hash; ARGV: member, connection id, deadline, device id
 _ADD = """
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[2], ARGV[4]) end
 """
 # Removes one socket if it is still registered -> 1 if it was
 _REMOVE = """
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
 return removed
 """
 
 
 def _keys(user_id):
-    return [f"presence:{user_id}", DEADLINES]
+    # presence:<user> holds the user's sockets; presence:devices:<user> maps a socket to the
+    # device it was opened with (a push goes only to devices without one, contract 12).
+    return [f"presence:{user_id}", DEADLINES, f"presence:devices:{user_id}"]
 
 
 def _member(user_id, connection_id):
@@ -67,9 +72,11 @@ class RedisPresence:
     async def register(self, sockets):
         deadline = time.time() + settings.PRESENCE_TTL
         async with self.client.pipeline(transaction=False) as pipe:
-            for user_id, connection_id in sockets:
+            for user_id, connection_id, device_id in sockets:
                 await self.add(
-                    keys=_keys(user_id), args=[_member(user_id, connection_id), connection_id, deadline], client=pipe
+                    keys=_keys(user_id),
+                    args=[_member(user_id, connection_id), connection_id, deadline, device_id or ""],
+                    client=pipe,
                 )
             await pipe.execute()
 
@@ -85,6 +92,12 @@ class RedisPresence:
                 pipe.scard(f"presence:{user_id}")
             return dict(zip(user_ids, pipe.execute(), strict=True))
 
+    def devices_blocking(self, user_ids):
+        with self.blocking_client.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.hvals(f"presence:devices:{user_id}")
+            return {int(device_id) for devices in pipe.execute() for device_id in devices}
+
     async def reap(self):
         """Removes sockets whose process stopped beating; returns the users they belonged to."""
         expired = await self.client.zrangebyscore(DEADLINES, "-inf", time.time(), start=0, num=1000)
@@ -99,6 +112,7 @@ class RedisPresence:
 class LocalPresence:
     def __init__(self):
         self.counts = Counter()
+        self.devices = Counter()
 
     async def register(self, sockets):
         pass  # counted once, at connect
@@ -114,6 +128,9 @@ class LocalPresence:
     def counts_blocking(self, user_ids):
         return {user_id: self.counts.get(user_id, 0) for user_id in user_ids}
 
+    def devices_blocking(self, user_ids):
+        return set(self.devices)
+
     async def reap(self):
         return set()
 
@@ -124,6 +141,7 @@ class Presence:
     def __init__(self):
         self.backend = None
         self.local = {}  # connection id -> user id
+        self.local_devices = {}  # connection id -> device id (sockets opened with a device's token)
         self._loop = None
 
     def _ensure_backend(self):
@@ -132,21 +150,31 @@ class Presence:
             self._loop = loop
             self.backend = RedisPresence() if settings.REDIS_URL else LocalPresence()
             self.local = {}
+            self.local_devices = {}
         return self.backend
 
-    async def count_in(self, user_id, connection_id):
+    async def count_in(self, user_id, connection_id, device_id=None):
         """Counts a socket in (then `apply` brings the database along)."""
         backend = self._ensure_backend()
         self.local[connection_id] = user_id
+        if device_id is not None:
+            self.local_devices[connection_id] = device_id
         if isinstance(backend, LocalPresence):
             backend.counts[user_id] += 1
+            if device_id is not None:
+                backend.devices[device_id] += 1
         try:
-            await backend.register([(user_id, connection_id)])
+            await backend.register([(user_id, connection_id, device_id)])
         except redis.RedisError:
             logger.warning("presence: Redis unavailable; the next heartbeat registers the socket")
 
     async def disconnect(self, user_id, connection_id):
         self.local.pop(connection_id, None)
+        device_id = self.local_devices.pop(connection_id, None)
+        if isinstance(self.backend, LocalPresence) and device_id is not None:
+            self.backend.devices[device_id] -= 1
+            if self.backend.devices[device_id] <= 0:
+                del self.backend.devices[device_id]
         try:
             await self._ensure_backend().unregister(user_id, connection_id)
         except redis.RedisError:
@@ -162,7 +190,12 @@ class Presence:
 
     async def heartbeat(self):
         backend = self._ensure_backend()
-        await backend.register([(user_id, connection_id) for connection_id, user_id in self.local.items()])
+        await backend.register(
+            [
+                (user_id, connection_id, self.local_devices.get(connection_id))
+                for connection_id, user_id in self.local.items()
+            ]
+        )
         for user_id in await backend.reap():
             await self.apply(user_id)
         # Users with a socket here whom the database shows offline: their socket connected while
@@ -181,6 +214,21 @@ class Presence:
         for user_id, count in counts.items():
             if not count:
                 await self.apply(user_id)
+
+
+def live_device_ids(user_ids) -> set[int]:
+    """The devices of these users with a socket open on any process (blocking: a worker thread).
+
+    Without Redis only this process's sockets are known: the embedded default is one process.
+    """
+    backend = presence.backend if presence.backend is not None else _idle_backend()
+    return backend.devices_blocking(list(user_ids))
+
+
+@functools.cache
+def _idle_backend():
+    # A process that never served a socket (a push worker) asks Redis directly.
+    return RedisPresence() if settings.REDIS_URL else LocalPresence()
 
 
 def _shown_offline(user_ids):

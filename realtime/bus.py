@@ -52,8 +52,12 @@ def ephemeral_message(type, data, user_ids):
     return {"k": EPHEMERAL, "t": type, "d": data, "u": user_ids}
 
 
-def close_message(user_id, code):
-    return {"k": CLOSE, "u": user_id, "c": code}
+def close_message(user_id, code, device_id=None):
+    """Closes the user's sockets; with `device_id`, only those opened with that device's tokens."""
+    message = {"k": CLOSE, "u": user_id, "c": code}
+    if device_id is not None:
+        message["d"] = device_id
+    return message
 
 
 def frame_text(type, data, event_id=None):
@@ -158,8 +162,10 @@ class Hub:
                     for connection in tuple(self.connections.get(user_id, ())):
                         connection.deliver(None, text)
             elif kind == CLOSE:
+                device_id = message.get("d")
                 for connection in tuple(self.connections.get(message["u"], ())):
-                    connection.close_from_server(message["c"])
+                    if device_id is None or connection.device_id == device_id:
+                        connection.close_from_server(message["c"])
 
     def _dispatch_event(self, message):
         type, data, own_user_id = message["t"], message["d"], message.get("o")

@@ -22,7 +22,7 @@ from django.utils.module_loading import import_string
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework_simplejwt.exceptions import TokenError
 
-from accounts.tokens import user_for_token, verified_access_token
+from accounts.tokens import token_device_id, user_for_token, verified_access_token
 from imserver.api import _flatten_validation, dumps
 from presence.registry import presence
 from realtime import selectors
@@ -92,6 +92,7 @@ def _origin_allowed(origin):
 class EventConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.user_id = None
+        self.device_id = None
         self.expiry = None
         self.ready = False
         self.pending = deque()
@@ -157,6 +158,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_UNAUTHORIZED)
             return False
         self.user_id = user_id
+        self.device_id = token_device_id(token)
         self.connection_id = uuid.uuid4().hex
         if since is not None:
             await self._catch_up()
@@ -164,7 +166,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         self._kick()
         # Counted in at once (so a disconnect of another device cannot see zero sockets); the
         # database and the watchers follow in the background, the socket is live already.
-        await presence.count_in(self.user_id, self.connection_id)
+        await presence.count_in(self.user_id, self.connection_id, self.device_id)
         self.presence = asyncio.ensure_future(presence.apply(self.user_id))
         return True
 

@@ -14,7 +14,17 @@ from django.db import connection, transaction
 
 from imserver.api import dumps
 from realtime import bus
-from realtime.models import EventPayload, UserEvent
+from realtime.models import EventOutbox, EventPayload, UserEvent
+
+# The event types a worker announces outside the sockets, and whether it is on now (an app above
+# registers them: push, while a provider is configured). Their payloads get an outbox row.
+_outbox_types: frozenset[str] = frozenset()
+_outbox_enabled = bool  # bool() is False: off until registered
+
+
+def outbox_register(types, *, enabled) -> None:
+    global _outbox_types, _outbox_enabled
+    _outbox_types, _outbox_enabled = frozenset(types), enabled
 
 
 @dataclass
@@ -56,12 +66,16 @@ WITH ids AS (
     WINDOW w AS (PARTITION BY i.user_id)
 ), delivered AS (
     INSERT INTO realtime_userevent (user_id, seq, payload_id) SELECT user_id, seq, payload_id FROM numbered
+), outbox AS (
+    INSERT INTO realtime_eventoutbox (payload_id, not_before, attempts)
+    SELECT ids.id, now(), 0 FROM unnest(%(outbox)s::boolean[]) WITH ORDINALITY AS o(wanted, ord)
+    JOIN ids USING (ord) WHERE o.wanted
 )
 SELECT user_id, seq, ord - 1 FROM numbered
 """
 
 
-def _store_postgresql(encoded, recipients):
+def _store_postgresql(encoded, recipients, outbox):
     types, data, own_user_ids, own_data = (list(column) for column in zip(*encoded, strict=True))
     user_ids, indexes = zip(*recipients, strict=True)
     with connection.cursor() as cursor:
@@ -75,12 +89,13 @@ def _store_postgresql(encoded, recipients):
                 "own_data": own_data,
                 "user_ids": list(user_ids),
                 "ords": [index + 1 for index in indexes],
+                "outbox": outbox,
             },
         )
         return cursor.fetchall()
 
 
-def _store_generic(encoded, recipients):
+def _store_generic(encoded, recipients, outbox):
     # SQLite: the write lock taken at BEGIN IMMEDIATE already serializes every writer.
     payloads = EventPayload.objects.bulk_create(
         [EventPayload(type=t, data=d, own_user_id=o, own_data=od) for t, d, o, od in encoded]
@@ -107,6 +122,9 @@ def _store_generic(encoded, recipients):
         rows.append((user_id, next_id[user_id], index))
     UserEvent.objects.bulk_create(
         [UserEvent(user_id=u, seq=s, payload_id=payloads[i].pk) for u, s, i in rows], batch_size=300
+    )
+    EventOutbox.objects.bulk_create(
+        [EventOutbox(payload_id=payload.pk) for payload, wanted in zip(payloads, outbox, strict=True) if wanted]
     )
     return rows
 
@@ -135,9 +153,11 @@ def record(*events):
     recipients = [
         (user_id, index) for index, event in enumerate(events) for user_id in {int(u) for u in event.user_ids}
     ]
+    outbox_on = _outbox_enabled()
+    outbox = [outbox_on and event.type in _outbox_types for event in events]
     store = _store_postgresql if connection.vendor == "postgresql" else _store_generic
     delivered = defaultdict(list)
-    for user_id, seq, index in store(encoded, recipients):
+    for user_id, seq, index in store(encoded, recipients, outbox):
         delivered[index].append((user_id, seq))
     messages = [
         bus.event_message(type, data, delivered[index], own_user_id, own_data)
@@ -153,3 +173,9 @@ def publish_rollback_unsafe(user_ids, type, data):
 
 def disconnect_user_on_commit(user_id, code):
     transaction.on_commit(lambda: bus.publish([bus.close_message(int(user_id), code)]), robust=True)
+
+
+def disconnect_device_on_commit(user_id, device_id, code):
+    """Closes the sockets opened with one device's tokens, on whichever process they are."""
+    message = bus.close_message(int(user_id), code, device_id=int(device_id))
+    transaction.on_commit(lambda: bus.publish([message]), robust=True)

@@ -38,3 +38,26 @@ class UserEvent(models.Model):
             # Also the index of replay: WHERE user_id = ? AND seq > ? ORDER BY seq.
             models.UniqueConstraint(fields=["user", "seq"], name="realtime_userevent_user_seq"),
         ]
+
+
+class EventOutbox(models.Model):
+    """A stored event that a worker still has to announce outside the sockets (a push notification).
+
+    The statement that stores the event writes its row, so a committed event always has one,
+    whatever happens to the process afterwards. A worker claims rows by moving `not_before`
+    forward (a lease: the row of a worker that died is claimed again once it passes) and deletes
+    a row once handled.
+    """
+
+    # No constraint: event pruning deletes payloads in bulk, and prunes these rows with them.
+    payload = models.OneToOneField(
+        EventPayload, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    not_before = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Device ids still owed this announcement after a partial failure; null: every device.
+    remaining = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        # The claim: WHERE not_before <= now ORDER BY not_before.
+        indexes = [models.Index(fields=["not_before"], name="realtime_outbox_due")]

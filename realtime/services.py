@@ -5,7 +5,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from imserver.batches import in_batches
-from realtime.models import EventPayload, EventStream, UserEvent
+from realtime.models import EventOutbox, EventPayload, EventStream, UserEvent
 
 
 def events_prune(*, older_than: timedelta | None = None, batch: int = 10_000) -> tuple[int, int]:
@@ -24,6 +24,7 @@ def events_prune(*, older_than: timedelta | None = None, batch: int = 10_000) ->
     expired = EventPayload.objects.filter(pk__lte=newest_expired).order_by("pk").values_list("pk", flat=True)
     for ids in in_batches(expired, size=batch):
         user_events += UserEvent.objects.filter(payload_id__in=ids)._raw_delete(UserEvent.objects.db)
+        EventOutbox.objects.filter(payload_id__in=ids)._raw_delete(EventOutbox.objects.db)
         payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
     return user_events, payloads
 

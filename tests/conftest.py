@@ -13,7 +13,7 @@ from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotF
 from rest_framework.test import APIClient
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from accounts.models import User
+from accounts.models import Device, User
 from accounts.tokens import token_pair_for
 from realtime.models import UserEvent
 
@@ -97,10 +97,16 @@ def make_user(username, password=PASSWORD, **extra):
     return user
 
 
-def client_for(user=None):
+def session_tokens(user, **device):
+    """A token pair of a new device (login session) of the user, as a login issues."""
+    return token_pair_for(user, Device.objects.create(user=user, **device).pk)
+
+
+def client_for(user=None, tokens=None):
     client = SchemaCheckedClient()
     if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair_for(user)['token']}")
+        tokens = tokens or session_tokens(user)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['token']}")
     return client
 
 

@@ -12,9 +12,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from accounts.models import Device
 from calls.services import call_start
 from chat.models import Membership
-from tests.conftest import client_for, group_of, make_user, private_chat, send
+from tests.conftest import PASSWORD, client_for, group_of, make_user, private_chat, send
 
 PUBLIC = "public"  # no token needed: not part of the matrix
 
@@ -111,6 +112,13 @@ MATRIX = {
     ("calls/{call_id}/reject", "POST"): Row("/v1/calls/{call}/reject", stranger=404, admin=404, member=200, owner=403),
     ("calls/{call_id}/end", "POST"): Row("/v1/calls/{call}/end", stranger=404, admin=404, member=200, owner=200),
     ("calls/ice-servers", "GET"): Row("/v1/calls/ice-servers", member=200),
+    ("user/me/unread", "GET"): Row("/v1/user/me/unread", member=200),
+    ("devices", "GET"): Row("/v1/devices", member=200),
+    # {device} is the owner's other session; the owner's client is a fresh session (password needed).
+    ("devices/{device_id}", "DELETE"): Row("/v1/devices/{device}", {"password": PASSWORD}, member=404, owner=204),
+    ("devices/logout-others", "POST"): Row("/v1/devices/logout-others", {"password": PASSWORD}, member=204),
+    ("devices/current/push", "PUT"): Row("/v1/devices/current/push", {"provider": "fcm", "token": "t"}, member=200),
+    ("devices/current/push", "DELETE"): Row("/v1/devices/current/push", member=204),
     ("media/upload", "POST"): Row(
         "/v1/media/upload", {"type": "file", "file": "{file}"}, member=201, format="multipart"
     ),
@@ -174,6 +182,7 @@ def world(db):
         "target": str(target.pk),
         "outsider": str(outsider.pk),
         "call": f"call{call.pk}",
+        "device": f"d{Device.objects.create(user=owner, name='other session').pk}",
     }
     return {"owner": owner, "admin": admin, "member": member, "stranger": stranger}, ids
 
