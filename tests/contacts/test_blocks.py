@@ -52,8 +52,9 @@ class TestRoutes:
     @pytest.mark.parametrize("rows", [1, 50])
     def test_list_queries_do_not_grow_with_the_page(self, user, rows, django_assert_max_num_queries):
         Block.objects.bulk_create([Block(owner=user, user=make_user(f"b{i}")) for i in range(rows)])
+        client = client_for(user)
         with django_assert_max_num_queries(3):
-            assert len(client_for(user).get("/v1/blocks").json()["users"]) == rows
+            assert len(client.get("/v1/blocks").json()["users"]) == rows
 
     def test_blocking_yourself_is_400(self, user):
         assert_error(block(user, user), 400)
