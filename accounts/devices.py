@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from accounts.models import Device, User
+from accounts.tokens import token_pair_for
 from imserver.api import parse_id
 from realtime import events
 
@@ -45,6 +46,12 @@ def device_open(*, user: User, name: str = "", platform: str = "", app_version: 
     excess = list(device_list(user=user).exclude(pk=device.pk)[settings.DEVICES_MAX_PER_USER - 1 :])
     _revoke(user, excess)
     return device
+
+
+def session_open(*, user: User, device: dict | None = None) -> dict:
+    """A login's token pair, bound to a new device (register, login, OAuth): {token, refresh_token, device_id}."""
+    opened = device_open(user=user, **(device or {}))
+    return {**token_pair_for(user, opened.pk), "device_id": f"d{opened.pk}"}
 
 
 def device_seen(device_id: int) -> None:

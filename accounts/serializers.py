@@ -13,16 +13,24 @@ from media.storage import public_url
 # --- Input ----------------------------------------------------------------------------------
 
 
+class DeviceIn(StrictSerializer):
+    name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    platform = serializers.ChoiceField(choices=["ios", "android", "web", "desktop"], required=False)
+    app_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+
+
 class RegisterIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
     email = serializers.EmailField(max_length=254)
     nickname = serializers.CharField(max_length=64, required=False, allow_blank=True, validators=[visible_text])
+    device = DeviceIn(required=False, help_text="The device this login session runs on (contract 11).")
 
 
 class LoginIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
+    device = DeviceIn(required=False, help_text="The device this login session runs on (contract 11).")
 
 
 class RefreshTokenIn(serializers.Serializer):
@@ -33,6 +41,7 @@ class OAuthIn(serializers.Serializer):
     code = serializers.CharField(max_length=4096)
     redirect_uri = serializers.CharField(max_length=2048, required=False, allow_blank=True)
     code_verifier = serializers.CharField(max_length=256, required=False, allow_blank=True)
+    device = DeviceIn(required=False, help_text="The device this login session runs on (contract 11).")
 
 
 class PasswordChangeIn(serializers.Serializer):
@@ -110,6 +119,7 @@ class TokenPairOut(serializers.Serializer):
 class AuthOut(TokenPairOut):
     user_id = serializers.CharField()
     username = serializers.CharField()
+    device_id = serializers.CharField(help_text="The device (login session) these tokens belong to.")
 
 
 class UserBriefOut(serializers.Serializer):
@@ -136,12 +146,6 @@ class UserSearchOut(serializers.Serializer):
 
 
 # --- Devices (contract 11, 12) --------------------------------------------------------------
-
-
-class DeviceIn(StrictSerializer):
-    name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    platform = serializers.ChoiceField(choices=["ios", "android", "web", "desktop"], required=False, default="")
-    app_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
 
 
 class PasswordConfirmIn(StrictSerializer):

@@ -32,7 +32,7 @@ from accounts.serializers import (
     user_me_data,
     user_public_data,
 )
-from accounts.tokens import token_device_id, token_pair_for
+from accounts.tokens import token_device_id
 from contacts.selectors import users_search_for
 from imserver.api import page_params, validated
 from imserver.ratelimit import client_address
@@ -50,15 +50,17 @@ class AuthViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], throttle_scope="register", **PUBLIC)
     def register(self, request):
         data = validated(RegisterIn, request.data)
+        device = data.pop("device", None)
         user = services.user_register(**data)
-        return Response(auth_data(user, token_pair_for(user)), status=status.HTTP_201_CREATED)
+        return Response(auth_data(user, devices.session_open(user=user, device=device)), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=LoginIn, responses={200: AuthOut}, auth=[])
     @action(detail=False, methods=["post"], throttle_scope="login", **PUBLIC)
     def login(self, request):
         data = validated(LoginIn, request.data)
+        device = data.pop("device", None)
         user = services.user_login(**data, address=client_address(request.META))
-        return Response(auth_data(user, token_pair_for(user)))
+        return Response(auth_data(user, devices.session_open(user=user, device=device)))
 
     @extend_schema(request=RefreshTokenIn, responses={200: TokenPairOut}, auth=[])
     @action(detail=False, methods=["post"], throttle_scope="refresh", **PUBLIC)
@@ -90,14 +92,17 @@ class AuthViewSet(viewsets.ViewSet):
         if provider not in oauth.PROVIDERS:
             raise NotFound("Unknown OAuth provider")
         data = validated(OAuthIn, request.data)
+        device = data.pop("device", None)
         user = oauth.oauth_login(request=request, provider=provider, **data)
-        return Response(auth_data(user, token_pair_for(user)))
+        return Response(auth_data(user, devices.session_open(user=user, device=device)))
 
     @extend_schema(request=PasswordChangeIn, responses={200: TokenPairOut})
     @action(detail=False, methods=["post"], url_path="password/change", throttle_scope="login")
     def password_change(self, request):
         data = validated(PasswordChangeIn, request.data)
-        return Response(services.user_password_change(user=request.user, **data))
+        return Response(
+            services.user_password_change(user=request.user, device_id=token_device_id(request.auth), **data)
+        )
 
     @extend_schema(request=PasswordResetIn, responses={202: None}, auth=[])
     @action(detail=False, methods=["post"], url_path="password/reset", throttle_scope="password_reset", **PUBLIC)

@@ -23,8 +23,8 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Device
 from chat.selectors import unread_summaries
-from push.notifications import Kind, Notification, Outcome, Result, Target
 from presence import registry as presence
+from push.notifications import Kind, Notification, Outcome, Result, Target
 from realtime.db import in_db_thread
 from realtime.models import EventOutbox, EventPayload, UserEvent
 

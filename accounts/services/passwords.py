@@ -31,7 +31,7 @@ def validate_new_password(password: str, user: User, field: str = "password") ->
 
 
 @transaction.atomic
-def user_password_set(*, user: User, password: str | None) -> None:
+def user_password_set(*, user: User, password: str | None, keep_device_id: int | None = None) -> None:
     """Sets the password (None: no password login) and revokes every token of the user. The API's
     password change and reset and the admin's password form all come through here."""
     if password is None:
@@ -39,16 +39,17 @@ def user_password_set(*, user: User, password: str | None) -> None:
     else:
         user.set_password(password)
     user.save(update_fields=["password"])
-    user_revoke_tokens(user)
+    user_revoke_tokens(user, keep_device_id=keep_device_id)
 
 
 @transaction.atomic
-def user_password_change(*, user: User, old_password: str, new_password: str) -> dict:
+def user_password_change(*, user: User, old_password: str, new_password: str, device_id: int | None = None) -> dict:
+    """Changes the password; every other device is signed out, the caller's continues with a new pair."""
     if not user.check_password(old_password):
         raise ValidationError({"old_password": ["Current password is incorrect."]})
     validate_new_password(new_password, user, field="new_password")
-    user_password_set(user=user, password=new_password)
-    return token_pair_for(user)
+    user_password_set(user=user, password=new_password, keep_device_id=device_id)
+    return token_pair_for(user, device_id)
 
 
 def _code_hash(code):

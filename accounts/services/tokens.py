@@ -8,8 +8,9 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import PasswordResetCode, User
-from accounts.tokens import token_pair_for, user_for_token
+from accounts.devices import device_open, device_seen
+from accounts.models import Device, PasswordResetCode, User
+from accounts.tokens import token_device_id, token_pair_for, user_for_token
 from imserver.batches import in_batches
 from realtime import events
 
@@ -31,7 +32,12 @@ def token_refresh(*, refresh_token: str) -> dict:
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
         raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid")
     BlacklistedToken.objects.create(token=outstanding)
-    return token_pair_for(user)
+    device_id = token_device_id(refresh)
+    if device_id is None:  # a pair issued before devices existed: its session becomes one
+        device_id = device_open(user=user).pk
+    else:
+        device_seen(device_id)
+    return token_pair_for(user, device_id)
 
 
 def token_logout(*, refresh_token: str) -> None:
@@ -41,8 +47,9 @@ def token_logout(*, refresh_token: str) -> None:
         raise AuthenticationFailed("Refresh token is invalid or expired", code="token_not_valid") from None
 
 
-def user_revoke_tokens(user: User, *, close_code: int = 4401) -> None:
-    """Revokes every token of the user (access ones included) and closes their sockets."""
+def user_revoke_tokens(user: User, *, close_code: int = 4401, keep_device_id: int | None = None) -> None:
+    """Revokes every token of the user (access ones included), closes their sockets and revokes
+    every device but `keep_device_id` (whose caller gets a new pair: a password change)."""
     User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
     user.refresh_from_db(fields=["token_version"])
     outstanding = OutstandingToken.objects.filter(user=user, expires_at__gt=timezone.now()).exclude(
@@ -52,6 +59,8 @@ def user_revoke_tokens(user: User, *, close_code: int = 4401) -> None:
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
     )
     events.disconnect_user_on_commit(user.pk, close_code)
+    # After the user-wide close, so that its code (4403 for a ban) is the one the sockets see.
+    Device.objects.filter(user=user).exclude(pk=keep_device_id).delete()
 
 
 def tokens_prune(*, batch: int = 10_000) -> tuple[int, int]:

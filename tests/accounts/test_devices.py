@@ -189,3 +189,51 @@ def test_a_revoked_device_loses_its_push_registration(user, phone):
     age(device_of(other), 48)
     client_for(user, other).delete(f"/v1/devices/d{device_of(phone).pk}")
     assert not Device.objects.filter(push_token="gone").exists()
+
+
+# --- sessions opened by logins ------------------------------------------------------------
+
+
+def test_login_opens_a_device_named_by_the_app_and_refresh_keeps_it(user):
+    body = {"username": user.username, "password": PASSWORD, "device": {"name": "Pixel 9", "platform": "android"}}
+    login = client_for().post("/v1/auth/login", body, format="json").json()
+    device = device_of(login)
+    assert login["device_id"] == f"d{device.pk}"
+    assert (device.name, device.platform) == ("Pixel 9", "android")
+    refreshed = client_for().post("/v1/auth/refresh", {"refresh_token": login["refresh_token"]}, format="json")
+    assert device_of(refreshed.json()) == device
+
+
+def test_register_opens_a_device_and_a_bad_device_is_400(db):
+    body = {"username": "newbie", "password": PASSWORD, "email": "newbie@example.com"}
+    bad = client_for().post("/v1/auth/register", {**body, "device": {"platform": "toaster"}}, format="json")
+    assert bad.status_code == 400
+    created = client_for().post("/v1/auth/register", body, format="json")
+    assert created.status_code == 201
+    assert created.json()["device_id"] == f"d{device_of(created.json()).pk}"
+
+
+def test_a_pair_from_before_devices_gets_a_device_at_its_refresh(user):
+    from accounts.tokens import token_pair_for
+
+    legacy = token_pair_for(user)
+    refreshed = client_for().post("/v1/auth/refresh", {"refresh_token": legacy["refresh_token"]}, format="json")
+    assert device_of(refreshed.json()).user == user
+
+
+def test_password_change_keeps_only_the_callers_device(user, phone):
+    other = session_tokens(user)
+    response = client_for(user, phone).post(
+        "/v1/auth/password/change", {"old_password": PASSWORD, "new_password": "An0ther-secret!"}, format="json"
+    )
+    assert response.status_code == 200
+    assert device_of(response.json()) == device_of(phone)
+    assert list(Device.objects.filter(user=user)) == [device_of(phone)]
+    assert client_for(user, other).get("/v1/user/me").status_code == 401
+
+
+def test_a_ban_revokes_every_device(user, phone):
+    from accounts.services import user_ban
+
+    user_ban(user=user, reason="spam")
+    assert not Device.objects.filter(user=user).exists()
