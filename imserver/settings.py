@@ -121,6 +121,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "imserver.middleware.ApiErrorMiddleware",
+    "imserver.idempotency.IdempotencyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -305,6 +306,14 @@ PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES
 PASSWORD_RESET_MAX_ATTEMPTS = 5
 AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 5 * 1024 * 1024)
 AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels a side
+
+# --- Idempotent retries (contract 21) -------------------------------------------------------
+# A key's stored answer is replayed for this long; `manage.py prune_idempotency_keys` (daily)
+# deletes older keys.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env_int("IDEMPOTENCY_KEY_HOURS", 24))
+# A repeat arriving while the first request still runs gets 409 for this long; past it the first
+# is taken for dead (nothing of it committed) and the repeat runs. Longer than any request lasts.
+IDEMPOTENCY_LOCK_SECONDS = env_int("IDEMPOTENCY_LOCK_SECONDS", 300)
 
 # --- Chat -----------------------------------------------------------------------------------
 MESSAGE_MAX_LENGTH = 10_000  # characters of a text message (contract 5)
