@@ -318,6 +318,9 @@ IDEMPOTENCY_LOCK_SECONDS = env_int("IDEMPOTENCY_LOCK_SECONDS", 300)
 # --- Chat -----------------------------------------------------------------------------------
 MESSAGE_MAX_LENGTH = 10_000  # characters of a text message (contract 5)
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 500)
+# How long after sending the sender may edit (contract 15) or recall a message.
+MESSAGE_EDIT_WINDOW_SECONDS = env_int("MESSAGE_EDIT_WINDOW_SECONDS", 86400)
+MESSAGE_RECALL_WINDOW_SECONDS = env_int("MESSAGE_RECALL_WINDOW_SECONDS", 120)
 
 # --- Realtime ---------------------------------------------------------------------------------
 # How long the event log keeps events for clients to resume from (contract 7.1); prune_events

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from imserver.capabilities import CapabilitiesView
 from imserver.views import healthz
 from media.storage import THUMBNAIL
 from media.views import media_file, public_file
@@ -15,6 +16,7 @@ v1 = [
     path("", include("calls.urls")),
     path("", include("realtime.urls")),
     path("", include("moderation.urls")),
+    re_path(r"^capabilities/?$", CapabilitiesView.as_view(), name="capabilities"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
