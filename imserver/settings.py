@@ -118,6 +118,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "imserver.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "imserver.middleware.ApiErrorMiddleware",
@@ -461,12 +462,30 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"https://{host}" for host in ALLOWED_HOSTS])
 
+# --- Logs and error reporting -------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id); "plain"
+# by default. Every line of a request carries its id (X-Request-ID from the load balancer, else
+# generated; echoed in the response).
+LOG_FORMAT = env("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'")
+_LOG_HANDLER = {
+    "class": "logging.StreamHandler",
+    "formatter": LOG_FORMAT,
+    "filters": ["redact_tokens", "request_id"],
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_tokens": {"()": "imserver.logs.RedactTokens"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
+    "filters": {
+        "redact_tokens": {"()": "imserver.logs.RedactTokens"},
+        "request_id": {"()": "imserver.logs.AddRequestId"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "imserver.logs.JsonLines"},
+    },
+    "handlers": {"console": _LOG_HANDLER},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -476,4 +495,23 @@ LOGGING = {
         "uvicorn.access": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},
     },
 }
+
+# Opt-in error reporting to Sentry (or a compatible service such as GlitchTip). Personal data
+# (user ids, addresses, headers, bodies, local variables) is not sent unless SENTRY_SEND_PII=true.
+SENTRY_DSN = env("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    from imserver.logs import redact_sentry_event
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", "production" if PRODUCTION else "development"),
+        send_default_pii=env_bool("SENTRY_SEND_PII", False),
+        # Local variables hold passwords, tokens and message text: only with PII on.
+        include_local_variables=env_bool("SENTRY_SEND_PII", False),
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        before_send=redact_sentry_event,
+    )
+
 APPEND_SLASH = False  # the API tolerates a trailing slash itself; never redirect a POST
