@@ -192,3 +192,20 @@ def test_access_tokens_never_reach_the_logs(caplog):
         logger.filters.clear()
     assert "secret" not in caplog.text
     assert "/ws?token=[redacted]&since=4" in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_unknown_host_is_told_how_to_allow_it(api):
+    # The Android emulator reaches the developer's machine as 10.0.2.2.
+    response = api.get("/v1/user/me", HTTP_HOST="10.0.2.2:8000")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == 400
+    assert "'10.0.2.2:8000' is not in this server's ALLOWED_HOSTS" in body["details"]
+    assert "ALLOWED_HOSTS=localhost,127.0.0.1,10.0.2.2" in body["details"]
+
+
+@pytest.mark.django_db
+def test_an_allowed_emulator_host_is_served(api, settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "10.0.2.2"]
+    assert api.get("/healthz", HTTP_HOST="10.0.2.2:8000").status_code == 200
