@@ -117,6 +117,7 @@ class MeViewSet(viewsets.ViewSet):
     """The caller's own profile (contract 3)."""
 
     throttle_scope = "login"
+    delete_takes_body = True  # the password (imserver.schema documents it)
 
     def get_throttles(self):
         # Deleting the account checks the password: limited like logins.

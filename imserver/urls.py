@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from imserver.capabilities import CapabilitiesView
-from imserver.views import healthz
+from imserver.views import SchemaView, healthz
 from media.storage import THUMBNAIL
 from media.views import media_file, public_file
 
@@ -17,7 +17,7 @@ v1 = [
     path("", include("realtime.urls")),
     path("", include("moderation.urls")),
     re_path(r"^capabilities/?$", CapabilitiesView.as_view(), name="capabilities"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 

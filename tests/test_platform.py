@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from django.db import connection
 from django.test import Client
@@ -97,6 +98,41 @@ class TestSchema:
         assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
         register = schema["paths"]["/v1/auth/register"]["post"]
         assert "201" in register["responses"] and "default" in register["responses"]
+
+    def test_every_operation_has_a_summary_and_mutations_take_an_idempotency_key(self, db):
+        schema = Client().get("/v1/schema/", HTTP_ACCEPT="application/json").json()
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                assert operation.get("summary"), f"{method.upper()} {path}: add it to imserver.schema.SUMMARIES"
+                headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+                assert ("Idempotency-Key" in headers) == (method in {"post", "put", "patch", "delete"}), path
+
+    def test_delete_account_documents_its_body(self, db):
+        schema = Client().get("/v1/schema/", HTTP_ACCEPT="application/json").json()
+        body = schema["paths"]["/v1/user/me"]["delete"]["requestBody"]
+        ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert "password" in schema["components"]["schemas"][ref]["properties"]
+        assert not body.get("required")  # OAuth-only accounts send none
+
+    def test_response_fields_are_marked_required(self, db):
+        # Generated clients make an unrequired field optional (String?): only fields that really
+        # may be absent are left out.
+        may_be_absent = {"IceServerOut": {"username", "credential"}, "SentMessageOut": {"temp_id"}}
+        schema = Client().get("/v1/schema/", HTTP_ACCEPT="application/json").json()
+        for name, component in schema["components"]["schemas"].items():
+            if name.endswith("Out") and "properties" in component:
+                unrequired = set(component["properties"]) - set(component.get("required", []))
+                assert unrequired == may_be_absent.get(name, set()), name
+
+    def test_openapi_3_0_rendering_for_dart_generators(self, db):
+        default = Client().get("/v1/schema/", HTTP_ACCEPT="application/json").json()
+        legacy = Client().get("/v1/schema/?version=3.0", HTTP_ACCEPT="application/json").json()
+        assert default["openapi"] == "3.1.0"
+        assert legacy["openapi"] == "3.0.3"
+        assert legacy["info"]["version"] == default["info"]["version"] == "1.0.0"
+        assert legacy["paths"].keys() == default["paths"].keys()
+        text = orjson.dumps(legacy).decode()
+        assert '"nullable":true' in text and '"type":"null"' not in text
 
     def test_docs_page_is_served_without_network(self, db):
         response = Client().get("/v1/docs/")
