@@ -119,6 +119,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "imserver.logs.RequestIdMiddleware",
+    "imserver.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "imserver.middleware.ApiErrorMiddleware",
@@ -495,6 +496,10 @@ LOGGING = {
         "uvicorn.access": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},
     },
 }
+
+# Prometheus metrics at /metrics, for callers sending "Authorization: Bearer <METRICS_TOKEN>";
+# without a token /metrics is a 404. See imserver/metrics.py (PROMETHEUS_MULTIPROC_DIR).
+METRICS_TOKEN = env("METRICS_TOKEN")
 
 # Opt-in error reporting to Sentry (or a compatible service such as GlitchTip). Personal data
 # (user ids, addresses, headers, bodies, local variables) is not sent unless SENTRY_SEND_PII=true.

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from imserver.capabilities import CapabilitiesView
+from imserver.metrics import metrics_view
 from imserver.views import SchemaView, healthz
 from media.storage import THUMBNAIL
 from media.views import media_file, public_file
@@ -24,6 +25,7 @@ v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("v1/", include(v1)),
     # Uploaded media behind signed URLs; before the public avatar files' catch-all.
     re_path(r"^media/f/media(?P<media_id>[0-9]{1,18})$", media_file, name="media-file"),
