@@ -309,6 +309,11 @@ PASSWORD_RESET_MAX_ATTEMPTS = 5
 AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 5 * 1024 * 1024)
 AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels a side
 
+# --- Background work ------------------------------------------------------------------------
+# `manage.py run_worker` runs the daily maintenance (prune events, media, tokens, idempotency
+# keys) at start and then every this many seconds.
+MAINTENANCE_INTERVAL = env_int("MAINTENANCE_INTERVAL_SECONDS", 24 * 3600)
+
 # --- Idempotent retries (contract 21) -------------------------------------------------------
 # A key's stored answer is replayed for this long; `manage.py prune_idempotency_keys` (daily)
 # deletes older keys.
