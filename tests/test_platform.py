@@ -245,3 +245,26 @@ def test_an_unknown_host_is_told_how_to_allow_it(api):
 def test_an_allowed_emulator_host_is_served(api, settings):
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "10.0.2.2"]
     assert api.get("/healthz", HTTP_HOST="10.0.2.2:8000").status_code == 200
+
+
+def _pins(path):
+    pins = {}
+    for line in (ROOT / path).read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, _, version = line.split(" ")[0].partition("==")
+            pins[name.split("[")[0].lower().replace("_", "-")] = version
+    return pins
+
+
+@pytest.mark.parametrize(
+    ("source", "lock"), [("requirements.txt", "requirements.lock"), ("requirements-dev.txt", "requirements-dev.lock")]
+)
+def test_the_lock_files_hold_every_pin(source, lock):
+    """`make lock` regenerates them; a pin changed without it fails here."""
+    locked = _pins(lock)
+    lines = (ROOT / lock).read_text().splitlines()
+    for index, line in enumerate(lines):
+        if "==" in line and not line.startswith((" ", "#")):
+            assert lines[index + 1].strip().startswith("--hash=sha256:"), line
+    for name, version in _pins(source).items():
+        assert locked.get(name) == version, f"{name}=={version} is not in {lock}: run make lock"
