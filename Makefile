@@ -4,7 +4,7 @@
 #   make lock regenerates requirements.lock and requirements-dev.lock (pinned, with hashes) from
 #              requirements*.txt; run it after changing either, and commit the three together
 #   make bench a short run of the load tools in bench/ (PostgreSQL and Redis on 127.0.0.1, see
-#              bench/common.py); writes bench/results/latest.md. BENCH_ARGS=--full for issue 7's sizes
+#              bench/harness.py); writes bench/results/latest.md. BENCH_ARGS=--full for issue 7's sizes
 PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1

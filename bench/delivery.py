@@ -17,19 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    CpuMeter,
-    Deployment,
-    add_deployment_argument,
-    analyze,
-    create_database,
-    deliver_to_group,
-    delivery_figures,
-    django_setup,
-    percentile,
-    report,
-    seed_users,
-)
+from bench.clients import deliver_to_group
+from bench.harness import CpuMeter, Deployment, add_deployment_argument
+from bench.report import delivery_figures, percentile, report
+from bench.seed import analyze, create_database, django_setup, seed_users
 
 
 def seed(size):

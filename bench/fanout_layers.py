@@ -35,7 +35,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import environment, percentile, process_cpu, redis_client, redis_server_pid, report
+from bench.harness import environment, redis_client, redis_server_pid
+from bench.processes import process_cpu
+from bench.report import percentile, report
 
 LAYERS = ("core", "pubsub", "hub", "core-per-user", "pubsub-per-user")
 DEFAULT_LAYERS = "core,pubsub,hub"

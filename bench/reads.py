@@ -15,18 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    CpuMeter,
-    Deployment,
-    Http,
-    add_deployment_argument,
-    analyze,
-    create_database,
-    django_setup,
-    percentile,
-    report,
-    seed_users,
-)
+from bench.clients import Http
+from bench.harness import CpuMeter, Deployment, add_deployment_argument
+from bench.report import percentile, report
+from bench.seed import analyze, create_database, django_setup, seed_users
 
 HISTORY_DEPTH = 5000  # messages in the conversation whose history is paged
 

@@ -8,7 +8,7 @@ bench/results/run_all-<tool>-<deployment>.log.
     .venv/bin/python bench/run_all.py --deployments daphne,production
     .venv/bin/python bench/run_all.py --full     # issue 7's sizes: 10k idle sockets, 10 s runs, 60 s soak
 
-PostgreSQL and Redis are those of bench/common.py (DATABASE_URL and REDIS_URL override them); the
+PostgreSQL and Redis are those of bench/harness.py (DATABASE_URL and REDIS_URL override them); the
 bench database is created if missing.
 """
 
@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, ROOT, create_database, environment, redis_client
+from bench.harness import RESULTS, environment, redis_client
+from bench.processes import ROOT
+from bench.seed import create_database
 
 SIZES = {
     # short: a few minutes in all

@@ -21,22 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    CpuMeter,
-    Deployment,
-    add_deployment_argument,
-    analyze,
-    connect_receivers,
-    create_database,
-    deliver_to_group,
-    delivery_figures,
-    django_setup,
-    percentile,
-    post_closed_loop,
-    report,
-    seed_users,
-    wait_delivered,
-)
+from bench.clients import connect_receivers, deliver_to_group, post_closed_loop, wait_delivered
+from bench.harness import CpuMeter, Deployment, add_deployment_argument
+from bench.report import delivery_figures, percentile, report
+from bench.seed import analyze, create_database, django_setup, seed_users
 
 
 def seed(clients, group_size):

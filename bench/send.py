@@ -14,18 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    CpuMeter,
-    Deployment,
-    add_deployment_argument,
-    analyze,
-    create_database,
-    django_setup,
-    percentile,
-    post_closed_loop,
-    report,
-    seed_users,
-)
+from bench.clients import post_closed_loop
+from bench.harness import CpuMeter, Deployment, add_deployment_argument
+from bench.report import percentile, report
+from bench.seed import analyze, create_database, django_setup, seed_users
 
 
 def seed(clients):

@@ -32,17 +32,10 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    Deployment,
-    Http,
-    add_deployment_argument,
-    analyze,
-    create_database,
-    django_setup,
-    redis_client,
-    report,
-    seed_users,
-)
+from bench.clients import Http
+from bench.harness import Deployment, add_deployment_argument, redis_client
+from bench.report import report
+from bench.seed import analyze, create_database, django_setup, seed_users
 
 
 def seed(clients, group_size):
@@ -190,7 +183,7 @@ class Sampler:
         self.samples.append(
             (
                 time.monotonic() - self.started,
-                [(server.rss_bytes(), server.open_fds()) for server in self.servers],
+                [(server.rss(), server.open_fds()) for server in self.servers],
                 int(self.redis.info("memory")["used_memory"]),
             )
         )

@@ -19,16 +19,9 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    CpuMeter,
-    Deployment,
-    add_deployment_argument,
-    analyze,
-    create_database,
-    django_setup,
-    report,
-    seed_users,
-)
+from bench.harness import CpuMeter, Deployment, add_deployment_argument
+from bench.report import report
+from bench.seed import analyze, create_database, django_setup, seed_users
 
 
 async def open_live(url):

@@ -1,4 +1,4 @@
-"""imserver settings: everything comes from the environment (see README, "Configuration").
+"""imserver settings: everything comes from the environment (see docs/configuration.md).
 
 With no environment at all the server runs on an embedded default (SQLite, in-process realtime
 bus, local cache, loopback only) so that `make run` works on a fresh machine. Production mode is

@@ -1,4 +1,4 @@
-"""WSGI entry point, for serving the REST API with a WSGI server (README, "Deployment")."""
+"""WSGI entry point, for serving the REST API with a WSGI server (docs/deployment.md)."""
 
 import os
 

@@ -3,8 +3,8 @@ process one subscriber (the hub) that fans frames out to the local sockets.
 
 Why not the channels-redis layer: its group_send costs one Redis round trip per recipient
 and silently drops past a channel's capacity; one subscription per process with local fan-out
-encodes each event once and costs one PUBLISH per event whatever the group size (README,
-"Performance"). Without REDIS_URL the bus is in-process (the embedded default, one process).
+encodes each event once and costs one PUBLISH per event whatever the group size
+(docs/performance.md). Without REDIS_URL the bus is in-process (the embedded default, one process).
 
 Delivery here is at most once; exactly-once comes from the event log: every event carries its
 per-user id, and a socket that sees a gap (or a bus reconnect) fills it from the database.

@@ -1,4 +1,4 @@
-"""The Moderators group with exactly the permissions moderators need (README, "Moderators")."""
+"""The Moderators group with exactly the permissions moderators need (docs/moderation.md)."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations

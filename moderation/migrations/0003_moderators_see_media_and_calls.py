@@ -1,4 +1,4 @@
-"""Moderators also see uploads (with thumbnails) and call history (README, "Moderators")."""
+"""Moderators also see uploads (with thumbnails) and call history (docs/moderation.md)."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations

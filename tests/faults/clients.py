@@ -1,4 +1,4 @@
-"""Clients of the fault tests, written as the app is told to behave (README "Realtime protocol"),
+"""Clients of the fault tests, written as the app is told to behave (docs/protocol.md),
 and the one invariant every fault test asserts:
 
     what each recipient ends up with (live frames plus `since=` catch-up, de-duplicated by id)
