@@ -97,3 +97,20 @@ def test_multiprocess_mode_adds_up_every_worker(tmp_path):
         text=True,
     ).stdout
     assert "imserver_events_published_total 6.0" in output
+
+
+def test_the_grafana_dashboard_charts_only_metrics_that_exist():
+    import json
+    import re
+
+    from imserver import metrics
+
+    dashboard = json.loads((ROOT / "deploy/grafana-dashboard.json").read_text())
+    charted = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"imserver_[a-z_]+", target["expr"])
+    }
+    defined = {collector._name for collector in vars(metrics).values() if hasattr(collector, "_name")}
+    assert charted <= {re.sub(r"_total$", "", name) for name in defined}
