@@ -17,6 +17,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from accounts.models import Device, User
 from accounts.tokens import token_pair_for
 from imserver.api import parse_id
+from imserver.capabilities import push_configured
 from realtime import events
 
 CLOSE_REVOKED = 4401
@@ -142,11 +143,6 @@ def device_push_unregister(*, user: User, device_id: int | None) -> None:
     Device.objects.filter(pk=device_id, user=user).update(
         push_provider="", push_token="", push_token_hash=None, voip_token="", voip_token_hash=None
     )
-
-
-def push_configured(provider: str) -> bool:
-    """Whether the server has credentials for a push provider (a registration is kept either way)."""
-    return bool(settings.FCM_CREDENTIALS_FILE if provider == Device.Provider.FCM else settings.APNS_KEY_FILE)
 
 
 def device_push_enabled(device: Device) -> bool:

@@ -134,6 +134,8 @@ class MeViewSet(viewsets.ViewSet):
         # decode and re-encode an avatar: limited like uploads, which cost the same.
         return {"destroy": "login", "partial_update": "upload"}.get(self.action)
 
+    delete_takes_body = True  # the password (imserver.schema documents it)
+
     @extend_schema(responses={200: UserMeOut})
     def retrieve(self, request):
         return Response(user_me_data(request.user))

@@ -27,6 +27,7 @@ STATUS_MESSAGES = {
     410: "Gone",
     413: "Payload too large",
     415: "Unsupported media type",
+    422: "Unprocessable request",
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",

@@ -2,7 +2,7 @@
 
 import logging
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 
 from imserver.api import error_response
 from imserver.urlbase import base_url_for_request, request_base_url
@@ -18,6 +18,19 @@ def is_api_path(path):
     return not path.startswith(HTML_PREFIXES)
 
 
+def disallowed_host_response(request):
+    """The first request of a new setup often names a host the server does not know (the Android
+    emulator reaches the host machine as 10.0.2.2, a phone on the LAN by its address): say so."""
+    host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+    logger.warning("refused a request for host %r: not in ALLOWED_HOSTS", host[:100])
+    return error_response(
+        400,
+        f"The host name {host[:100]!r} is not in this server's ALLOWED_HOSTS. Add it to the ALLOWED_HOSTS "
+        "environment variable (comma-separated; e.g. ALLOWED_HOSTS=localhost,127.0.0.1,10.0.2.2 for the Android "
+        "emulator, or the machine's LAN address for a phone) and restart the server.",
+    )
+
+
 class ApiErrorMiddleware:
     """Turns Django's own error pages (404, 405, 413, 500, CSRF) outside the admin into the envelope.
 
@@ -28,6 +41,10 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        try:
+            request.get_host()
+        except DisallowedHost:
+            return disallowed_host_response(request)
         token = request_base_url.set(base_url_for_request(request))
         try:
             response = self.get_response(request)

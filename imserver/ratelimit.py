@@ -11,6 +11,8 @@ from django.core.cache import cache
 from redis import RedisError
 from rest_framework import throttling
 
+from imserver import metrics
+
 logger = logging.getLogger(__name__)
 CACHE_ERRORS = (RedisError, ConnectionError, TimeoutError, OSError)
 
@@ -44,6 +46,7 @@ def hit(key, limit, window):
             cache.add(name, 1, timeout=window + 1)
             count = 1
     except CACHE_ERRORS:
+        metrics.CACHE_FAILURES.inc()
         logger.warning("rate limits: the shared cache is unreachable; not limiting %s", key)
         return 0
     if count <= limit:
@@ -58,6 +61,7 @@ def peek(key, limit, window):
     try:
         count = cache.get(_cache_key(key, window, bucket)) or 0
     except CACHE_ERRORS:
+        metrics.CACHE_FAILURES.inc()
         logger.warning("rate limits: the shared cache is unreachable; not limiting %s", key)
         return 0
     if count < limit:

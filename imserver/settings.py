@@ -121,9 +121,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "imserver.logs.RequestIdMiddleware",
+    "imserver.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "imserver.middleware.ApiErrorMiddleware",
+    "imserver.idempotency.IdempotencyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -312,9 +315,25 @@ PASSWORD_RESET_MAX_ATTEMPTS = 5
 AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 5 * 1024 * 1024)
 AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels a side
 
+# --- Background work ------------------------------------------------------------------------
+# `manage.py run_worker` runs the daily maintenance (prune events, media, tokens, idempotency
+# keys) at start and then every this many seconds.
+MAINTENANCE_INTERVAL = env_int("MAINTENANCE_INTERVAL_SECONDS", 24 * 3600)
+
+# --- Idempotent retries (contract 21) -------------------------------------------------------
+# A key's stored answer is replayed for this long; `manage.py prune_idempotency_keys` (daily)
+# deletes older keys.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env_int("IDEMPOTENCY_KEY_HOURS", 24))
+# A repeat arriving while the first request still runs gets 409 for this long; past it the first
+# is taken for dead (nothing of it committed) and the repeat runs. Longer than any request lasts.
+IDEMPOTENCY_LOCK_SECONDS = env_int("IDEMPOTENCY_LOCK_SECONDS", 300)
+
 # --- Chat -----------------------------------------------------------------------------------
 MESSAGE_MAX_LENGTH = 10_000  # characters of a text message (contract 5)
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 500)
+# How long after sending the sender may edit (contract 15) or recall a message.
+MESSAGE_EDIT_WINDOW_SECONDS = env_int("MESSAGE_EDIT_WINDOW_SECONDS", 86400)
+MESSAGE_RECALL_WINDOW_SECONDS = env_int("MESSAGE_RECALL_WINDOW_SECONDS", 120)
 
 # Privacy settings a new account starts with (contract 16; docs/privacy.md). Existing accounts
 # keep theirs when these change.
@@ -526,12 +545,30 @@ PUSH_TIMEOUT_SECONDS = env_int("PUSH_TIMEOUT_SECONDS", 10)
 # default): every server process sends them itself.
 PUSH_WORKER = env_bool("PUSH_WORKER", False)
 
+# --- Logs and error reporting -------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id); "plain"
+# by default. Every line of a request carries its id (X-Request-ID from the load balancer, else
+# generated; echoed in the response).
+LOG_FORMAT = env("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'")
+_LOG_HANDLER = {
+    "class": "logging.StreamHandler",
+    "formatter": LOG_FORMAT,
+    "filters": ["redact_tokens", "request_id"],
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_tokens": {"()": "imserver.logs.RedactTokens"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
+    "filters": {
+        "redact_tokens": {"()": "imserver.logs.RedactTokens"},
+        "request_id": {"()": "imserver.logs.AddRequestId"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "imserver.logs.JsonLines"},
+    },
+    "handlers": {"console": _LOG_HANDLER},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -542,4 +579,27 @@ LOGGING = {
         "uvicorn.access": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO"), "propagate": False},
     },
 }
+
+# Prometheus metrics at /metrics, for callers sending "Authorization: Bearer <METRICS_TOKEN>";
+# without a token /metrics is a 404. See imserver/metrics.py (PROMETHEUS_MULTIPROC_DIR).
+METRICS_TOKEN = env("METRICS_TOKEN")
+
+# Opt-in error reporting to Sentry (or a compatible service such as GlitchTip). Personal data
+# (user ids, addresses, headers, bodies, local variables) is not sent unless SENTRY_SEND_PII=true.
+SENTRY_DSN = env("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    from imserver.logs import redact_sentry_event
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", "production" if PRODUCTION else "development"),
+        send_default_pii=env_bool("SENTRY_SEND_PII", False),
+        # Local variables hold passwords, tokens and message text: only with PII on.
+        include_local_variables=env_bool("SENTRY_SEND_PII", False),
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        before_send=redact_sentry_event,
+    )
+
 APPEND_SLASH = False  # the API tolerates a trailing slash itself; never redirect a POST

@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
-from imserver.views import healthz
+from imserver.capabilities import CapabilitiesView
+from imserver.metrics import metrics_view
+from imserver.views import SchemaView, healthz
 from media.storage import THUMBNAIL
 from media.views import media_file, public_file
 
@@ -15,13 +17,15 @@ v1 = [
     path("", include("calls.urls")),
     path("", include("realtime.urls")),
     path("", include("moderation.urls")),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^capabilities/?$", CapabilitiesView.as_view(), name="capabilities"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("v1/", include(v1)),
     # Uploaded media behind signed URLs; before the public avatar files' catch-all.
     re_path(r"^media/f/media(?P<media_id>[0-9]{1,18})$", media_file, name="media-file"),

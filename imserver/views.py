@@ -4,6 +4,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView
 
 from realtime.bus import bus_ping
 
@@ -33,3 +35,17 @@ def healthz(request):
     if not healthy:
         body = {"code": 503, "message": "Service unavailable", "details": "A dependency is unreachable", **body}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+class SchemaView(SpectacularAPIView):
+    """/v1/schema/ in OpenAPI 3.1; `?version=3.0` renders 3.0.3 (nullable: true), which common
+    Dart generators read correctly where they mishandle 3.1's nullability."""
+
+    @extend_schema(exclude=True)
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("version") == "3.0":
+            self.custom_settings = {"OAS_VERSION": "3.0.3"}
+        return super().get(request, *args, **kwargs)
+
+    def _get_version_parameter(self, request):
+        return None  # ?version picks the OpenAPI rendering here, not an API version

@@ -2,14 +2,14 @@
 
 from django.conf import settings
 
-from accounts.devices import push_configured
+from imserver.capabilities import push_providers
 from push.apns import ApnsClient
 from push.fcm import FcmClient
 
 
 def enabled() -> dict[str, bool]:
-    """Which providers the server has credentials for (`push_enabled`, capabilities)."""
-    return {provider: push_configured(provider) for provider in ("fcm", "apns")}
+    """Which providers the server has credentials for."""
+    return push_providers()
 
 
 def clients() -> dict[str, FcmClient | ApnsClient]:

@@ -9,6 +9,8 @@ there first does the work, exactly once.
 import asyncio
 import logging
 
+from imserver import metrics
+
 logger = logging.getLogger(__name__)
 
 _jobs = {}
@@ -33,6 +35,7 @@ async def _run_forever(name, seconds, func):
         except asyncio.CancelledError:
             raise
         except Exception:
+            metrics.BACKGROUND_JOB_FAILURES.labels(name).inc()
             logger.exception("periodic job %s failed; it runs again in %ss", name, seconds)
 
 

@@ -22,6 +22,8 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
+from imserver import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -96,6 +98,7 @@ def publish(messages):
                     pipe.execute()
         else:
             hub.dispatch_threadsafe(messages)
+        metrics.EVENTS_PUBLISHED.inc(len(messages))
     except Exception:
         logger.warning("realtime bus publish failed; sockets will catch up from the event log", exc_info=True)
 

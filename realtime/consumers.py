@@ -23,6 +23,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.tokens import token_device_id, user_for_token, verified_access_token
+from imserver import metrics
 from imserver.api import _flatten_validation, dumps
 from presence.registry import presence
 from realtime import selectors
@@ -163,6 +164,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         if since is not None:
             await self._catch_up()
         self.ready = True
+        metrics.OPEN_SOCKETS.inc()
         self._kick()
         # Counted in at once (so a disconnect of another device cannot see zero sockets); the
         # database and the watchers follow in the background, the socket is live already.
@@ -181,6 +183,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         if self.sender is not None:
             self.sender.cancel()
         if self.ready:
+            metrics.OPEN_SOCKETS.dec()
             try:
                 await self.presence  # online before offline
             except Exception:  # logged; the socket must still be counted out
@@ -195,6 +198,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             return
         self.pending.append((event_id, text))
         if len(self.pending) > MAX_PENDING_FRAMES:
+            metrics.BACKPRESSURE_CLOSES.inc()
             self.pending.clear()
             self.close_from_server(CLOSE_TOO_SLOW)
             return
@@ -202,6 +206,7 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     def resync(self):
         """The bus reconnected: whatever it lost is in the event log."""
+        metrics.RESYNCS.inc()
         self.deliver(RESYNC, None)
 
     def close_from_server(self, code):
@@ -225,6 +230,7 @@ class EventConsumer(AsyncWebsocketConsumer):
                     await self._fill_gap()
                 elif event_id == self.last_id + 1:
                     await self.send(text)
+                    metrics.EVENTS_DELIVERED.inc()
                     self.last_id = event_id
                     await self._send_held()
                 elif event_id > self.last_id:
@@ -251,6 +257,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         while self.last_id + 1 in self.held:
             self.last_id += 1
             await self.send(self.held.pop(self.last_id))
+            metrics.EVENTS_DELIVERED.inc()
         self._forget_held()
 
     def _forget_held(self):
@@ -263,6 +270,7 @@ class EventConsumer(AsyncWebsocketConsumer):
     async def _fill_gap(self):
         self.gap_timer = None
         if self.held:
+            metrics.GAP_FILLS.inc()
             logger.warning(
                 "realtime: reading events %d..%d of user %s from the log (not delivered by the bus)",
                 self.last_id + 1,
@@ -279,6 +287,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             )
             for event_id, type, data in rows:
                 await self.send(frame_text(type, data, event_id))
+                metrics.EVENTS_DELIVERED.inc()
                 self.last_id = event_id
             if len(rows) < REPLAY_PAGE:
                 self._forget_held()

@@ -42,6 +42,7 @@ MATRIX = {
     ("auth/password/reset/confirm", "POST"): Row("", anonymous=PUBLIC),
     ("schema", "GET"): Row("", anonymous=PUBLIC),
     ("docs", "GET"): Row("", anonymous=PUBLIC),
+    ("capabilities", "GET"): Row("/v1/capabilities", member=200),
     ("auth/password/change", "POST"): Row("/v1/auth/password/change", {}, member=400),
     ("user/me", "GET"): Row("/v1/user/me", member=200),
     ("user/me", "PATCH"): Row("/v1/user/me", {"status_message": "hi"}, member=200),

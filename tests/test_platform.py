@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from django.db import connection
 from django.test import Client
@@ -97,6 +98,41 @@ class TestSchema:
         assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
         register = schema["paths"]["/v1/auth/register"]["post"]
         assert "201" in register["responses"] and "default" in register["responses"]
+
+    def test_every_operation_has_a_summary_and_mutations_take_an_idempotency_key(self, db):
+        schema = Client().get("/v1/schema/", HTTP_ACCEPT="application/json").json()
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                assert operation.get("summary"), f"{method.upper()} {path}: add it to imserver.schema.SUMMARIES"
+                headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+                assert ("Idempotency-Key" in headers) == (method in {"post", "put", "patch", "delete"}), path
+
+    def test_delete_account_documents_its_body(self, db):
+        schema = Client().get("/v1/schema/", HTTP_ACCEPT="application/json").json()
+        body = schema["paths"]["/v1/user/me"]["delete"]["requestBody"]
+        ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert "password" in schema["components"]["schemas"][ref]["properties"]
+        assert not body.get("required")  # OAuth-only accounts send none
+
+    def test_response_fields_are_marked_required(self, db):
+        # Generated clients make an unrequired field optional (String?): only fields that really
+        # may be absent are left out.
+        may_be_absent = {"IceServerOut": {"username", "credential"}, "SentMessageOut": {"temp_id"}}
+        schema = Client().get("/v1/schema/", HTTP_ACCEPT="application/json").json()
+        for name, component in schema["components"]["schemas"].items():
+            if name.endswith("Out") and "properties" in component:
+                unrequired = set(component["properties"]) - set(component.get("required", []))
+                assert unrequired == may_be_absent.get(name, set()), name
+
+    def test_openapi_3_0_rendering_for_dart_generators(self, db):
+        default = Client().get("/v1/schema/", HTTP_ACCEPT="application/json").json()
+        legacy = Client().get("/v1/schema/?version=3.0", HTTP_ACCEPT="application/json").json()
+        assert default["openapi"] == "3.1.0"
+        assert legacy["openapi"] == "3.0.3"
+        assert legacy["info"]["version"] == default["info"]["version"] == "1.0.0"
+        assert legacy["paths"].keys() == default["paths"].keys()
+        text = orjson.dumps(legacy).decode()
+        assert '"nullable":true' in text and '"type":"null"' not in text
 
     def test_docs_page_is_served_without_network(self, db):
         response = Client().get("/v1/docs/")
@@ -209,3 +245,43 @@ def test_daphnes_access_log_redacts_tokens_and_media_signatures(tmp_path):
     log = server.log.read_text()
     assert "SECRET" not in log
     assert '"GET /media/f/media1?exp=1&sig=[redacted]" 403' in log and '"GET /ws?token=[redacted]&since=4"' in log
+
+
+@pytest.mark.django_db
+def test_an_unknown_host_is_told_how_to_allow_it(api):
+    # The Android emulator reaches the developer's machine as 10.0.2.2.
+    response = api.get("/v1/user/me", HTTP_HOST="10.0.2.2:8000")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == 400
+    assert "'10.0.2.2:8000' is not in this server's ALLOWED_HOSTS" in body["details"]
+    assert "ALLOWED_HOSTS=localhost,127.0.0.1,10.0.2.2" in body["details"]
+
+
+@pytest.mark.django_db
+def test_an_allowed_emulator_host_is_served(api, settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "10.0.2.2"]
+    assert api.get("/healthz", HTTP_HOST="10.0.2.2:8000").status_code == 200
+
+
+def _pins(path):
+    pins = {}
+    for line in (ROOT / path).read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, _, version = line.split(" ")[0].partition("==")
+            pins[name.split("[")[0].lower().replace("_", "-")] = version
+    return pins
+
+
+@pytest.mark.parametrize(
+    ("source", "lock"), [("requirements.txt", "requirements.lock"), ("requirements-dev.txt", "requirements-dev.lock")]
+)
+def test_the_lock_files_hold_every_pin(source, lock):
+    """`make lock` regenerates them; a pin changed without it fails here."""
+    locked = _pins(lock)
+    lines = (ROOT / lock).read_text().splitlines()
+    for index, line in enumerate(lines):
+        if "==" in line and not line.startswith((" ", "#")):
+            assert lines[index + 1].strip().startswith("--hash=sha256:"), line
+    for name, version in _pins(source).items():
+        assert locked.get(name) == version, f"{name}=={version} is not in {lock}: run make lock"

@@ -1,0 +1,57 @@
+"""The worker process: every app's periodic jobs and the daily maintenance, in one process.
+
+Server processes run the periodic jobs too (realtime/background.py), so a small install needs no
+worker; the REST tier under gunicorn (WSGI) runs none, which is what this process is for. The
+push pipeline adds its delivery loop here.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from imserver import metrics
+from realtime import background
+
+logger = logging.getLogger(__name__)
+
+# The daily maintenance: each command is safe to run from several workers at once.
+DAILY_COMMANDS = ("prune_events", "purge_media", "prune_tokens", "prune_idempotency_keys")
+
+
+class Command(BaseCommand):
+    help = "Runs the background jobs (periodic jobs of every app, the daily maintenance) until stopped."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="run the daily maintenance once and exit")
+
+    def handle(self, *args, once=False, **options):
+        if once:
+            self.run_daily_maintenance()
+            return
+        asyncio.run(self.serve())
+
+    async def serve(self):
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        background.ensure_started()
+        logger.info("worker started: periodic jobs and daily maintenance every %ss", settings.MAINTENANCE_INTERVAL)
+        while not stopping.is_set():
+            await asyncio.to_thread(self.run_daily_maintenance)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=settings.MAINTENANCE_INTERVAL)
+        logger.info("worker stopped")
+
+    def run_daily_maintenance(self):
+        for name in DAILY_COMMANDS:
+            try:
+                call_command(name, stdout=self.stdout)
+            except Exception:
+                metrics.BACKGROUND_JOB_FAILURES.labels(name).inc()
+                logger.exception("maintenance command %s failed; it runs again at the next round", name)
