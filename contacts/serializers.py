@@ -69,6 +69,7 @@ class PrivacySettingsOut(serializers.ModelSerializer):
     class Meta:
         model = PrivacySettings
         fields = PRIVACY_FIELDS
+        extra_kwargs = {name: {"required": True} for name in PRIVACY_FIELDS}  # every response has them all
 
 
 class PrivacySettingsIn(StrictSerializer, PrivacySettingsOut):

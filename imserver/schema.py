@@ -73,6 +73,19 @@ ERROR_SCHEMA = {
 # One line per operation. A new route adds its line here (or passes summary= to extend_schema);
 # tests/test_platform.py fails for an operation without one.
 SUMMARIES = {
+    ("GET", "/v1/blocks"): "List the users you blocked",
+    ("PUT", "/v1/blocks/{user_id}"): "Block a user",
+    ("DELETE", "/v1/blocks/{user_id}"): "Unblock a user",
+    ("PATCH", "/v1/conversations/{conversation_id}/settings"): "Mute, pin or hide a conversation",
+    ("GET", "/v1/devices"): "List your devices (login sessions)",
+    ("DELETE", "/v1/devices/{device_id}"): "Sign a device out",
+    ("PUT", "/v1/devices/current/push"): "Register this device for push notifications",
+    ("DELETE", "/v1/devices/current/push"): "Stop push notifications to this device",
+    ("POST", "/v1/devices/logout-others"): "Sign out every other device",
+    ("GET", "/v1/messages/search"): "Search your messages",
+    ("GET", "/v1/user/me/settings"): "Your privacy settings",
+    ("PATCH", "/v1/user/me/settings"): "Change your privacy settings",
+    ("GET", "/v1/user/me/unread"): "What you have not read (the badge)",
     ("POST", "/v1/auth/register"): "Register an account",
     ("POST", "/v1/auth/login"): "Log in with username or email and password",
     ("POST", "/v1/auth/logout"): "Log out (revoke a refresh token)",
