@@ -31,6 +31,23 @@ def _test_settings(settings, tmp_path):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _flush_cascades_to_the_search_index():
+    """Transactional tests end with a TRUNCATE of the models' tables; on PostgreSQL the message
+    search index (a table of chat's migrations, not a model: chat/search.py) references
+    chat_message, so the TRUNCATE must cascade to it."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    sql_flush = DatabaseOperations.sql_flush
+
+    def cascading_sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        return sql_flush(self, style, tables, reset_sequences=reset_sequences, allow_cascade=True)
+
+    DatabaseOperations.sql_flush = cascading_sql_flush
+    yield
+    DatabaseOperations.sql_flush = sql_flush
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _close_the_pool_before_the_test_database_goes(django_db_setup, django_db_blocker):
     """Worker threads (the consumers' database calls) keep connections, idle or checked out of
     the pool; end them before pytest-django drops the test database, which refuses while

@@ -4,7 +4,8 @@
 assertion) and the FCM HTTP v1 `messages:send` endpoint (it checks the access token and the
 message's shape). `FakeApns`: an HTTP/2-only server over TLS with its own CA, which verifies the
 ES256 provider token and APNs' headers. Both record what they accepted and answer with scripted
-errors per device token (`fail(token, status, reason, times)`).
+errors per device token (`fail(token, status, reason, times)`). `delay` (seconds) slows every
+push answer, so that a test can catch a sender in the middle of a batch.
 """
 
 import asyncio
@@ -37,6 +38,7 @@ class _Script:
         self.failures = defaultdict(list)  # token -> [(status, reason, retry_after)]
         self.received = []  # what was accepted, in arrival order
         self.refused = []  # (token, status, reason) answered with an error
+        self.delay = 0.0  # seconds before each push is answered
 
     def fail(self, token, status, reason, times=1, retry_after=None):
         with self.lock:
@@ -139,6 +141,7 @@ class FakeFcm(_Script):
                 self._answer(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
 
             def _send(self, raw):
+                time.sleep(fake.delay)
                 bearer = self.headers.get("authorization", "").removeprefix("Bearer ")
                 if bearer not in fake.access_tokens:
                     return self._answer(401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}})
@@ -261,6 +264,7 @@ class FakeApns(_Script):
             if not message.get("more_body"):
                 break
         headers = {name.decode(): value.decode() for name, value in scope["headers"]}
+        await asyncio.sleep(self.delay)
         status, answer = self._handle(scope, headers, body)
         encoded = json.dumps(answer).encode() if answer is not None else b""
         response_headers = [(b"apns-id", secrets.token_hex(16).encode())]
