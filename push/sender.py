@@ -17,12 +17,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Device
-from chat.selectors import unread_summaries
+from chat.models import Membership, Notify
+from chat.selectors import muted_now, unread_summaries
+from contacts.models import Preview, PrivacySettings
+from imserver.api import parse_id
 from presence import registry as presence
 from push.notifications import Kind, Notification, Outcome, Result, Target
 from realtime.db import in_db_thread
@@ -143,6 +146,8 @@ def plan(entries: list[EventOutbox]) -> list[Delivery]:
         devices.setdefault(device.user_id, []).append(device)
     live = presence.live_device_ids(user_ids)
     badges = {user_id: summary["badge"] for user_id, summary in unread_summaries(sorted(user_ids)).items()}
+    previews = dict(PrivacySettings.objects.filter(user_id__in=user_ids).values_list("user_id", "notification_preview"))
+    silenced = _silenced(payloads, decoded, user_ids)
     deliveries = []
     for entry in entries:
         payload = payloads.get(entry.payload_id)
@@ -150,12 +155,32 @@ def plan(entries: list[EventOutbox]) -> list[Delivery]:
             continue
         remaining = set(entry.remaining) if entry.remaining is not None else None
         for user_id, seq in wanted[payload.pk]:
+            if (user_id, decoded[payload.pk].get("conversation_id")) in silenced and payload.type == "new_message":
+                continue
             for device in devices.get(user_id, ()):
                 if device.pk in live or (remaining is not None and device.pk not in remaining):
                     continue
-                notification = _notification(payload.type, decoded[payload.pk], seq, badges[user_id], "full")
+                preview = previews.get(user_id, Preview.FULL)
+                notification = _notification(payload.type, decoded[payload.pk], seq, badges[user_id], preview)
                 deliveries.append(Delivery(payload.pk, _target(device), notification))
     return deliveries
+
+
+def _silenced(payloads, decoded, user_ids) -> set[tuple[int, str]]:
+    """(user id, conversation id) pairs whose new messages are not pushed: the conversation is
+    muted now, or its notify level is not "all" (contract 17; no message mentions anyone yet, so
+    "mentions" pushes nothing)."""
+    conversation_ids = {
+        parse_id("c", decoded[pk]["conversation_id"]) for pk, p in payloads.items() if p.type == "new_message"
+    }
+    if not conversation_ids:
+        return set()
+    rows = (
+        Membership.objects.filter(user_id__in=user_ids, conversation_id__in=conversation_ids)
+        .filter(muted_now() | ~Q(notify=Notify.ALL))
+        .values_list("user_id", "conversation_id")
+    )
+    return {(user_id, f"c{conversation_id}") for user_id, conversation_id in rows}
 
 
 def finish(entries: list[EventOutbox], deliveries: list[Delivery], outcomes: list[Outcome]) -> None:

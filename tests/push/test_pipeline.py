@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -144,3 +145,45 @@ def test_incoming_call_is_a_voip_push_and_its_end_a_silent_one(fake_apns, user, 
     assert stop["payload"]["type"] == "call_status"
     # Silent; the badge counts the cancelled call's record in the conversation, unread.
     assert json.dumps(stop["payload"]["aps"]) == json.dumps({"content-available": 1, "badge": 1})
+
+
+@pytest.mark.parametrize(
+    ("preview", "title", "body"), [("full", "Alice", "secret plans"), ("sender", "Alice", None), ("none", None, None)]
+)
+def test_the_recipients_preview_setting_decides_what_the_push_shows(fake_fcm, user, other_user, preview, title, body):
+    from contacts.services import privacy_settings_update
+
+    register(other_user, "phone")
+    privacy_settings_update(user=other_user, notification_preview=preview)
+    send(user, private_chat(user, other_user), "secret plans")
+    push_round()
+    data = fake_fcm.received[0]["data"]
+    assert data.get("title") == title and data.get("body") == body
+    if preview == "none":
+        assert "secret" not in json.dumps(fake_fcm.received[0]) and "Alice" not in json.dumps(fake_fcm.received[0])
+
+
+@pytest.mark.parametrize("settings_change", [{"muted": True}, {"notify": "none"}, {"notify": "mentions"}])
+def test_a_muted_or_quiet_conversation_pushes_no_message(fake_fcm, user, other_user, settings_change):
+    from chat.services import conversation_settings_update
+
+    register(other_user, "phone")
+    conversation = private_chat(user, other_user)
+    conversation_settings_update(user=other_user, conversation_id=conversation.pk, **settings_change)
+    send(user, conversation)
+    assert push_round() == 0
+    conversation_settings_update(user=other_user, conversation_id=conversation.pk, muted=False, notify="all")
+    send(user, conversation)
+    assert push_round() == 1
+
+
+def test_an_elapsed_mute_pushes_again_without_any_write(fake_fcm, user, other_user):
+    from chat.models import Membership
+
+    register(other_user, "phone")
+    conversation = private_chat(user, other_user)
+    Membership.objects.filter(conversation=conversation, user=other_user).update(
+        muted=True, muted_until=timezone.now() - timedelta(minutes=1)
+    )
+    send(user, conversation)
+    assert push_round() == 1
