@@ -46,11 +46,11 @@ def test_a_password_change_during_a_refresh_waits_and_revokes_the_new_pair():
     refresh = token_pair_for(user)["refresh_token"]
     issuing, changed, seen = threading.Event(), threading.Event(), {}
 
-    def issue_slowly(user):
+    def issue_slowly(user, device_id=None):
         issuing.set()
         # Holding the user's row, the refresh keeps the change waiting; without it, it lands here.
         seen["changed_before_issue"] = changed.wait(timeout=1)
-        return token_pair_for(user)
+        return token_pair_for(user, device_id)
 
     def refresh_in_thread():
         try:
