@@ -36,7 +36,8 @@ os.environ["DATABASE_URL"] = os.environ.get(
     "SEARCH_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imserver_search_bench"
 )
 
-from bench.common import create_database, django_setup, percentile, report
+from bench.report import percentile, report
+from bench.seed import create_database, django_setup
 
 COMMAND = "bench/search.py"
 SEARCHER = "search_bench_user"

@@ -25,6 +25,7 @@ from accounts.models import Device
 from chat.models import Membership, Notify
 from chat.selectors import muted_now, unread_summaries
 from contacts.models import Preview, PrivacySettings
+from imserver import metrics
 from imserver.api import parse_id
 from presence import registry as presence
 from push.notifications import Kind, Notification, Outcome, Result, Target
@@ -40,6 +41,8 @@ MAX_ATTEMPTS = len(BACKOFF_SECONDS) + 1
 PREVIEW_CHARS = 200
 MEDIA_PREVIEW = {"image": "[image]", "video": "[video]", "audio": "[audio]", "file": "[file]"}
 CONCURRENCY = 100
+# The state each outcome counts as in imserver_push_jobs_total (a dead token is a failed push).
+PUSH_STATES = {Result.SENT: "sent", Result.RETRY: "retried", Result.INVALID_TOKEN: "failed", Result.FAILED: "failed"}
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ def finish(entries: list[EventOutbox], deliveries: list[Delivery], outcomes: lis
     retry_after = {}
     dead_tokens = []
     for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        metrics.PUSH_JOBS.labels(PUSH_STATES[outcome.result]).inc()
         if outcome.result is Result.RETRY:
             failed.setdefault(delivery.payload_id, set()).add(delivery.target.device_id)
             if outcome.retry_after:

@@ -187,3 +187,18 @@ def test_an_elapsed_mute_pushes_again_without_any_write(fake_fcm, user, other_us
     )
     send(user, conversation)
     assert push_round() == 1
+
+
+def test_push_outcomes_are_counted_for_prometheus(fake_fcm, user, other_user):
+    from imserver import metrics
+
+    def count(state):
+        return metrics.PUSH_JOBS.labels(state)._value.get()
+
+    sent, retried = count("sent"), count("retried")
+    register(other_user, "fine")
+    register(other_user, "flaky")
+    fake_fcm.fail("flaky", 503, "UNAVAILABLE")
+    send(user, private_chat(user, other_user))
+    push_round()
+    assert (count("sent") - sent, count("retried") - retried) == (1, 1)
