@@ -18,8 +18,8 @@ from contacts.serializers import (
 from imserver.api import page_params, parse_id, validated
 
 
-class ContactViewSet(viewsets.ViewSet):
-    """The caller's address book (contract 4)."""
+class _OtherUsersViewSet(viewsets.ViewSet):
+    """Lists of other users addressed by user id; reading is free, changes count as writes."""
 
     lookup_url_kwarg = "user_id"
     lookup_value_regex = "[0-9]{1,18}"
@@ -27,6 +27,10 @@ class ContactViewSet(viewsets.ViewSet):
 
     def get_throttles(self):
         return [] if self.request.method == "GET" else super().get_throttles()
+
+
+class ContactViewSet(_OtherUsersViewSet):
+    """The caller's address book (contract 4)."""
 
     @extend_schema(
         parameters=[OpenApiParameter("limit", int, description="Default 50."), OpenApiParameter("offset", int)],
@@ -56,15 +60,8 @@ class ContactViewSet(viewsets.ViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class BlockViewSet(viewsets.ViewSet):
+class BlockViewSet(_OtherUsersViewSet):
     """The users the caller blocked (contract 16)."""
-
-    lookup_url_kwarg = "user_id"
-    lookup_value_regex = "[0-9]{1,18}"
-    throttle_scope = "write"
-
-    def get_throttles(self):
-        return [] if self.request.method == "GET" else super().get_throttles()
 
     @extend_schema(
         parameters=[OpenApiParameter("limit", int, description="Default 50."), OpenApiParameter("offset", int)],
