@@ -541,7 +541,7 @@ _apns_settings = [APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC]
 if any(_apns_settings) and not all(_apns_settings):
     raise ImproperlyConfigured("APNs needs all of APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID and APNS_TOPIC")
 PUSH_TIMEOUT_SECONDS = env_int("PUSH_TIMEOUT_SECONDS", 10)
-# On: server processes leave pushes to `manage.py push_worker` processes; off (the embedded
+# On: server processes leave pushes to `manage.py run_worker` processes; off (the embedded
 # default): every server process sends them itself.
 PUSH_WORKER = env_bool("PUSH_WORKER", False)
 

@@ -1,5 +1,5 @@
 """Where pushes are sent from: inside every server process (the embedded default, `make run`),
-or only in `manage.py push_worker` processes when PUSH_WORKER is on (production)."""
+or only in `manage.py run_worker` processes when PUSH_WORKER is on (production)."""
 
 import asyncio
 import contextlib
@@ -36,7 +36,7 @@ def register():
 
 
 async def run_worker(stop: asyncio.Event) -> None:
-    """The loop of a `push_worker` process: sends while there is work, polls when idle."""
+    """The push loop of a `run_worker` process: sends while there is work, polls when idle."""
     sender = Sender(providers.clients())
     try:
         while not stop.is_set():

@@ -1,4 +1,4 @@
-"""`manage.py push_worker` as a real process on PostgreSQL + Redis: a worker killed with SIGKILL in
+"""`manage.py run_worker` as a real process on PostgreSQL + Redis: a worker killed with SIGKILL in
 the middle of a batch loses no push, and the resend carries the same collapse key and event id."""
 
 import hashlib
@@ -32,7 +32,7 @@ def start_worker(fake, tmp_path, name):
     }
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "push_worker"], cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "manage.py", "run_worker"], cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
     )
     process.log = log
     return process
