@@ -5,12 +5,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.models import User
+from accounts.models import Device, User
 from accounts.services import user_password_set, user_revoke_tokens
 from chat import selectors as chat_selectors
 from chat.models import Conversation, Membership
 from groups.models import Group
-from imserver.admin_tools import LargeTableMixin, ObjectActionsMixin, admin_link, confirm_with_reason
+from imserver.admin_tools import LargeTableMixin, ObjectActionsMixin, ReadOnlyMixin, admin_link, confirm_with_reason
 from moderation import services
 
 
@@ -45,12 +45,14 @@ class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
         "last_login",
         "chat_groups",
         "recent_messages",
+        "devices",
     )
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Profile", {"fields": ("nickname", "email", "status_message", "avatar", "chosen_status")}),
         ("Presence", {"fields": ("is_online", "last_online")}),
         ("Moderation", {"fields": ("is_banned", "banned_at", "ban_reason")}),
+        ("Devices", {"fields": ("devices",)}),
         ("Groups and messages", {"fields": ("chat_groups", "recent_messages")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("date_joined", "last_login", "token_version")}),
@@ -100,6 +102,33 @@ class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
             return "None"
         return format_html("<table><tr><th>Group</th><th>Role</th><th>Joined</th></tr>{}</table>", rows)
 
+    @admin.display(description="Signed-in devices")
+    def devices(self, user):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    admin_link(Device, device.pk, f"d{device.pk} {device.name}"),
+                    device.platform or "unknown",
+                    device.push_provider or "none",
+                    f"{device.created_at:%Y-%m-%d %H:%M}",
+                    f"{device.last_seen_at:%Y-%m-%d %H:%M}",
+                )
+                for device in user.devices.order_by("-last_seen_at", "-pk")
+            ),
+        )
+        if not rows:
+            return "None"
+        everything = reverse("admin:accounts_device_changelist") + f"?user__id__exact={user.pk}"
+        return format_html(
+            "<table><tr><th>Device</th><th>Platform</th><th>Push</th><th>Signed in</th><th>Last seen</th></tr>{}"
+            '</table><p><a href="{}">Sign out devices of {}…</a></p>',
+            rows,
+            everything,
+            user.username,
+        )
+
     @admin.display(description="Recent messages")
     def recent_messages(self, user):
         table = render_to_string(
@@ -127,4 +156,34 @@ class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
             title="Unban users",
             required=False,
             apply=lambda user, reason: services.user_unban(actor=request.user, user=user, reason=reason),
+        )
+
+
+@admin.register(Device)
+class DeviceAdmin(LargeTableMixin, ReadOnlyMixin, ObjectActionsMixin, admin.ModelAdmin):
+    """Login sessions (contract 11). Moderators who may ban may also sign a device out, with a
+    reason, in the audit log (moderation.services.device_revoke). Push tokens are not shown."""
+
+    list_display = ("__str__", "user", "platform", "app_version", "push_provider", "created_at", "last_seen_at")
+    list_select_related = ("user",)
+    list_filter = ("platform", "push_provider")
+    search_fields = ("user__username", "name")
+    ordering = ("-last_seen_at", "-pk")
+    fields = ("user", "name", "platform", "app_version", "push_provider", "call_push", "created_at", "last_seen_at")
+    actions = ["revoke_devices"]
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("accounts.ban_user")
+
+    def get_object_actions(self, obj):
+        return [("revoke_devices", "Sign out…")]
+
+    @admin.action(permissions=["revoke"], description="Sign out selected devices…")
+    def revoke_devices(self, request, queryset):
+        return confirm_with_reason(
+            self,
+            request,
+            queryset.select_related("user"),
+            title="Sign out devices",
+            apply=lambda device, reason: services.device_revoke(actor=request.user, device=device, reason=reason),
         )

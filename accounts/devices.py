@@ -68,6 +68,11 @@ def _revoke(user: User, devices) -> None:
         events.disconnect_device_on_commit(user.pk, device.pk, CLOSE_REVOKED)
 
 
+def device_sign_out(device: Device) -> None:
+    """Revokes one device, whoever asks: a moderator (moderation.services.device_revoke)."""
+    _revoke(device.user, [device])
+
+
 def devices_revoke_all(*, user: User, keep_device_id: int | None = None) -> None:
     """Every device of the user but `keep_device_id` (password change, reset, ban)."""
     _revoke(user, list(Device.objects.filter(user=user).exclude(pk=keep_device_id)))

@@ -81,6 +81,7 @@ class AuditEntry(models.Model):
         REPORT_DISMISS = "report_dismiss", "dismiss report"
         MODERATOR_GRANT = "moderator_grant", "make moderator"
         MODERATOR_REVOKE = "moderator_revoke", "remove moderator"
+        DEVICE_REVOKE = "device_revoke", "sign out device"
 
     # The moderator's account, or null for a command (then `actor_name` is "cli:<os user>").
     actor = models.ForeignKey(
@@ -88,7 +89,9 @@ class AuditEntry(models.Model):
     )
     actor_name = models.CharField("actor", max_length=160)
     action = models.CharField(max_length=20, choices=Action.choices)
-    target_type = models.CharField(max_length=8, choices=[*TargetType.choices, ("report", "Report")])
+    target_type = models.CharField(
+        max_length=8, choices=[*TargetType.choices, ("report", "Report"), ("device", "Device")]
+    )
     target_id = models.BigIntegerField()
     # What the target was at the time (e.g. "alice", "m12 by alice in c3").
     target_repr = models.CharField("target as it was", max_length=200)

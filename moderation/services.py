@@ -13,7 +13,8 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from accounts import services as accounts_services
-from accounts.models import User
+from accounts.devices import device_sign_out
+from accounts.models import Device, User
 from chat import services as chat_services
 from imserver.admin_tools import ActionRefused
 from moderation import selectors
@@ -126,6 +127,24 @@ def moderator_revoke(*, actor: Actor, user: User) -> User:
         user.save(update_fields=["is_staff"])
     _audit(actor=actor, action=AuditEntry.Action.MODERATOR_REVOKE, **_user_target(user))
     return user
+
+
+@transaction.atomic
+def device_revoke(*, actor: Actor, device: Device, reason: str) -> None:
+    """Signs a device out as its owner could (tokens refused, sockets closed with 4401, push
+    registration gone): a stolen phone reported to support, a session a spammer rotates."""
+    _require(reason)
+    check_may_act_on(actor, device.user)
+    target_repr = f"d{device.pk} ({device.platform or 'unknown'} {device.name}) of {device.user.username}"
+    device_sign_out(device)
+    _audit(
+        actor=actor,
+        action=AuditEntry.Action.DEVICE_REVOKE,
+        target_type="device",
+        target_id=device.pk,
+        target_repr=target_repr,
+        reason=reason,
+    )
 
 
 # --- Messages -----------------------------------------------------------------------------------

@@ -6,15 +6,16 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Device, User
 from calls.models import Call
 from chat.models import Message
 from imserver.admin_tools import EstimatedCountPaginator
 from media.models import Media
 from moderation import services
 from moderation.models import AuditEntry, Report
+from realtime import bus
 from tests.accounts.test_auth import assert_error, login
-from tests.conftest import PASSWORD, events_of, group_of, is_postgres, make_user, private_chat, send
+from tests.conftest import PASSWORD, events_of, group_of, is_postgres, make_user, private_chat, send, session_tokens
 
 ADMIN_LISTS = [
     "/admin/accounts/user/",
@@ -25,6 +26,7 @@ ADMIN_LISTS = [
     "/admin/moderation/auditentry/",
     "/admin/media/media/",
     "/admin/calls/call/",
+    "/admin/accounts/device/",
 ]
 
 pytestmark = pytest.mark.django_db
@@ -70,6 +72,7 @@ class TestModerators:
             ("moderation", "view_auditentry"),
             ("media", "view_media"),
             ("calls", "view_call"),
+            ("accounts", "view_device"),
         }
 
     @pytest.mark.parametrize("url", ["/admin/", *ADMIN_LISTS])
@@ -170,6 +173,62 @@ class TestBanActions:
         # What the "Ban…" button posts: the action and the object, without the list's index.
         page = admin_client.post("/admin/accounts/user/", {"action": "ban_users", "_selected_action": str(user.pk)})
         assert page.status_code == 200 and b'name="reason"' in page.content
+
+
+class TestDevices:
+    def test_user_page_lists_devices_without_their_push_tokens(self, admin_client, user):
+        Device.objects.create(user=user, name="Pixel 9", platform="android", push_provider="fcm", push_token="secret-t")
+        page = admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+        assert "Pixel 9" in page and "android" in page and "fcm" in page
+        assert "secret-t" not in page
+        device = Device.objects.get()
+        detail = admin_client.get(f"/admin/accounts/device/{device.pk}/change/")
+        assert detail.status_code == 200 and not detail.context["adminform"].form.fields
+        assert "secret-t" not in detail.content.decode()
+        assert 'data-object-action="revoke_devices"' in detail.content.decode()
+
+    def test_sign_out_asks_for_a_reason_then_revokes_and_logs(
+        self, admin_client, api, moderator, user, monkeypatch, django_capture_on_commit_callbacks
+    ):
+        stolen, kept = session_tokens(user, name="stolen"), session_tokens(user, name="kept")
+        device = Device.objects.get(name="stolen")
+        url = "/admin/accounts/device/"
+        page = run_action(admin_client, url, "revoke_devices", [device], reason="")
+        assert page.status_code == 200 and b"This field is required" in page.content
+        assert Device.objects.filter(pk=device.pk).exists()
+
+        published = []
+        monkeypatch.setattr(bus, "publish", published.extend)
+        with django_capture_on_commit_callbacks(execute=True):
+            run_action(admin_client, url, "revoke_devices", [device], reason="phone reported stolen")
+        assert not Device.objects.filter(pk=device.pk).exists()
+        assert bus.close_message(user.pk, 4401, device_id=device.pk) in published
+        assert_error(api.get("/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {stolen['token']}"), 401)
+        assert api.get("/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {kept['token']}").status_code == 200
+        entry = AuditEntry.objects.get(action="device_revoke")
+        assert (entry.actor, entry.target_type, entry.target_id) == (moderator, "device", device.pk)
+        assert (
+            entry.reason == "phone reported stolen" and "stolen" in entry.target_repr and "alice" in entry.target_repr
+        )
+
+    def test_staff_devices_are_only_for_superusers(self, admin_client, moderator):
+        other = services.moderator_grant(actor="cli:root", user=make_user("mod2"))
+        session_tokens(other)
+        response = run_action(
+            admin_client, "/admin/accounts/device/", "revoke_devices", list(other.devices.all()), reason="x"
+        )
+        assert any("mod2 is staff" in str(m) for m in response.wsgi_request._messages)
+        assert other.devices.exists()
+
+    def test_without_the_ban_permission_there_is_no_sign_out(self, user):
+        viewer = make_user("viewer", is_staff=True)
+        viewer.user_permissions.add(*AuthGroup.objects.get(name="Moderators").permissions.exclude(codename="ban_user"))
+        session_tokens(user)
+        client = Client()
+        client.force_login(viewer)
+        assert client.get("/admin/accounts/device/").status_code == 200
+        run_action(client, "/admin/accounts/device/", "revoke_devices", list(user.devices.all()), reason="x")
+        assert user.devices.exists()
 
 
 class TestRemoveMessages:
@@ -280,6 +339,7 @@ class TestPages:
 def many_rows(moderator):
     """More rows than a page of every list: a query per row would show."""
     people = [make_user(f"user{n}") for n in range(60)]
+    Device.objects.bulk_create([Device(user=person, name="phone") for person in people])
     for n in range(30):
         group = group_of(people[n], people[n + 1], people[n + 2], name=f"group {n}")
         send(people[n], group.conversation, f"hello {n}")
