@@ -268,6 +268,28 @@ def fanout_rows(records, note):
     return rows
 
 
+def push_rows(records, note):
+    """Issue 13's target, from bench/push.py."""
+    record = find(records, "push: group of 500")
+    if record is None:
+        return [
+            ("push, 500-member group, 250 offline devices", "last push <= 2 s", "-", note or "no figures", False, "-")
+        ]
+    f = record["figures"]
+    last = f["ack to last push, worst message ms"]
+    return [
+        (
+            "push, 500-member group, 250 offline devices, one worker",
+            "last push <= 2 s after the send; send latency unchanged",
+            "-",
+            f"{f['pushes/s']:.0f} pushes/s, last push {last:.0f} ms (p99 {f['ack to push p99 ms']:.0f} ms); send p50 "
+            f"{f['send p50 ms, pushes on']:.1f} ms vs {f['send p50 ms, no provider']:.1f} ms with no provider",
+            last <= 2000 and f["pushes received"] == f["pushes expected"],
+            record["command"],
+        )
+    ]
+
+
 SEARCH_TIMEOUT = 1800  # seconds: the first run generates its 1,000,000 messages
 
 
@@ -333,6 +355,8 @@ def main(argv=None):
             ["fanout_layers.py", "--rates", SIZES[size]["rates"], "--seconds", "2" if size == "short" else "3"],
         )
         rows.extend(fanout_rows(records, note))
+    records, note = run_tool("push", "-", ["push.py", "--messages", "5" if size == "short" else "20"])
+    rows.extend(push_rows(records, note))
     if size == "full":
         records, note = run_tool("search", "-", ["search.py"], timeout=SEARCH_TIMEOUT)
         rows.extend(search_rows(records, note))

@@ -58,6 +58,12 @@ class _Script:
         raise AssertionError(f"expected {count} pushes, got {len(self.received)}: {self.received}")
 
 
+class _ListeningServer(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connection attempts of a sender opening 100
+    # connections at once, which then wait for TCP's SYN retries (1 s, 3 s): Google's is deep.
+    request_queue_size = 1024
+
+
 class FakeFcm(_Script):
     project_id = "imserver-test"
 
@@ -85,7 +91,7 @@ class FakeFcm(_Script):
                 }
             )
         )
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._server = _ListeningServer(("127.0.0.1", self.port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self):
