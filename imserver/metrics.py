@@ -52,9 +52,9 @@ RESYNCS = Counter("imserver_resyncs_total", "Sockets caught up from the event lo
 BACKPRESSURE_CLOSES = Counter(
     "imserver_websockets_closed_backpressure_total", "Sockets closed (4408) because they stopped reading."
 )
-PUSH_JOBS = Counter(
-    "imserver_push_jobs_total", "Push notification jobs by outcome.", ["state"]
-)  # state: queued, sent, retried, failed
+# queued: events written to the push outbox (one per event, whatever its recipients); sent,
+# retried, failed: pushes to devices, each attempt counted once.
+PUSH_JOBS = Counter("imserver_push_jobs_total", "Push notification jobs by outcome.", ["state"])
 BACKGROUND_JOB_FAILURES = Counter("imserver_background_job_failures_total", "Background job runs that failed.", ["job"])
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
+from imserver import metrics
 from imserver.api import dumps
 from realtime import bus
 from realtime.models import EventOutbox, EventPayload, UserEvent
@@ -164,6 +165,8 @@ def record(*events):
         for index, (type, data, own_user_id, own_data) in enumerate(encoded)
     ]
     transaction.on_commit(lambda: bus.publish(messages), robust=True)
+    if queued := sum(outbox):  # push jobs: an outbox row each, counted once committed
+        transaction.on_commit(lambda: metrics.PUSH_JOBS.labels("queued").inc(queued))
 
 
 def publish_rollback_unsafe(user_ids, type, data):

@@ -195,10 +195,11 @@ def test_push_outcomes_are_counted_for_prometheus(fake_fcm, user, other_user):
     def count(state):
         return metrics.PUSH_JOBS.labels(state)._value.get()
 
-    sent, retried = count("sent"), count("retried")
+    queued, sent, retried = count("queued"), count("sent"), count("retried")
     register(other_user, "fine")
     register(other_user, "flaky")
     fake_fcm.fail("flaky", 503, "UNAVAILABLE")
     send(user, private_chat(user, other_user))
+    assert count("queued") - queued == 1  # one job (the message's outbox row) for both devices
     push_round()
     assert (count("sent") - sent, count("retried") - retried) == (1, 1)
