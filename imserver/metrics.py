@@ -4,7 +4,8 @@ Served at /metrics only when METRICS_TOKEN is set, to callers sending `Authoriza
 <METRICS_TOKEN>` (anyone else gets 404, as for an unknown path): the numbers describe the
 service, not for the public. Under gunicorn or uvicorn with several workers each process counts
 its own: set PROMETHEUS_MULTIPROC_DIR (an empty directory, wiped at each start) and /metrics adds
-up every process (prometheus-client's multiprocess mode; deploy/ does so).
+up every process (prometheus-client's multiprocess mode; deploy/ does so). The worker, which
+serves no HTTP, answers /metrics on METRICS_WORKER_LISTEN with the same token.
 
 The IM counters are defined here, in one place, for the code that counts them: the realtime
 consumer and bus, the background jobs and the push pipeline (which increments PUSH_JOBS).
@@ -12,7 +13,9 @@ consumer and bus, the background jobs and the push pipeline (which increments PU
 
 import hmac
 import os
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from django.conf import settings
 from django.db.backends.signals import connection_created
@@ -103,11 +106,46 @@ def exposition() -> bytes:
     return generate_latest()
 
 
+def _authorized(authorization: str) -> bool:
+    token = settings.METRICS_TOKEN
+    offered = authorization.removeprefix("Bearer ")
+    return bool(token) and hmac.compare_digest(offered.encode(), token.encode())
+
+
 @csrf_exempt
 @require_safe
 def metrics_view(request):
-    token = settings.METRICS_TOKEN
-    offered = request.META.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ")
-    if not token or not hmac.compare_digest(offered.encode(), token.encode()):
+    if not _authorized(request.META.get("HTTP_AUTHORIZATION", "")):
         return error_response(404, "Not found")
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+class _WorkerMetricsHandler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.partition("?")[0] != "/metrics" or not _authorized(self.headers.get("Authorization", "")):
+            body, status, content_type = (
+                b'{"code":404,"message":"Not found","details":"Not found"}',
+                404,
+                "application/json",
+            )
+        else:
+            body, status, content_type = exposition(), 200, CONTENT_TYPE_LATEST
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # scrapes are not worth a log line each
+        pass
+
+
+def serve_for_worker() -> ThreadingHTTPServer | None:
+    """/metrics of a process without HTTP of its own (the worker), on METRICS_WORKER_LISTEN, in a
+    daemon thread; None while METRICS_TOKEN is unset (then there is nothing to serve)."""
+    if not settings.METRICS_TOKEN:
+        return None
+    host, _, port = settings.METRICS_WORKER_LISTEN.rpartition(":")
+    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), _WorkerMetricsHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

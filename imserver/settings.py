@@ -583,6 +583,9 @@ LOGGING = {
 # Prometheus metrics at /metrics, for callers sending "Authorization: Bearer <METRICS_TOKEN>";
 # without a token /metrics is a 404. See imserver/metrics.py (PROMETHEUS_MULTIPROC_DIR).
 METRICS_TOKEN = env("METRICS_TOKEN")
+# The worker (manage.py run_worker) serves no HTTP; with METRICS_TOKEN set it answers /metrics on
+# this address (host:port; the default stays on loopback).
+METRICS_WORKER_LISTEN = env("METRICS_WORKER_LISTEN", "127.0.0.1:8002")
 
 # Opt-in error reporting to Sentry (or a compatible service such as GlitchTip). Personal data
 # (user ids, addresses, headers, bodies, local variables) is not sent unless SENTRY_SEND_PII=true.

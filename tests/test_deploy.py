@@ -37,6 +37,7 @@ class Layout:
     def __init__(self, tmp_path):
         self.tmp = tmp_path
         self.rest_port, self.socket_port, self.nginx_port = free_port(), free_port(), free_port()
+        self.worker_metrics_port = free_port()
         self.base = f"http://127.0.0.1:{self.nginx_port}"
         self.environment = {
             **os.environ,
@@ -53,6 +54,7 @@ class Layout:
             "MEDIA_ROOT": str(tmp_path / "media"),
             "METRICS_DIR": str(tmp_path / "metrics"),
             "METRICS_TOKEN": METRICS_TOKEN,
+            "METRICS_WORKER_LISTEN": f"127.0.0.1:{self.worker_metrics_port}",
             "REST_BIND": f"127.0.0.1:{self.rest_port}",
             "REST_WORKERS": "2",
             "REST_THREADS": "2",
@@ -213,6 +215,11 @@ def test_smoke_through_nginx(layout):
     )
     assert scraped.status_code == 200
     assert 'route="v1/auth/register' in scraped.text
+    worker_metrics = f"http://127.0.0.1:{layout.worker_metrics_port}/metrics"
+    assert httpx.get(worker_metrics).status_code == 404
+    scraped = httpx.get(worker_metrics, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200
+    assert "imserver_db_query_duration_seconds" in scraped.text  # the maintenance's queries
 
     # the worker ran the daily maintenance and keeps running
     assert layout.processes["worker"].poll() is None

@@ -46,13 +46,15 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
         background.ensure_started()
+        metrics_server = metrics.serve_for_worker()
         # With PUSH_WORKER off the periodic jobs already include a push sender (push/jobs.py).
         sends_pushes = settings.PUSH_WORKER and any(push_providers.enabled().values())
         pushes = asyncio.create_task(push_jobs.run_worker(stopping)) if sends_pushes else None
         logger.info(
-            "worker started: %speriodic jobs and daily maintenance every %ss",
+            "worker started: %speriodic jobs and daily maintenance every %ss%s",
             "push delivery, " if pushes else "",
             settings.MAINTENANCE_INTERVAL,
+            f"; metrics on {settings.METRICS_WORKER_LISTEN}" if metrics_server else "",
         )
         while not stopping.is_set():
             await asyncio.to_thread(self.run_daily_maintenance)
@@ -60,6 +62,8 @@ class Command(BaseCommand):
                 await asyncio.wait_for(stopping.wait(), timeout=settings.MAINTENANCE_INTERVAL)
         if pushes:
             await pushes  # finishes the round in flight and closes the provider connections
+        if metrics_server:
+            metrics_server.shutdown()
         logger.info("worker stopped")
 
     def run_daily_maintenance(self):
