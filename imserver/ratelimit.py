@@ -54,6 +54,16 @@ def hit(key, limit, window):
     return max(1, int((bucket + 1) * window - now + 0.999))
 
 
+def release(key, window):
+    """Takes back one hit() of key in the current window (a reserved failure that did not happen)."""
+    try:
+        cache.decr(_cache_key(key, window, int(time.time() // window)))
+    except ValueError:  # the window turned since: nothing left to take back
+        pass
+    except CACHE_ERRORS:
+        metrics.CACHE_FAILURES.inc()
+
+
 def peek(key, limit, window):
     """Like hit() without counting: seconds until key is usable again, 0 if it is now."""
     now = time.time()

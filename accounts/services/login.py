@@ -22,21 +22,25 @@ def _lockout_keys(username, address):
 
 
 def user_login(*, username: str, password: str, address: str) -> User:
-    """Checks credentials under the login rate limit and lockout (contract 1.2); returns the user."""
+    """Checks credentials under the login rate limit and lockout (contract 1.2, 23); returns the
+    user. The API and the admin login both come here, so they share counters and lockout.
+
+    Every attempt counts as a failure before the password is checked and is taken back when it
+    succeeds: concurrent guesses cannot all pass a check made before any of them failed."""
     wait = ratelimit.check_rate("login", f"username:{username.lower()}")
     if wait:
         raise Throttled(wait)
     window = int(settings.LOGIN_LOCKOUT_WINDOW.total_seconds())
     keys = _lockout_keys(username, address)
-    wait = max(ratelimit.peek(key, limit, window) for key, limit in keys)
+    wait = max(ratelimit.hit(key, limit, window) for key, limit in keys)
     if wait:
         raise Throttled(wait, "Too many failed logins; try again later")
     user = User.objects.filter(username__iexact=username).first()
     password_ok = check_password(password, user.password if user else _DUMMY_PASSWORD_HASH)
     if user is None or not password_ok or not user.is_active:
-        for key, limit in keys:
-            ratelimit.hit(key, limit, window)
         raise AuthenticationFailed(INVALID_CREDENTIALS, code="invalid_credentials")
+    for key, _ in keys:
+        ratelimit.release(key, window)
     if user.is_banned:
         raise PermissionDenied("This account is banned")
     return user

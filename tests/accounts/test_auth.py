@@ -125,6 +125,50 @@ class TestLogin:
         assert_error(response, 429)
         assert int(response["Retry-After"]) > 0
 
+    @pytest.mark.django_db(transaction=True)
+    def test_concurrent_guesses_get_at_most_ten_answers(self, user, monkeypatch):
+        """Each guess counts as a failure before its password is checked (contract 23): 30 guesses
+        in flight at once, each slowed inside the check, get 10 answers and 20 lockouts."""
+        from django.db import connection
+
+        from accounts.services import login as login_service
+
+        slow_check = login_service.check_password
+
+        def checked_slowly(*args):
+            threading.Event().wait(0.3)
+            return slow_check(*args)
+
+        monkeypatch.setattr(login_service, "check_password", checked_slowly)
+        outcomes, start = [], threading.Barrier(30)
+
+        def guess(n):
+            start.wait()
+            try:
+                services.user_login(username="alice", password=f"guess-{n}", address="198.51.100.7")
+                outcomes.append("in")
+            except Throttled:
+                outcomes.append(429)
+            except Exception as error:
+                outcomes.append(type(error).__name__)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=guess, args=(n,)) for n in range(30)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes, key=str) == sorted(["AuthenticationFailed"] * 10 + [429] * 20, key=str)
+
+    def test_a_successful_login_takes_back_its_count(self, api, user):
+        for _ in range(9):
+            assert_error(login(api, password="wrong-password"), 401)
+        for _ in range(5):
+            assert login(api).status_code == 200  # successes do not move toward the lockout
+        assert_error(login(api, password="wrong-password"), 401)  # the 10th failure is still answered
+        assert_error(login(api), 429)
+
     def test_lockout_after_hundred_failures_from_an_address(self, api, db):
         for i in range(100):
             assert_error(login(api, username=f"nobody{i}", password="x"), 401)

@@ -401,6 +401,27 @@ class TestAdminAccess:
         response = admin_client.get("/admin/")
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
+    def test_the_admin_login_shares_the_api_lockout(self, api, moderator):
+        client = Client()
+        for _ in range(10):
+            page = client.post("/admin/login/", {"username": "mod", "password": "wrong-password"})
+            assert page.status_code == 200 and "correct username and password" in page.content.decode()
+        page = client.post("/admin/login/", {"username": "mod", "password": PASSWORD})
+        assert page.status_code == 200 and "Too many failed logins" in page.content.decode()
+        assert "_auth_user_id" not in client.session
+        assert_error(login(api, username="mod"), 429)  # the same counters as the API's
+
+    def test_api_failures_lock_the_admin_login_too(self, api, moderator):
+        for _ in range(10):
+            assert_error(login(api, username="mod", password="wrong-password"), 401)
+        page = Client().post("/admin/login/", {"username": "mod", "password": PASSWORD})
+        assert "Too many failed logins" in page.content.decode()
+
+    def test_the_admin_login_still_works(self, moderator):
+        client = Client()
+        assert client.post("/admin/login/", {"username": "MOD", "password": PASSWORD}).status_code == 302
+        assert client.get("/admin/").status_code == 200
+
     def test_a_banned_moderator_cannot_log_in(self, moderator):
         services.user_ban(actor="cli:root", user=moderator, reason="abuse")
         client = Client()
