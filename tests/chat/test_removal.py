@@ -5,7 +5,7 @@ the stored events replayed by /v1/sync and /ws?since=, and pushes."""
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.services import message_remove
+from chat.services import message_edit, message_recall, message_remove
 from tests.conftest import client_for, events_of, private_chat, send
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +51,35 @@ class TestModeratorRemoval:
         assert SECRET not in str(history) and SECRET not in str(listed)
         assert listed["conversations"][0]["last_message"]["content"] == ""
         assert found == {"total": 0, "messages": []}
+
+
+class TestRecall:
+    def test_an_edited_then_recalled_message_leaves_nothing_in_the_log(self, user, other_user):
+        conversation = private_chat(user, other_user)
+        message = send(user, conversation, "first words")
+        message_edit(user=user, conversation_id=conversation.pk, message_id=message.pk, content=SECRET)
+
+        message_recall(user=user, conversation_id=conversation.pk, message_id=message.pk)
+
+        for viewer in (user, other_user):
+            replay = _sync(viewer)
+            assert SECRET not in str(replay) and "first words" not in str(replay)
+            (updated,) = [e for e in replay if e["type"] == "message_updated"]
+            assert (updated["data"]["message"]["status"], updated["data"]["message"]["removed_by"]) == (
+                "removed",
+                "sender",
+            )
+        client = client_for(other_user)
+        assert client.get("/v1/messages/search?q=mill").json()["total"] == 0
+        assert client.get(f"/v1/conversations/c{conversation.pk}").json()["last_message"]["content"] == ""
+        assert SECRET not in str(client.get(f"/v1/conversations/c{conversation.pk}/messages").json())
+
+    def test_other_messages_events_are_untouched(self, user, other_user):
+        conversation = private_chat(user, other_user)
+        kept = send(user, conversation, "kept words")
+        message_recall(user=user, conversation_id=conversation.pk, message_id=send(user, conversation, SECRET).pk)
+        sent = [e["data"] for e in _sync(other_user) if e["type"] == "new_message"]
+        assert (sent[0]["message_id"], sent[0]["content"]) == (f"m{kept.pk}", "kept words")
 
 
 @pytest.mark.django_db(transaction=True)
