@@ -482,7 +482,8 @@ def conversation_settings_update(*, user, conversation_id, **changes):
 
 
 def erase_user(user: User) -> None:
-    """An erased account's remaining (private) memberships go; the other participant keeps the
-    history, with "Deleted user" (privacy.services.user_delete, after it left its groups)."""
+    """An erased account's remaining (private) memberships and its hidden messages go; the other
+    participant keeps the history, with "Deleted user" (privacy.services.user_delete, after it
+    left its groups)."""
     Membership.objects.filter(user=user).delete()
     MessageHidden.objects.filter(user=user).delete()
