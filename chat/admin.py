@@ -6,7 +6,7 @@ from django.utils.text import Truncator
 
 from accounts.models import User
 from chat import selectors as chat_selectors
-from chat.models import Conversation, Membership, Message
+from chat.models import Conversation, Membership, Message, MessageEdit
 from groups.models import Group
 from groups.selectors import MEMBER_ORDER
 from imserver.admin_tools import (
@@ -63,12 +63,27 @@ class ConversationAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
         return format_html('<a href="{}">{} messages</a>', url, conversation.last_seq)
 
 
+class MessageEditInline(ReadOnlyMixin, admin.TabularInline):
+    """A message's edit history: what it said before each edit, newest first (contract 15)."""
+
+    model = MessageEdit
+    fields = ("edited_at", "editor", "content", "caption")
+    readonly_fields = fields
+    ordering = ("-edited_at", "-pk")
+    verbose_name = "earlier version"
+    verbose_name_plural = "edit history (what it said before each edit)"
+    extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("editor")
+
+
 @admin.register(Message)
 class MessageAdmin(LargeTableMixin, ReadOnlyMixin, ObjectActionsMixin, admin.ModelAdmin):
     """Messages are never edited or deleted here: moderators remove them (chat.remove_message)."""
 
     list_display = ("message", "created_at", "sender_link", "conversation_link", "type", "status", "excerpt")
-    list_filter = ("type", "status", "created_at")
+    list_filter = ("type", "status", "removed_by", "created_at")
     search_fields = ("content",)
     list_select_related = ("sender", "conversation__group")
     ordering = ("-pk",)
@@ -79,12 +94,15 @@ class MessageAdmin(LargeTableMixin, ReadOnlyMixin, ObjectActionsMixin, admin.Mod
         "seq",
         "type",
         "status",
+        "removed_by",
         "content",
         "caption",
         "created_at",
+        "edited_at",
         "updated_at",
         "around",
     )
+    inlines = [MessageEditInline]
 
     def has_remove_permission(self, request):
         return request.user.has_perm("chat.remove_message")

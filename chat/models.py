@@ -61,6 +61,10 @@ class Membership(models.Model):
     pinned_at = models.DateTimeField(null=True, blank=True)
     # Hidden while the conversation's last_seq is at most this (until its next new message).
     hidden_seq = models.BigIntegerField(null=True, blank=True)
+    # Cleared (contract 15): the messages up to this seq are hidden for this member for good.
+    # Not hidden_seq, which hides the conversation from the list until its next message and is
+    # undone by unhiding it.
+    cleared_seq = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -93,6 +97,11 @@ class Message(models.Model):
         SENT = "sent"
         REMOVED = "removed"
 
+    class RemovedBy(models.TextChoices):
+        SENDER = "sender"  # a recall by its sender
+        ADMIN = "admin"  # a recall by the group's owner or an admin
+        MODERATOR = "moderator"
+
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     # Position in the conversation: 1, 2, 3... with no gaps, assigned under the conversation's
     # row lock, so a message with seq N commits after every message with a smaller seq. Paging
@@ -112,6 +121,10 @@ class Message(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.SENT)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(null=True, blank=True)
+    edited_at = models.DateTimeField(null=True, blank=True)  # the latest edit (contract 15)
+    # Who removed it; null while it is not removed (the contract's null, and no default the send's
+    # plain INSERT would have to name).
+    removed_by = models.CharField(max_length=9, choices=RemovedBy.choices, null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -136,3 +149,31 @@ class Message(models.Model):
 
     def __str__(self):
         return f"m{self.pk} in c{self.conversation_id}"
+
+
+class MessageEdit(models.Model):
+    """What a message said before an edit (contract 15): the edit history moderators see."""
+
+    # Indexed as a foreign key: a message's history, and the edit count checked on each edit.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="edits")
+    content = models.TextField()  # the text before this edit (a text message)
+    caption = models.TextField(blank=True)  # the caption before this edit (a media message)
+    editor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    edited_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"edit of m{self.message_id} at {self.edited_at:%Y-%m-%d %H:%M}"
+
+
+class MessageHidden(models.Model):
+    """A message a member deleted for themselves (contract 15): gone from their view only."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Indexed as a foreign key: deleting a message (a conversation) deletes its hides.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            # Also the index of "hidden for this user?" (history, list, unread, search).
+            models.UniqueConstraint(fields=["user", "message"], name="chat_messagehidden_user_message"),
+        ]

@@ -105,16 +105,22 @@ def message_index_rebuild(*, batch_size: int = 5000) -> Iterator[tuple[int, int]
 
 # The page's ids and the total from the index alone (removed messages are never in it), then the
 # rows of the page. `mb` is the caller's membership of each match's conversation: only their
-# conversations, and the place where what they hid or cleared (contract 15) is left out.
+# conversations, and the place where what they cleared (contract 15) is left out: the index has
+# no seqs, but message ids grow with seq within a conversation (sends insert under its lock), so
+# the cleared are the ids up to that of the message at cleared_seq. The messages they hid for
+# themselves are left out by their MessageHidden rows.
 _SEARCH = """
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
-       m.call, m.status, m.created_at, m.updated_at, u.username AS sender_username, u.nickname AS sender_nickname,
-       page.total
+       m.call, m.status, m.created_at, m.updated_at, m.edited_at, m.removed_by,
+       u.username AS sender_username, u.nickname AS sender_nickname, page.total
 FROM (
     SELECT s.{key} AS id, COUNT(*) OVER () AS total
     FROM chat_message_search s
     JOIN chat_membership mb ON mb.conversation_id = s.conversation_id AND mb.user_id = %(user)s
     WHERE {match} {filters}
+      AND (mb.cleared_seq = 0 OR s.{key} > (
+          SELECT c.id FROM chat_message c WHERE c.conversation_id = mb.conversation_id AND c.seq = mb.cleared_seq))
+      AND NOT EXISTS (SELECT 1 FROM chat_messagehidden h WHERE h.user_id = %(user)s AND h.message_id = s.{key})
     ORDER BY s.{key} DESC
     LIMIT %(limit)s OFFSET %(offset)s
 ) page

@@ -4,13 +4,13 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value, Window
+from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
-from chat.models import Conversation, Membership, Message
+from chat.models import Conversation, Membership, Message, MessageHidden
 from contacts.models import Contact
 from imserver.api import format_id
 from imserver.pagination import paginate
@@ -37,13 +37,24 @@ def hidden_now() -> Q:
     return Q(hidden_seq__isnull=False, hidden_seq__gte=F("conversation__last_seq"))
 
 
+def _hidden_for_member():
+    """Inside a subquery over messages of a Membership queryset: the message is hidden for that
+    member (contract 15)."""
+    return Exists(MessageHidden.objects.filter(user=OuterRef(OuterRef("user")), message=OuterRef("pk")))
+
+
 def _unread_count(reader):
-    """The unread count of a membership row: messages from others after its read pointer."""
+    """The unread count of a membership row: messages from others after its read pointer, not
+    cleared or hidden by the member."""
     return Coalesce(
         Subquery(
-            Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("last_read_seq"))
+            Message.objects.filter(
+                conversation=OuterRef("conversation"),
+                seq__gt=Greatest(OuterRef("last_read_seq"), OuterRef("cleared_seq")),
+            )
             .exclude(sender=reader)
             .exclude(status=Message.Status.REMOVED)
+            .exclude(_hidden_for_member())
             .order_by()
             .values("conversation")
             .annotate(n=Count("pk"))
@@ -77,11 +88,14 @@ def unread_summaries(user_ids) -> dict[int, dict]:
 
 
 def unread_count(membership) -> int:
-    """The unread count of one membership (messages from others after its read pointer)."""
+    """The unread count of one membership (as _unread_count)."""
     return (
-        Message.objects.filter(conversation_id=membership.conversation_id, seq__gt=membership.last_read_seq)
+        Message.objects.filter(
+            conversation_id=membership.conversation_id, seq__gt=max(membership.last_read_seq, membership.cleared_seq)
+        )
         .exclude(sender_id=membership.user_id)
         .exclude(status=Message.Status.REMOVED)
+        .exclude(Exists(MessageHidden.objects.filter(user_id=membership.user_id, message=OuterRef("pk"))))
         .count()
     )
 
@@ -117,8 +131,29 @@ def _list_rows(user):
             remark=Subquery(remark),
             is_muted=muted_now(),
             is_hidden=hidden_now(),
+            shown_last_id=Subquery(
+                Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("cleared_seq"))
+                .exclude(_hidden_for_member())
+                .order_by("-seq")
+                .values("pk")[:1]
+            ),
         )
     )
+
+
+def _with_shown_last_messages(rows):
+    """Gives each row its `shown_last_message`: the conversation's last message, unless the
+    member hid or cleared it (contract 15), then their newest visible one (None: nothing left),
+    fetched for all such rows in one query."""
+    others = {row.shown_last_id for row in rows if row.shown_last_id != row.conversation.last_message_id}
+    others.discard(None)
+    fetched = Message.objects.select_related("sender").in_bulk(others) if others else {}
+    for row in rows:
+        if row.shown_last_id == row.conversation.last_message_id:
+            row.shown_last_message = row.conversation.last_message
+        else:
+            row.shown_last_message = fetched.get(row.shown_last_id)
+    return rows
 
 
 def conversation_list(
@@ -137,7 +172,8 @@ def conversation_list(
     if not include_hidden:
         rows = rows.exclude(hidden_now())
     order = (F("pinned_at").desc(nulls_last=True), "-conversation__last_activity_at", "-conversation_id")
-    return paginate(rows, order_by=order, limit=limit, offset=offset)
+    total, page = paginate(rows, order_by=order, limit=limit, offset=offset)
+    return total, _with_shown_last_messages(list(page))
 
 
 def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
@@ -145,7 +181,7 @@ def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
     membership = _list_rows(user).filter(conversation_id=conversation_id).first()
     if membership is None:
         raise NotFound("Conversation not found")
-    return membership
+    return _with_shown_last_messages([membership])[0]
 
 
 # History pages, the most frequent read, in plain SQL as the send path (the ORM's query building
@@ -153,9 +189,13 @@ def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
 # that is not a message of this conversation.
 _PAGE = """
 SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
-       m.call, m.status, m.created_at, m.updated_at, u.username AS sender_username, u.nickname AS sender_nickname
+       m.call, m.status, m.created_at, m.updated_at, m.edited_at, m.removed_by,
+       u.username AS sender_username, u.nickname AS sender_nickname
 FROM chat_message m JOIN accounts_user u ON u.id = m.sender_id
 WHERE m.conversation_id = %(conversation)s {bounds}
+  AND m.seq > (SELECT cleared_seq FROM chat_membership
+               WHERE conversation_id = %(conversation)s AND user_id = %(viewer)s)
+  AND NOT EXISTS (SELECT 1 FROM chat_messagehidden h WHERE h.user_id = %(viewer)s AND h.message_id = m.id)
 ORDER BY m.seq {direction}
 LIMIT %(rows)s
 """
@@ -163,9 +203,10 @@ _ANCHOR = "(SELECT seq FROM chat_message WHERE id = %({name})s AND conversation_
 
 
 def message_page(
-    *, conversation_id: int, limit: int, before: int | None = None, after: int | None = None
+    *, viewer: User, conversation_id: int, limit: int, before: int | None = None, after: int | None = None
 ) -> tuple[list[Message], bool]:
-    """(messages newest first, has_more) around the messages with ids `before` / `after`.
+    """(messages newest first, has_more) around the messages with ids `before` / `after`, without
+    those the viewer cleared or hid (contract 15).
 
     `after` pages toward newer messages: the `limit` messages just newer than it (still listed
     newest first); `has_more` says whether more exist beyond the page in its paging direction.
@@ -178,7 +219,7 @@ def message_page(
     if after is not None:
         bounds += " AND m.seq > " + _ANCHOR.format(name="after")
     sql = _PAGE.format(bounds=bounds, direction="ASC" if after is not None else "DESC")
-    params = {"conversation": conversation_id, "before": before, "after": after, "rows": limit + 1}
+    params = {"conversation": conversation_id, "viewer": viewer.pk, "before": before, "after": after, "rows": limit + 1}
     rows = list(Message.objects.raw(sql, params))
     if not rows:
         for param, message_id in (("before", before), ("after", after)):

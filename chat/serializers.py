@@ -56,22 +56,46 @@ class ConversationSettingsIn(StrictSerializer):
         return data
 
 
+CAPTION_MAX_LENGTH = 2000
+
+
+def _check_text(content):
+    """A text message's content, on send and on edit: 1 to MESSAGE_MAX_LENGTH characters."""
+    if not content.strip():
+        raise serializers.ValidationError({"content": ["Text messages cannot be empty."]})
+    if len(content) > settings.MESSAGE_MAX_LENGTH:
+        raise serializers.ValidationError(
+            {"content": [f"Text messages are at most {settings.MESSAGE_MAX_LENGTH} characters."]}
+        )
+
+
 class MessageSendIn(serializers.Serializer):
     type = serializers.ChoiceField(
         choices=[t for t in Message.Type.values if t != Message.Type.CALL], default=Message.Type.TEXT
     )
     content = StrictCharField(trim_whitespace=False, allow_blank=True)
     temp_id = StrictCharField(max_length=64, required=False, allow_null=True)
-    caption = serializers.CharField(max_length=2000, required=False, allow_blank=True, allow_null=True)
+    caption = serializers.CharField(max_length=CAPTION_MAX_LENGTH, required=False, allow_blank=True, allow_null=True)
 
     def validate(self, data):
         if data["type"] == Message.Type.TEXT:
-            if not data["content"].strip():
-                raise serializers.ValidationError({"content": ["Text messages cannot be empty."]})
-            if len(data["content"]) > settings.MESSAGE_MAX_LENGTH:
-                raise serializers.ValidationError(
-                    {"content": [f"Text messages are at most {settings.MESSAGE_MAX_LENGTH} characters."]}
-                )
+            _check_text(data["content"])
+        return data
+
+
+class MessageEditIn(serializers.Serializer):
+    """`{content}` for a text message or `{caption}` for a media message (contract 15). The key
+    `mentions` (contract 18) is ignored until messages carry mentions; then it is checked here
+    as on send, and an edit without it keeps the message's mentions."""
+
+    content = StrictCharField(trim_whitespace=False, allow_blank=True, required=False)
+    caption = serializers.CharField(max_length=CAPTION_MAX_LENGTH, allow_blank=True, required=False)
+
+    def validate(self, data):
+        if len(data) != 1:
+            raise serializers.ValidationError("Send either content (a text message) or caption (a media message).")
+        if "content" in data:
+            _check_text(data["content"])
         return data
 
 
@@ -109,17 +133,23 @@ def message_data(message, status=None):
         "status": Message.Status.REMOVED if removed else (status or Message.Status.SENT),
         "created_at": message.created_at,
         "updated_at": message.updated_at,
+        "edited_at": message.edited_at,
+        "removed_by": message.removed_by if removed else None,
     }
 
 
-def message_status_data(*, message_id, conversation_id, status, updated_at):
-    """A `message_status` event (contract 7): a message became read, or was removed."""
-    return {
+def message_status_data(*, message_id, conversation_id, status, updated_at, removed_by=None):
+    """A `message_status` event (contract 7): a message became read, or was removed (then with
+    `removed_by`, contract 15)."""
+    data = {
         "message_id": format_id("m", message_id),
         "conversation_id": format_id("c", conversation_id),
         "status": status,
         "updated_at": updated_at,
     }
+    if status == Message.Status.REMOVED:
+        data["removed_by"] = removed_by
+    return data
 
 
 def messages_data(messages, is_read):
@@ -161,7 +191,8 @@ def conversation_settings_data(membership):
 
 
 def conversation_data(membership):
-    """A conversation list item, from a membership row of chat.selectors.conversation_list."""
+    """A conversation list item, from a membership row of chat.selectors.conversation_list (or
+    conversation_item), with the last message the member sees."""
     conversation = membership.conversation
     if conversation.type == Conversation.Type.GROUP:
         group = conversation.group
@@ -175,7 +206,7 @@ def conversation_data(membership):
         "target_id": target_id,
         "target_name": target_name,
         "avatar": avatar,
-        "last_message": last_message_data(conversation.last_message),
+        "last_message": last_message_data(membership.shown_last_message),
         "unread_count": membership.unread_count,
         "created_at": conversation.created_at,
         "updated_at": conversation.last_activity_at,
@@ -241,6 +272,13 @@ class MessageOut(serializers.Serializer):
     status = serializers.ChoiceField(choices=["sent", "read", "removed"])
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(allow_null=True)
+    edited_at = serializers.DateTimeField(allow_null=True, help_text="The latest edit; null until edited.")
+    removed_by = serializers.ChoiceField(
+        choices=Message.RemovedBy.choices,
+        allow_null=True,
+        help_text="Who removed it (a recall by its sender, by a group's owner or admin, or a moderator); null "
+        "while not removed.",
+    )
 
 
 class SentMessageOut(MessageOut):

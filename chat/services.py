@@ -1,5 +1,8 @@
 """Conversation and message writes. Each ends by recording the events others should see."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -7,12 +10,13 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from accounts.models import User
 from accounts.selectors import visible_users
 from chat import search, selectors
-from chat.models import Conversation, Membership, Message
-from chat.serializers import conversation_settings_data, message_data, message_status_data
+from chat.models import Conversation, Membership, Message, MessageEdit, MessageHidden
+from chat.serializers import conversation_settings_data, message_data, message_status_data, messages_data
 from contacts.selectors import message_refusal, sends_read_receipts
 from imserver.api import Conflict, format_id
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
+from realtime.services import message_events_rewrite
 
 # The newest read receipts sent per sender when one read covers a long backlog; read status is
 # cumulative ("read up to here"), so older ones follow from these.
@@ -140,6 +144,7 @@ def new_message_event(message: Message) -> events.Event:
         data,
         own_user_id=message.sender_id if temp_id else None,
         own_data={**data, "temp_id": temp_id} if temp_id else None,
+        message_id=message.pk,
     )
 
 
@@ -257,10 +262,105 @@ def conversation_read_event(membership, updated_at):
     )
 
 
+MAX_EDITS = 20  # edits a message may have (contract 15)
+
+
+def _locked_message(*, user: User, conversation_id: int, message_id: int | None) -> tuple[Membership, Message]:
+    """The caller's membership and a message of the conversation (404 for "missing or not
+    yours"), with the conversation row locked as message_remove locks it: edits, recalls,
+    removals and sends of one conversation take their turns."""
+    membership = selectors.membership_for(user=user, conversation_id=conversation_id)
+    Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+    message = (
+        Message.objects.select_related("sender", "media").filter(pk=message_id, conversation_id=conversation_id).first()
+    )
+    if message is None:
+        raise NotFound("Message not found")
+    return membership, message
+
+
+def message_update_event(message: Message) -> events.Event:
+    """`message_updated {message}` to the members (contract 15), with the message's read status."""
+    data = messages_data([message], selectors.read_horizon(message.conversation_id))[0]
+    return events.Event(
+        selectors.member_ids(message.conversation_id), "message_updated", {"message": data}, message_id=message.pk
+    )
+
+
 @transaction.atomic
-def message_remove(*, message: Message) -> bool:
-    """Removes a message (moderation, contract 10): it stays in history as `removed` with no
-    content or caption, and every member gets message_status "removed".
+def message_edit(
+    *, user: User, conversation_id: int, message_id: int | None, content: str | None = None, caption: str | None = None
+) -> Message:
+    """Edits a message's text (content) or a media message's caption (contract 15): by its
+    sender, within MESSAGE_EDIT_WINDOW_SECONDS and MAX_EDITS times; the previous words are kept
+    as a MessageEdit. Members get message_updated."""
+    _, message = _locked_message(user=user, conversation_id=conversation_id, message_id=message_id)
+    if message.sender_id != user.pk:
+        raise PermissionDenied("Only the sender can edit a message")
+    if message.status == Message.Status.REMOVED:
+        raise Conflict("The message was removed")
+    now = timezone.now()
+    if now - message.created_at > timedelta(seconds=settings.MESSAGE_EDIT_WINDOW_SECONDS):
+        raise PermissionDenied("The time to edit this message has passed")
+    if MessageEdit.objects.filter(message=message).count() >= MAX_EDITS:
+        raise PermissionDenied(f"A message can be edited at most {MAX_EDITS} times")
+    if message.type == Message.Type.TEXT and content is None:
+        raise ValidationError({"content": ["A text message is edited by its content."]})
+    if message.type != Message.Type.TEXT and (content is not None or message.type == Message.Type.CALL):
+        raise ValidationError({"caption": ["Only the caption of a media message can be edited."]})
+    MessageEdit.objects.create(message=message, content=message.content, caption=message.caption, editor=user)
+    if content is not None:
+        message.content = content
+    else:
+        message.caption = caption
+    message.edited_at = message.updated_at = now
+    message.save(update_fields=["content", "caption", "edited_at", "updated_at"])
+    # Mentions (contract 18) are checked and stored here, as on send, once messages carry them.
+    search.message_index_update(message)
+    events.record(message_update_event(message))
+    return message
+
+
+def _recalled_by(*, user: User, membership: Membership, message: Message) -> str:
+    """Who recalls the message ("sender" or "admin"), or 403: its sender within
+    MESSAGE_RECALL_WINDOW_SECONDS; in a group, the owner anyone's and an admin a plain member's
+    (or a former member's), at any time."""
+    window = timedelta(seconds=settings.MESSAGE_RECALL_WINDOW_SECONDS)
+    if message.sender_id == user.pk and timezone.now() - message.created_at <= window:
+        return Message.RemovedBy.SENDER
+    if membership.role == Membership.Role.OWNER:
+        return Message.RemovedBy.ADMIN
+    if membership.role == Membership.Role.ADMIN and message.sender_id != user.pk:
+        sender_role = (
+            Membership.objects.filter(conversation_id=message.conversation_id, user_id=message.sender_id)
+            .values_list("role", flat=True)
+            .first()
+        )
+        if sender_role in (None, Membership.Role.MEMBER):
+            return Message.RemovedBy.ADMIN
+    raise PermissionDenied("You cannot recall this message")
+
+
+@transaction.atomic
+def message_recall(*, user: User, conversation_id: int, message_id: int | None) -> Message:
+    """Recalls a message for everyone (contract 15): message_remove, when _recalled_by allows
+    it; 409 when it already was removed (also by a recall that won a race)."""
+    membership, message = _locked_message(user=user, conversation_id=conversation_id, message_id=message_id)
+    removed_by = _recalled_by(user=user, membership=membership, message=message)
+    if not message_remove(message=message, removed_by=removed_by):
+        raise Conflict("The message was already removed")
+    return message
+
+
+@transaction.atomic
+def message_remove(*, message: Message, removed_by: str = Message.RemovedBy.MODERATOR) -> bool:
+    """Removes a message for everyone: a moderator's removal (contract 10) and a recall (15).
+
+    It stays in history as `removed` (with removed_by) with no content, caption or media, and
+    removal is complete: the search index drops it, the stored events that carried it are
+    rewritten to the tombstone (replays and pushes not yet sent never show it again), an upload
+    no other message uses is deleted, and every member gets message_status "removed" (which
+    push turns into a silent push that retracts the notification).
 
     Returns False, changing nothing, when it already was removed. The conversation row lock
     serializes this with sends and membership changes, so the members told are the members.
@@ -271,24 +371,77 @@ def message_remove(*, message: Message) -> bool:
         return False
     upload_id = message.media_id
     message.status = Message.Status.REMOVED
+    message.removed_by = removed_by
     message.content = ""
     message.caption = ""
     message.media = None
     message.updated_at = timezone.now()
-    message.save(update_fields=["status", "content", "caption", "media", "updated_at"])
+    message.save(update_fields=["status", "removed_by", "content", "caption", "media", "updated_at"])
     search.message_index_remove(message)
+    tombstone = message_data(message)
+    message_events_rewrite(message_id=message.pk, rewrite=lambda type, data: _tombstone_of(data, tombstone))
     if upload_id is not None:
-        # What a moderator removes is not kept anywhere (after the conversation lock: the order
-        # sends take them in).
+        # What is removed is not kept anywhere (after the conversation lock: the order sends
+        # take them in).
         media_discard_if_unused(upload_id, in_use=selectors.media_in_use)
     data = message_status_data(
         message_id=message.pk,
         conversation_id=message.conversation_id,
         status=Message.Status.REMOVED,
         updated_at=message.updated_at,
+        removed_by=removed_by,
     )
     events.record(events.Event(selectors.member_ids(message.conversation_id), "message_status", data))
     return True
+
+
+def _tombstone_of(data: dict, tombstone: dict) -> dict:
+    """A stored frame that carried a removed message, rewritten: message_updated's `message`, or
+    new_message's data (the sender's own variant keeps its temp_id)."""
+    if "message" in data:
+        return {**data, "message": tombstone}
+    return {**tombstone, **({"temp_id": data["temp_id"]} if "temp_id" in data else {})}
+
+
+@transaction.atomic
+def message_hide(*, user: User, conversation_id: int, message_id: int | None) -> None:
+    """Deletes a message for the caller only (contract 15): it leaves their history, list,
+    unread counts and search on every device (messages_hidden to their own connections)."""
+    membership = selectors.membership_for(user=user, conversation_id=conversation_id)
+    seq = Message.objects.filter(pk=message_id, conversation_id=conversation_id).values_list("seq", flat=True).first()
+    if seq is None:
+        raise NotFound("Message not found")
+    if seq <= membership.cleared_seq:
+        return  # cleared already
+    _, created = MessageHidden.objects.get_or_create(user=user, message_id=message_id)
+    if not created:
+        return  # hidden already
+    data = {"conversation_id": format_id("c", conversation_id), "message_ids": [format_id("m", message_id)]}
+    events.record(events.Event([user.pk], "messages_hidden", data))
+
+
+@transaction.atomic
+def conversation_clear(*, user: User, conversation_id: int) -> None:
+    """Hides every message of the conversation up to now for the caller (contract 15):
+    Membership.cleared_seq moves to the newest message, and their own connections get
+    conversation_cleared with its id. Nothing new to hide: no event."""
+    membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
+    if membership is None:
+        raise NotFound("Conversation not found")
+    last_seq = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).get()
+    if last_seq <= membership.cleared_seq:
+        return
+    membership.cleared_seq = last_seq
+    membership.save(update_fields=["cleared_seq"])
+    # Per-message hides of what is now cleared say nothing more.
+    MessageHidden.objects.filter(
+        user=user, message__conversation_id=conversation_id, message__seq__lte=last_seq
+    ).delete()
+    data = {
+        "conversation_id": format_id("c", conversation_id),
+        "cleared_before_message_id": format_id("m", selectors.message_id_at(conversation_id, last_seq)),
+    }
+    events.record(events.Event([user.pk], "conversation_cleared", data))
 
 
 MAX_PINNED = 20  # pinned conversations a user may have (contract 17)
@@ -329,6 +482,8 @@ def conversation_settings_update(*, user, conversation_id, **changes):
 
 
 def erase_user(user: User) -> None:
-    """An erased account's remaining (private) memberships go; the other participant keeps the
-    history, with "Deleted user" (privacy.services.user_delete, after it left its groups)."""
+    """An erased account's remaining (private) memberships and its hidden messages go; the other
+    participant keeps the history, with "Deleted user" (privacy.services.user_delete, after it
+    left its groups)."""
     Membership.objects.filter(user=user).delete()
+    MessageHidden.objects.filter(user=user).delete()

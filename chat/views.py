@@ -15,7 +15,9 @@ from chat.serializers import (
     ConversationSettingsIn,
     MarkReadIn,
     MarkReadOut,
+    MessageEditIn,
     MessageHistoryParams,
+    MessageOut,
     MessagePageOut,
     MessageSearchOut,
     MessageSearchParams,
@@ -40,6 +42,9 @@ def _message_id(value, param):
     return pk
 
 
+MESSAGE_PATH = r"messages/(?P<message_id>m[0-9]{1,18})"
+
+
 class ConversationViewSet(viewsets.ViewSet):
     """Conversations and their messages (contract 5)."""
 
@@ -48,7 +53,7 @@ class ConversationViewSet(viewsets.ViewSet):
     throttle_scope = "write"
 
     def get_throttles(self):
-        return super().get_throttles() if self.request.method == "POST" else []
+        return super().get_throttles() if self.request.method != "GET" else []
 
     @extend_schema(
         parameters=[
@@ -123,6 +128,7 @@ class ConversationViewSet(viewsets.ViewSet):
         is_read = selectors.member_read_horizon(user=request.user, conversation_id=conversation_pk)
         params = validated(MessageHistoryParams, request.query_params)
         messages, has_more = selectors.message_page(
+            viewer=request.user,
             conversation_id=conversation_pk,
             limit=limit_param(request, default_limit=50),
             before=_message_id(params.get("before"), "before"),
@@ -148,6 +154,45 @@ class ConversationViewSet(viewsets.ViewSet):
             body = messages_data([message], selectors.read_horizon(conversation_pk))[0]
         body["temp_id"] = message.temp_id
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=MessageEditIn, responses={200: MessageOut})
+    @action(detail=True, methods=["patch"], url_path=MESSAGE_PATH, throttle_scope="write")
+    def message(self, request, conversation_id, message_id):
+        """Edits a message: its text, or a media message's caption (contract 15)."""
+        conversation_pk = parse_id("c", conversation_id)
+        with stranger_gets_404_first(
+            lambda: selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        ):
+            changes = validated(MessageEditIn, request.data)
+            message = services.message_edit(
+                user=request.user, conversation_id=conversation_pk, message_id=parse_id("m", message_id), **changes
+            )
+        return Response(messages_data([message], selectors.read_horizon(conversation_pk))[0])
+
+    @extend_schema(request=None, responses={204: None})
+    @message.mapping.delete
+    def message_hide(self, request, conversation_id, message_id):
+        """Deletes a message for the caller only, on all their devices (contract 15)."""
+        services.message_hide(
+            user=request.user, conversation_id=parse_id("c", conversation_id), message_id=parse_id("m", message_id)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: MessageOut})
+    @action(detail=True, methods=["post"], url_path=MESSAGE_PATH + "/recall", throttle_scope="write")
+    def recall(self, request, conversation_id, message_id):
+        """Recalls a message for everyone; returns it removed (contract 15)."""
+        message = services.message_recall(
+            user=request.user, conversation_id=parse_id("c", conversation_id), message_id=parse_id("m", message_id)
+        )
+        return Response(message_data(message))
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="clear", throttle_scope="write")
+    def clear(self, request, conversation_id):
+        """Hides every message up to now for the caller, on all their devices (contract 15)."""
+        services.conversation_clear(user=request.user, conversation_id=parse_id("c", conversation_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=ConversationSettingsIn, responses={200: ConversationOut})
     @action(detail=True, methods=["patch"], url_path="settings", throttle_scope="write")

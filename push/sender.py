@@ -70,7 +70,9 @@ def claim(limit: int) -> list[EventOutbox]:
 
 def _pushed_to(type: str, data: dict, user_id: int) -> bool:
     if type == "new_message":
-        return str(user_id) != data["sender_id"]  # never the sender's own devices
+        # Never the sender's own devices, nor a message removed before its push left (its stored
+        # frame is the tombstone by then; the removal's message_status retracts it anyway).
+        return str(user_id) != data["sender_id"] and data["status"] != "removed"
     if type == "message_status":
         return data["status"] == "removed"  # a retraction; reads and deliveries are not pushed
     if type == "call_status":

@@ -35,6 +35,7 @@ class Event:
     data: dict
     own_user_id: int | None = None  # this recipient gets own_data instead of data
     own_data: dict | None = None
+    message_id: int | None = None  # the message whose content data carries (scrubbed on removal)
 
 
 # One statement, one round trip: the payloads get their ids, each recipient's counter moves by
@@ -45,10 +46,11 @@ WITH ids AS (
     SELECT ord, nextval(pg_get_serial_sequence('realtime_eventpayload', 'id')) AS id
     FROM generate_series(1, %(count)s) AS ord
 ), payload AS (
-    INSERT INTO realtime_eventpayload (id, type, data, own_user_id, own_data, created_at)
-    SELECT ids.id, e.type, e.data, e.own_user_id, e.own_data, now()
-    FROM unnest(%(types)s::text[], %(data)s::text[], %(own_user_ids)s::bigint[], %(own_data)s::text[])
-        WITH ORDINALITY AS e(type, data, own_user_id, own_data, ord)
+    INSERT INTO realtime_eventpayload (id, type, data, own_user_id, own_data, message_id, created_at)
+    SELECT ids.id, e.type, e.data, e.own_user_id, e.own_data, e.message_id, now()
+    FROM unnest(%(types)s::text[], %(data)s::text[], %(own_user_ids)s::bigint[], %(own_data)s::text[],
+                %(message_ids)s::bigint[])
+        WITH ORDINALITY AS e(type, data, own_user_id, own_data, message_id, ord)
     JOIN ids USING (ord)
 ), input AS (
     SELECT r.user_id, r.ord, ids.id AS payload_id
@@ -77,7 +79,7 @@ SELECT user_id, seq, ord - 1 FROM numbered
 
 
 def _store_postgresql(encoded, recipients, outbox):
-    types, data, own_user_ids, own_data = (list(column) for column in zip(*encoded, strict=True))
+    types, data, own_user_ids, own_data, message_ids = (list(column) for column in zip(*encoded, strict=True))
     user_ids, indexes = zip(*recipients, strict=True)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -88,6 +90,7 @@ def _store_postgresql(encoded, recipients, outbox):
                 "data": data,
                 "own_user_ids": own_user_ids,
                 "own_data": own_data,
+                "message_ids": message_ids,
                 "user_ids": list(user_ids),
                 "ords": [index + 1 for index in indexes],
                 "outbox": outbox,
@@ -99,7 +102,7 @@ def _store_postgresql(encoded, recipients, outbox):
 def _store_generic(encoded, recipients, outbox):
     # SQLite: the write lock taken at BEGIN IMMEDIATE already serializes every writer.
     payloads = EventPayload.objects.bulk_create(
-        [EventPayload(type=t, data=d, own_user_id=o, own_data=od) for t, d, o, od in encoded]
+        [EventPayload(type=t, data=d, own_user_id=o, own_data=od, message_id=m) for t, d, o, od, m in encoded]
     )
     counts = Counter(user_id for user_id, _ in recipients)
     users = sorted(counts)
@@ -148,6 +151,7 @@ def record(*events):
             dumps(event.data).decode(),
             event.own_user_id,
             dumps(event.own_data).decode() if event.own_data is not None else None,
+            event.message_id,
         )
         for event in events
     ]
@@ -162,7 +166,7 @@ def record(*events):
         delivered[index].append((user_id, seq))
     messages = [
         bus.event_message(type, data, delivered[index], own_user_id, own_data)
-        for index, (type, data, own_user_id, own_data) in enumerate(encoded)
+        for index, (type, data, own_user_id, own_data, _) in enumerate(encoded)
     ]
     transaction.on_commit(lambda: bus.publish(messages), robust=True)
     if queued := sum(outbox):  # push jobs: an outbox row each, counted once committed

@@ -23,8 +23,19 @@ class EventPayload(models.Model):
     # One recipient may get a variant (the sender's own new_message carries its temp_id).
     own_user_id = models.BigIntegerField(null=True, blank=True)
     own_data = models.TextField(null=True, blank=True)
+    # The message whose content the frame carries (new_message, message_updated): a removal
+    # rewrites these payloads, so no replay returns what was removed (contract 15).
+    message_id = models.BigIntegerField(null=True, blank=True)
     # Pruning finds the newest expired payload through this index.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [
+            # A removal finds the payloads of its message; most payloads carry none.
+            models.Index(
+                fields=["message_id"], condition=models.Q(message_id__isnull=False), name="realtime_payload_message"
+            ),
+        ]
 
 
 class UserEvent(models.Model):

@@ -1,9 +1,12 @@
+from collections.abc import Callable
 from datetime import timedelta
 
+import orjson
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
+from imserver.api import dumps
 from imserver.batches import in_batches
 from realtime.models import EventOutbox, EventPayload, EventStream, UserEvent
 
@@ -27,6 +30,20 @@ def events_prune(*, older_than: timedelta | None = None, batch: int = 10_000) ->
         EventOutbox.objects.filter(payload_id__in=ids)._raw_delete(EventOutbox.objects.db)
         payloads += EventPayload.objects.filter(pk__in=ids)._raw_delete(EventPayload.objects.db)
     return user_events, payloads
+
+
+def message_events_rewrite(*, message_id: int, rewrite: Callable[[str, dict], dict]) -> int:
+    """Rewrites the stored frames that carry a message (Event.message_id), both variants, with
+    rewrite(type, data) -> new data; returns how many payloads changed. Replays (/v1/sync,
+    /ws?since=) and pushes not yet sent read the rewritten frames: how a removal reaches the
+    event log (chat.services.message_remove). Call it inside the transaction of the change."""
+    payloads = list(EventPayload.objects.filter(message_id=message_id).only("type", "data", "own_data"))
+    for payload in payloads:
+        payload.data = dumps(rewrite(payload.type, orjson.loads(payload.data))).decode()
+        if payload.own_data is not None:
+            payload.own_data = dumps(rewrite(payload.type, orjson.loads(payload.own_data))).decode()
+    EventPayload.objects.bulk_update(payloads, ["data", "own_data"])
+    return len(payloads)
 
 
 def erase_user(user: AbstractBaseUser) -> None:

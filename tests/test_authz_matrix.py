@@ -80,6 +80,23 @@ MATRIX = {
     ("conversations/{conversation_id}/settings", "PATCH"): Row(
         "/v1/conversations/{conversation}/settings", {"pinned": True}, stranger=404, member=200
     ),
+    # {message} is the owner's: only its sender edits it; an admin recalls only a plain member's.
+    ("conversations/{conversation_id}/messages/{message_id}", "PATCH"): Row(
+        "/v1/conversations/{conversation}/messages/{message}",
+        {"content": "edited"},
+        stranger=404,
+        member=403,
+        owner=200,
+    ),
+    ("conversations/{conversation_id}/messages/{message_id}", "DELETE"): Row(
+        "/v1/conversations/{conversation}/messages/{message}", stranger=404, member=204
+    ),
+    ("conversations/{conversation_id}/messages/{message_id}/recall", "POST"): Row(
+        "/v1/conversations/{conversation}/messages/{message}/recall", stranger=404, member=403, owner=200
+    ),
+    ("conversations/{conversation_id}/clear", "POST"): Row(
+        "/v1/conversations/{conversation}/clear", stranger=404, member=204
+    ),
     ("messages/search", "GET"): Row(
         "/v1/messages/search?q=hi&conversation_id={conversation}", stranger=404, member=200
     ),

@@ -3,7 +3,7 @@
 import pytest
 
 from imserver.capabilities import FEATURES
-from tests.conftest import make_user, private_chat
+from tests.conftest import make_user, private_chat, send
 from tests.media.conftest import post_upload
 
 pytestmark = pytest.mark.django_db
@@ -63,5 +63,17 @@ def test_push_follows_the_configured_providers(user_api, settings):
 
 def test_features_name_the_part_2_sections_that_landed(user_api):
     features = user_api.get("/v1/capabilities").json()["features"]
-    for feature in ("devices", "push", "read_sync", "blocks", "privacy", "conversation_settings", "search"):
+    for feature in (
+        "devices", "push", "read_sync", "edit", "recall", "hide", "blocks", "privacy", "conversation_settings", "search"
+    ):  # fmt: skip
         assert feature in features
+
+
+def test_edit_and_recall_windows_shown_are_the_windows_enforced(user_api, user, settings):
+    settings.MESSAGE_EDIT_WINDOW_SECONDS, settings.MESSAGE_RECALL_WINDOW_SECONDS = 0, 0
+    limits = user_api.get("/v1/capabilities").json()["limits"]
+    assert (limits["message_edit_window_seconds"], limits["message_recall_window_seconds"]) == (0, 0)
+    message = send(user, private_chat(user, make_user("dave")), "hi")
+    url = f"/v1/conversations/c{message.conversation_id}/messages/m{message.pk}"
+    assert user_api.patch(url, {"content": "edited"}, format="json").status_code == 403
+    assert user_api.post(url + "/recall").status_code == 403

@@ -208,6 +208,8 @@ class TestSend:
             "status": "sent",
             "created_at": body["created_at"],
             "updated_at": None,
+            "edited_at": None,
+            "removed_by": None,
             "temp_id": "client-temp-id-123",
         }
         assert message.seq == 1

@@ -66,6 +66,7 @@ class TestModerators:
             ("chat", "view_conversation"),
             ("chat", "view_membership"),
             ("chat", "view_message"),
+            ("chat", "view_messageedit"),
             ("chat", "remove_message"),
             ("moderation", "view_report"),
             ("moderation", "handle_report"),
