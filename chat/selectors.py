@@ -4,14 +4,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value, Window
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
-from chat.models import Conversation, Membership, Message
-from contacts.models import Contact
+from chat.models import Conversation, Membership, Mention, Message, Reaction
+from contacts.models import Block, Contact
 from imserver.api import format_id
 from imserver.pagination import paginate
 from media.models import Media
@@ -53,6 +53,29 @@ def _unread_count(reader):
     )
 
 
+def _mention_count(reader):
+    """The mention count of a membership row: its unread messages that mention the reader by id
+    or `@all`, except those from a sender the reader blocks (contract 16). `reader` is the user,
+    or OuterRef("user") inside a Membership query."""
+    deeper = OuterRef(reader) if isinstance(reader, OuterRef) else reader  # one subquery further in
+    mentions_reader = Exists(Mention.objects.filter(message=OuterRef("pk"), user=deeper))
+    blocked = Exists(Block.objects.filter(owner=deeper, user=OuterRef("sender")))
+    return Coalesce(
+        Subquery(
+            Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("last_read_seq"))
+            .filter(Q(mentions_all=True) | mentions_reader)
+            .exclude(sender=reader)
+            .exclude(status=Message.Status.REMOVED)
+            .exclude(blocked)
+            .order_by()
+            .values("conversation")
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
+        Value(0),
+    )
+
+
 def unread_summaries(user_ids) -> dict[int, dict]:
     """{user id: {badge, unread_conversations, unread_messages, mentions}} for these users, in one query.
 
@@ -62,16 +85,24 @@ def unread_summaries(user_ids) -> dict[int, dict]:
     """
     rows = (
         Membership.objects.filter(user_id__in=user_ids, last_read_seq__lt=F("conversation__last_seq"))
-        .annotate(unread=_unread_count(OuterRef("user")))
+        .annotate(unread=_unread_count(OuterRef("user")), mentioned=_mention_count(OuterRef("user")))
         .filter(unread__gt=0)
         .values("user_id")
-        .annotate(conversations=Count("pk"), messages=Sum("unread"), badge=Count("pk", filter=~muted_now()))
+        .annotate(
+            conversations=Count("pk"),
+            messages=Sum("unread"),
+            mentions=Sum("mentioned"),
+            badge=Count("pk", filter=~muted_now()),
+        )
     )
     empty = {"badge": 0, "unread_conversations": 0, "unread_messages": 0, "mentions": 0}
     summaries = {user_id: dict(empty) for user_id in user_ids}
     for row in rows:
         summaries[row["user_id"]].update(
-            badge=row["badge"], unread_conversations=row["conversations"], unread_messages=row["messages"]
+            badge=row["badge"],
+            unread_conversations=row["conversations"],
+            unread_messages=row["messages"],
+            mentions=row["mentions"],
         )
     return summaries
 
@@ -84,6 +115,12 @@ def unread_count(membership) -> int:
         .exclude(status=Message.Status.REMOVED)
         .count()
     )
+
+
+def mention_count(membership) -> int:
+    """The mention count of one membership (as the conversation list counts it)."""
+    row = Membership.objects.filter(pk=membership.pk).annotate(n=_mention_count(membership.user_id))
+    return row.values_list("n", flat=True).get()
 
 
 def _list_rows(user):
@@ -114,6 +151,7 @@ def _list_rows(user):
         )
         .annotate(
             unread_count=_unread_count(user),
+            mention_count=_mention_count(user),
             remark=Subquery(remark),
             is_muted=muted_now(),
             is_hidden=hidden_now(),
@@ -151,14 +189,32 @@ def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
 # History pages, the most frequent read, in plain SQL as the send path (the ORM's query building
 # cost more than the database work). The anchors are subqueries: NULL, so no rows, for an id
 # that is not a message of this conversation.
-_PAGE = """
-SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
-       m.call, m.status, m.created_at, m.updated_at, u.username AS sender_username, u.nickname AS sender_nickname
-FROM chat_message m JOIN accounts_user u ON u.id = m.sender_id
-WHERE m.conversation_id = %(conversation)s {bounds}
+# MESSAGE_COLUMNS and MESSAGE_JOINS are what attach_senders_and_media needs of each row: the
+# message, its sender's names and the original it replies to, with that one's sender (contract
+# 18: the preview is rendered from the original when read). Search's query uses them too.
+MESSAGE_COLUMNS = """
+       m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
+       m.call, m.status, m.created_at, m.updated_at, m.reply_to_id, m.mentions, m.mentions_all,
+       m.forwarded_sender_name, m.forwarded_created_at,
+       u.username AS sender_username, u.nickname AS sender_nickname,
+       r.seq AS reply_seq, r.sender_id AS reply_sender_id, r.type AS reply_type, r.content AS reply_content,
+       r.status AS reply_status, ru.username AS reply_sender_username, ru.nickname AS reply_sender_nickname
+"""
+MESSAGE_JOINS = """
+JOIN accounts_user u ON u.id = m.sender_id
+LEFT JOIN chat_message r ON r.id = m.reply_to_id
+LEFT JOIN accounts_user ru ON ru.id = r.sender_id
+"""
+_PAGE = (
+    "SELECT"
+    + MESSAGE_COLUMNS
+    + "FROM chat_message m"
+    + MESSAGE_JOINS
+    + """WHERE m.conversation_id = %(conversation)s {bounds}
 ORDER BY m.seq {direction}
 LIMIT %(rows)s
 """
+)
 _ANCHOR = "(SELECT seq FROM chat_message WHERE id = %({name})s AND conversation_id = %(conversation)s)"
 
 
@@ -196,22 +252,61 @@ def message_page(
 
 
 def attach_senders_and_media(rows):
-    """Gives each message of a page from plain SQL (with sender_username, sender_nickname) its
-    sender and upload: each sender made once, the uploads in one query."""
+    """Gives each message of a page from plain SQL (MESSAGE_COLUMNS) its sender, the original it
+    replies to and its upload: each sender made once, the uploads in one query."""
     senders = {}
-    for message in rows:
-        sender = senders.get(message.sender_id)
+
+    def sender_of(user_id, username, nickname):
+        sender = senders.get(user_id)
         if sender is None:
-            sender = senders[message.sender_id] = User(
-                pk=message.sender_id, username=message.sender_username, nickname=message.sender_nickname
+            sender = senders[user_id] = User(pk=user_id, username=username, nickname=nickname)
+        return sender
+
+    for message in rows:
+        message.sender = sender_of(message.sender_id, message.sender_username, message.sender_nickname)
+        if message.reply_to_id is not None:
+            message.reply_to = Message(
+                pk=message.reply_to_id,
+                conversation_id=message.conversation_id,
+                seq=message.reply_seq,
+                sender=sender_of(message.reply_sender_id, message.reply_sender_username, message.reply_sender_nickname),
+                type=message.reply_type,
+                content=message.reply_content,
+                status=message.reply_status,
             )
-        message.sender = sender
     media_ids = {message.media_id for message in rows if message.media_id is not None}
     if media_ids:
         uploads = Media.objects.in_bulk(media_ids)
         for message in rows:
             if message.media_id is not None:
                 message.media = uploads[message.media_id]
+
+
+_REACTIONS = """
+SELECT message_id, emoji, COUNT(*), MAX(CASE WHEN user_id = %s THEN 1 ELSE 0 END)
+FROM chat_reaction WHERE message_id IN ({ids})
+GROUP BY message_id, emoji
+ORDER BY MIN(id)
+"""
+
+
+def reactions_of(message_ids, *, viewer_id: int) -> dict[int, list[dict]]:
+    """{message id: [{emoji, count, reacted}]} for these messages, each emoji in the order it was
+    first used, `reacted` for the viewer's own: one query for a whole page."""
+    message_ids = list(message_ids)
+    summaries = {}
+    if not message_ids:
+        return summaries
+    with connection.cursor() as cursor:
+        cursor.execute(_REACTIONS.format(ids=",".join(["%s"] * len(message_ids))), [viewer_id, *message_ids])
+        for message_id, emoji, count, reacted in cursor.fetchall():
+            summaries.setdefault(message_id, []).append({"emoji": emoji, "count": count, "reacted": bool(reacted)})
+    return summaries
+
+
+def reaction_emoji_count(message_id: int) -> int:
+    """How many distinct emoji a message has (the cap of chat.reactions)."""
+    return Reaction.objects.filter(message_id=message_id).values("emoji").distinct().count()
 
 
 def _two_lowest_read_pointers(conversation_id):

@@ -7,10 +7,10 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from accounts.models import User
 from accounts.selectors import visible_users
 from chat import search, selectors
-from chat.models import Conversation, Membership, Message
+from chat.models import Conversation, Membership, Mention, Message
 from chat.serializers import conversation_settings_data, message_data, message_status_data
 from contacts.selectors import message_refusal, sends_read_receipts
-from imserver.api import Conflict, format_id
+from imserver.api import Conflict, format_id, parse_id
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
 
@@ -73,9 +73,11 @@ SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversat
 """
 _SEND_INSERT = """
 INSERT INTO chat_message
-    (conversation_id, seq, sender_id, type, content, caption, media_id, call, temp_id, status, created_at)
+    (conversation_id, seq, sender_id, type, content, caption, media_id, call, temp_id, status, created_at,
+     reply_to_id, mentions, mentions_all, forwarded_sender_name, forwarded_created_at)
 VALUES (%(conversation)s, %(seq)s, %(sender)s, %(type)s, %(content)s, %(caption)s, %(media)s, %(call)s, %(temp_id)s,
-        'sent', %(created_at)s)
+        'sent', %(created_at)s, %(reply_to)s, %(mentions)s, %(mentions_all)s, %(forwarded_sender_name)s,
+        %(forwarded_created_at)s)
 RETURNING id
 """
 _SEND_ADVANCE = """
@@ -84,15 +86,30 @@ WHERE id = %(conversation)s
 """
 
 
-def _store(
-    *, sender, conversation_id, type, content, caption=None, media=None, call=None, temp_id=None, check_peer=False
+def message_store(
+    *,
+    sender,
+    conversation_id,
+    type,
+    content,
+    caption=None,
+    media=None,
+    call=None,
+    temp_id=None,
+    check_peer=False,
+    reply_to=None,
+    mentions=None,
+    forwarded_from=None,
 ):
     """Stores a message with the conversation's next seq: (message, created).
 
     The conversation row stays locked until commit, so seqs commit in order, and a second send
     with the same temp_id waits for the first and gets its message back (created False). With
     check_peer, a new message in a private conversation is refused (403) when a block or the
-    peer's who_can_message says so; group sends cost no query for it.
+    peer's who_can_message says so; group sends cost no query for it. reply_to (a message id)
+    and mentions (as sent) are checked under the lock, so a recall or a member leaving either
+    happened before and is seen, or waits for this message. forwarded_from is (sender name,
+    created_at) of a forwarded copy's original.
     """
     params = {"conversation": conversation_id, "sender": sender.pk, "temp_id": temp_id}
     for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
@@ -105,10 +122,17 @@ def _store(
             raise NotFound("Conversation not found")
         last_seq = locked[0]
         if earlier_id is not None:
-            return Message.objects.select_related("sender", "media").get(pk=earlier_id), False
+            return Message.objects.select_related("sender", "media", "reply_to__sender").get(pk=earlier_id), False
         refusal = check_peer and peer_id is not None and message_refusal(sender_id=sender.pk, recipient_id=peer_id)
         if refusal:
             raise PermissionDenied(refusal)
+        original = _reply_target(conversation_id, reply_to) if reply_to is not None else None
+        mentioned, mentions_all = (
+            mentions_validated(conversation_id=conversation_id, sender=sender, raw=mentions)
+            if mentions
+            else ([], False)
+        )
+        forwarded_sender_name, forwarded_created_at = forwarded_from or (None, None)
         message = Message(
             conversation_id=conversation_id,
             seq=last_seq + 1,
@@ -119,20 +143,68 @@ def _store(
             media=media,
             call=call,
             temp_id=temp_id,
+            reply_to=original,
+            mentions=mentioned,
+            mentions_all=mentions_all,
+            forwarded_sender_name=forwarded_sender_name,
+            forwarded_created_at=forwarded_created_at,
         )
         params.update(
-            seq=message.seq, type=type, content=content, caption=message.caption, created_at=message.created_at
+            seq=message.seq,
+            type=type,
+            content=content,
+            caption=message.caption,
+            created_at=message.created_at,
+            reply_to=reply_to,
+            mentions_all=mentions_all,
+            forwarded_sender_name=message.forwarded_sender_name,
+            forwarded_created_at=message.forwarded_created_at,
         )
         params["media"] = media.pk if media else None
-        params["call"] = Message._meta.get_field("call").get_db_prep_save(call, connection)
+        for field in ("call", "mentions"):
+            params[field] = Message._meta.get_field(field).get_db_prep_save(getattr(message, field), connection)
         cursor.execute(_SEND_INSERT, params)
         message.pk = cursor.fetchone()[0]
         cursor.execute(_SEND_ADVANCE, {**params, "message": message.pk})
+    if mentioned:
+        Mention.objects.bulk_create([Mention(message_id=message.pk, user_id=user_id) for user_id in mentioned])
     return message, True
 
 
+def _reply_target(conversation_id, message_id):
+    """The message a reply answers: one of this conversation, not removed (else 400)."""
+    original = Message.objects.select_related("sender").filter(pk=message_id, conversation_id=conversation_id).first()
+    if original is None:
+        raise ValidationError({"reply_to": ["Not a message of this conversation."]})
+    if original.status == Message.Status.REMOVED:
+        raise ValidationError({"reply_to": ["That message was removed."]})
+    return original
+
+
+def mentions_validated(*, conversation_id: int, sender: User, raw) -> tuple[list[int], bool]:
+    """(mentioned user ids, mentions_all) from a request's `mentions` (contract 18): members'
+    user ids, and "all" in a group from its owner or an admin. A non-member (or anything that is
+    not a user id): 400; "all" from a plain member: 403; in a private conversation: 400. One
+    query. For sends, and for edits that carry mentions."""
+    mentions_all = "all" in raw
+    wanted = {parse_id("", value) for value in raw if value != "all"}
+    members = Membership.objects.filter(conversation_id=conversation_id, user_id__in=wanted | {sender.pk})
+    rows = {user_id: (role, peer_id) for user_id, role, peer_id in members.values_list("user_id", "role", "peer_id")}
+    if None in wanted or not wanted <= rows.keys():
+        raise ValidationError({"mentions": ["Only members of the conversation can be mentioned."]})
+    if mentions_all:
+        role, peer_id = rows.get(sender.pk, (None, None))
+        if peer_id is not None:  # a private conversation
+            raise ValidationError({"mentions": ['"all" is for groups.']})
+        if role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
+            raise PermissionDenied('Only the group\'s owner and admins may mention "all".')
+    return sorted(wanted), mentions_all
+
+
 def new_message_event(message: Message) -> events.Event:
-    data = message_data(message)
+    # A reply shows whether its original was read: the same for every member, so asked once.
+    is_read = selectors.read_horizon(message.conversation_id) if message.reply_to_id is not None else None
+    data = message_data(message, is_read=is_read)
     temp_id = message.temp_id
     return events.Event(
         selectors.member_ids(message.conversation_id),
@@ -152,10 +224,13 @@ def message_send(
     type: str = Message.Type.TEXT,
     temp_id: str | None = None,
     caption: str | None = None,
+    reply_to: int | None = None,
+    mentions=None,
 ) -> tuple[Message, bool]:
-    """Sends a message (_store): (message, created)."""
+    """Sends a message (message_store): (message, created). reply_to is a message id of the
+    conversation, mentions the request's list (mentions_validated)."""
     media = _attachment(sender=sender, type=type, content=content)
-    message, created = _store(
+    message, created = message_store(
         sender=sender,
         conversation_id=conversation_id,
         type=type,
@@ -164,6 +239,8 @@ def message_send(
         media=media,
         temp_id=temp_id,
         check_peer=True,
+        reply_to=reply_to,
+        mentions=mentions,
     )
     if created:
         if media is not None and not media_mark_attached(media):  # a moderator removed it just now
@@ -181,7 +258,7 @@ def message_store_call(
     calling service records its new_message_event with its own events (one record() per
     transaction)."""
     call = {"call_id": call_id, "type": call_type, "status": status, "duration": duration}
-    message, _ = _store(
+    message, _ = message_store(
         sender=caller, conversation_id=conversation_id, type=Message.Type.CALL, content=call_id, call=call
     )
     return message
@@ -251,7 +328,7 @@ def conversation_read_event(membership, updated_at):
             "conversation_id": format_id("c", membership.conversation_id),
             "last_read_message_id": format_id("m", last_read),
             "unread_count": selectors.unread_count(membership),
-            "mention_count": 0,  # mentions (contract 18) count here once messages carry them
+            "mention_count": selectors.mention_count(membership),
             "updated_at": updated_at,
         },
     )

@@ -19,6 +19,10 @@ FEATURES = (
     "blocks",
     "privacy",
     "conversation_settings",
+    "replies",
+    "mentions",
+    "forward",
+    "reactions",
     "search",
     "idempotency_key",
 )

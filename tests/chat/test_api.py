@@ -208,6 +208,11 @@ class TestSend:
             "status": "sent",
             "created_at": body["created_at"],
             "updated_at": None,
+            "reply_to": None,
+            "mentions": [],
+            "mentions_all": False,
+            "forwarded_from": None,
+            "reactions": [],
             "temp_id": "client-temp-id-123",
         }
         assert message.seq == 1
@@ -388,9 +393,10 @@ class TestHistory:
         for i in range(rows + 1):
             send(other_user if i % 2 else user, conversation, f"n{i}")
         newest = Message.objects.order_by("-seq").first()
-        # auth, membership with the read pointers, the page with its senders (anchor a subquery);
-        # a page with media messages adds one query for all their uploads
-        with django_assert_max_num_queries(3):
+        # auth, membership with the read pointers, the page with its senders and replied-to
+        # originals (anchor a subquery), the page's reactions; a page with media messages adds one
+        # query for all their uploads
+        with django_assert_max_num_queries(4):
             body = history(user_api, conversation, before=f"m{newest.pk}", limit=100).json()
         assert len(body["messages"]) == rows
 
