@@ -161,6 +161,7 @@ def messages_search(
     params = {
         "query": query_text,
         "user": user.pk,
+        "viewer": user.pk,
         "conversation": conversation_id,
         "sender": sender_id,
         "limit": limit,

@@ -1,5 +1,6 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -190,16 +191,33 @@ def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
 # cost more than the database work). The anchors are subqueries: NULL, so no rows, for an id
 # that is not a message of this conversation.
 # MESSAGE_COLUMNS and MESSAGE_JOINS are what attach_senders_and_media needs of each row: the
-# message, its sender's names and the original it replies to, with that one's sender (contract
-# 18: the preview is rendered from the original when read). Search's query uses them too.
-MESSAGE_COLUMNS = """
+# message, its sender's names, the original it replies to with that one's sender (contract 18:
+# the preview is rendered from the original when read) and the reactions as the viewer (the
+# %(viewer)s parameter) sees them. Search's query uses them too.
+# The viewer's reactions ride in the same row, as a JSON array of [emoji, count, reacted] in the
+# order each emoji was first used: a correlated subquery on chat_reaction's unique index, which
+# costs the page less than a query of its own would (docs/performance.md).
+_VIEWER_REACTIONS = {
+    "postgresql": """(SELECT json_agg(json_build_array(x.emoji, x.n, x.reacted) ORDER BY x.first)
+        FROM (SELECT emoji, COUNT(*) AS n, bool_or(user_id = %(viewer)s) AS reacted, MIN(id) AS first
+              FROM chat_reaction WHERE message_id = m.id GROUP BY emoji) x)""",
+    "sqlite": """(SELECT json_group_array(json_array(x.emoji, x.n, x.reacted))
+        FROM (SELECT emoji, COUNT(*) AS n, MAX(user_id = %(viewer)s) AS reacted
+              FROM chat_reaction WHERE message_id = m.id GROUP BY emoji ORDER BY MIN(id)) x)""",
+}[connection.vendor]
+MESSAGE_COLUMNS = (
+    """
        m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
        m.call, m.status, m.created_at, m.updated_at, m.reply_to_id, m.mentions, m.mentions_all,
        m.forwarded_sender_name, m.forwarded_created_at,
        u.username AS sender_username, u.nickname AS sender_nickname,
        r.seq AS reply_seq, r.sender_id AS reply_sender_id, r.type AS reply_type, r.content AS reply_content,
-       r.status AS reply_status, ru.username AS reply_sender_username, ru.nickname AS reply_sender_nickname
+       r.status AS reply_status, ru.username AS reply_sender_username, ru.nickname AS reply_sender_nickname,
+       """
+    + _VIEWER_REACTIONS
+    + """ AS viewer_reactions
 """
+)
 MESSAGE_JOINS = """
 JOIN accounts_user u ON u.id = m.sender_id
 LEFT JOIN chat_message r ON r.id = m.reply_to_id
@@ -219,14 +237,15 @@ _ANCHOR = "(SELECT seq FROM chat_message WHERE id = %({name})s AND conversation_
 
 
 def message_page(
-    *, conversation_id: int, limit: int, before: int | None = None, after: int | None = None
+    *, conversation_id: int, viewer_id: int, limit: int, before: int | None = None, after: int | None = None
 ) -> tuple[list[Message], bool]:
     """(messages newest first, has_more) around the messages with ids `before` / `after`.
 
     `after` pages toward newer messages: the `limit` messages just newer than it (still listed
     newest first); `has_more` says whether more exist beyond the page in its paging direction.
     Only an empty page costs a look at whether the anchors were messages of this conversation
-    at all (400 if not). Each sender is made once, not once per message.
+    at all (400 if not). Each sender is made once, not once per message; page_reactions gives
+    the viewer's reactions without a query.
     """
     bounds = ""
     if before is not None:
@@ -234,7 +253,7 @@ def message_page(
     if after is not None:
         bounds += " AND m.seq > " + _ANCHOR.format(name="after")
     sql = _PAGE.format(bounds=bounds, direction="ASC" if after is not None else "DESC")
-    params = {"conversation": conversation_id, "before": before, "after": after, "rows": limit + 1}
+    params = {"conversation": conversation_id, "viewer": viewer_id, "before": before, "after": after, "rows": limit + 1}
     rows = list(Message.objects.raw(sql, params))
     if not rows:
         for param, message_id in (("before", before), ("after", after)):
@@ -249,6 +268,20 @@ def message_page(
         rows.reverse()
     attach_senders_and_media(rows)
     return rows, has_more
+
+
+def page_reactions(rows) -> dict[int, list[dict]]:
+    """reactions_of's answer for a page from plain SQL (MESSAGE_COLUMNS), from its own rows."""
+    summaries = {}
+    for message in rows:
+        found = message.viewer_reactions
+        if isinstance(found, str):  # SQLite's JSON is text
+            found = json.loads(found)
+        if found:
+            summaries[message.pk] = [
+                {"emoji": emoji, "count": count, "reacted": bool(reacted)} for emoji, count, reacted in found
+            ]
+    return summaries
 
 
 def attach_senders_and_media(rows):

@@ -127,15 +127,15 @@ class ConversationViewSet(viewsets.ViewSet):
         params = validated(MessageHistoryParams, request.query_params)
         messages, has_more = selectors.message_page(
             conversation_id=conversation_pk,
+            viewer_id=request.user.pk,
             limit=limit_param(request, default_limit=50),
             before=_message_id(params.get("before"), "before"),
             after=_message_id(params.get("after"), "after"),
         )
-        reactions = selectors.reactions_of([message.pk for message in messages], viewer_id=request.user.pk)
         return Response(
             {
                 "conversation_id": conversation_id,
-                "messages": messages_data(messages, is_read, reactions),
+                "messages": messages_data(messages, is_read, selectors.page_reactions(messages)),
                 "has_more": has_more,
             }
         )
@@ -286,7 +286,7 @@ class MessageSearchViewSet(viewsets.ViewSet):
             offset=offset,
         )
         horizons = selectors.read_horizons({message.conversation_id for message in messages})
-        reactions = selectors.reactions_of([message.pk for message in messages], viewer_id=request.user.pk)
+        reactions = selectors.page_reactions(messages)
         return Response({"total": total, "messages": messages_across_conversations_data(messages, horizons, reactions)})
 
 
