@@ -24,8 +24,10 @@ HISTORY_DEPTH = 5000  # messages in the conversation whose history is paged
 
 
 def seed():
-    """A conversation with HISTORY_DEPTH messages, and a reader in 100 conversations."""
-    from chat.models import Conversation, Message
+    """A conversation with HISTORY_DEPTH messages, and a reader in 100 conversations. As in a busy
+    chat, every 5th message replies to the one before, every 7th mentions the reader and every 3rd
+    has two reactions (contract 18): the page renders all of them."""
+    from chat.models import Conversation, Mention, Message, Reaction
     from chat.services import private_conversation_open
 
     (reader, token), *peers = seed_users(101, "rd")
@@ -33,8 +35,28 @@ def seed():
     deep = conversations[0]
     Message.objects.bulk_create(
         [
-            Message(conversation=deep, seq=n, sender=peers[0][0] if n % 2 else reader, content=f"message {n}")
+            Message(
+                conversation=deep,
+                seq=n,
+                sender=peers[0][0] if n % 2 else reader,
+                content=f"message {n}",
+                mentions=[reader.pk] if n % 7 == 0 else [],
+            )
             for n in range(1, HISTORY_DEPTH + 1)
+        ],
+        batch_size=1000,
+    )
+    by_seq = dict(Message.objects.filter(conversation=deep).values_list("seq", "pk"))
+    for seq in range(5, HISTORY_DEPTH + 1, 5):
+        Message.objects.filter(pk=by_seq[seq]).update(reply_to_id=by_seq[seq - 1])
+    Mention.objects.bulk_create(
+        [Mention(message_id=by_seq[seq], user=reader) for seq in range(7, HISTORY_DEPTH + 1, 7)]
+    )
+    Reaction.objects.bulk_create(
+        [
+            Reaction(message_id=by_seq[seq], user=user, emoji=emoji)
+            for seq in range(3, HISTORY_DEPTH + 1, 3)
+            for user, emoji in ((reader, "👍"), (peers[0][0], "🎉"))
         ],
         batch_size=1000,
     )

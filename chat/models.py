@@ -125,6 +125,16 @@ class Message(models.Model):
     # Who removed it; null while it is not removed (the contract's null, and no default the send's
     # plain INSERT would have to name).
     removed_by = models.CharField(max_length=9, choices=RemovedBy.choices, null=True, blank=True)
+    # The message this one answers (contract 18), in the same conversation. Its preview is
+    # rendered from it whenever this one is read, so its edits and its removal show.
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The user ids mentioned, as the message shows them; Mention rows index them for counting.
+    mentions = models.JSONField(default=list, blank=True)
+    mentions_all = models.BooleanField(default=False)
+    # A forwarded copy: who wrote the original and when (kept as they were when forwarded, so a
+    # later recall of the original does not touch the copy).
+    forwarded_sender_name = models.CharField(max_length=64, null=True, blank=True)
+    forwarded_created_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -177,3 +187,38 @@ class MessageHidden(models.Model):
             # Also the index of "hidden for this user?" (history, list, unread, search).
             models.UniqueConstraint(fields=["user", "message"], name="chat_messagehidden_user_message"),
         ]
+
+
+class Mention(models.Model):
+    """A user a message mentions by id: what mention_count and unread mentions count (the
+    message's own `mentions` is what it shows). `@all` is Message.mentions_all, with no rows."""
+
+    # Indexed by the unique constraint below (message first); the user by its foreign key index.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            # Also the index of "does this unread message mention me" (message, user).
+            models.UniqueConstraint(fields=["message", "user"], name="chat_mention_message_user"),
+        ]
+
+
+class Reaction(models.Model):
+    """One user's emoji on a message (contract 18)."""
+
+    # Indexed by the unique constraint below (message first); the user by its foreign key index.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # One emoji grapheme (chat.reactions.emoji_valid); the longest ZWJ sequences are ~10 code points.
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # One reaction per user and emoji; also the index of a page's reactions (message_id IN ...).
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="chat_reaction_message_user_emoji"),
+        ]
+
+    def __str__(self):
+        return f"{self.emoji} by {self.user_id} on m{self.message_id}"

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from django.db import connection, transaction
 
 from chat.models import Membership, Message
-from chat.selectors import attach_senders_and_media
+from chat.selectors import MESSAGE_COLUMNS, MESSAGE_JOINS, attach_senders_and_media
 from imserver import textsearch
 
 
@@ -109,10 +109,10 @@ def message_index_rebuild(*, batch_size: int = 5000) -> Iterator[tuple[int, int]
 # no seqs, but message ids grow with seq within a conversation (sends insert under its lock), so
 # the cleared are the ids up to that of the message at cleared_seq. The messages they hid for
 # themselves are left out by their MessageHidden rows.
-_SEARCH = """
-SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
-       m.call, m.status, m.created_at, m.updated_at, m.edited_at, m.removed_by,
-       u.username AS sender_username, u.nickname AS sender_nickname, page.total
+_SEARCH = (
+    "SELECT"
+    + MESSAGE_COLUMNS
+    + """, page.total
 FROM (
     SELECT s.{key} AS id, COUNT(*) OVER () AS total
     FROM chat_message_search s
@@ -124,11 +124,12 @@ FROM (
     ORDER BY s.{key} DESC
     LIMIT %(limit)s OFFSET %(offset)s
 ) page
-JOIN chat_message m ON m.id = page.id
-JOIN accounts_user u ON u.id = m.sender_id
-WHERE m.status <> 'removed'
+JOIN chat_message m ON m.id = page.id"""
+    + MESSAGE_JOINS
+    + """WHERE m.status <> 'removed'
 ORDER BY m.id DESC
 """
+)
 
 
 def _postgres_query(tokens, conversation_ids):
@@ -166,6 +167,7 @@ def messages_search(
     params = {
         "query": query_text,
         "user": user.pk,
+        "viewer": user.pk,
         "conversation": conversation_id,
         "sender": sender_id,
         "limit": limit,

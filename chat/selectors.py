@@ -1,5 +1,6 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -10,8 +11,8 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
-from chat.models import Conversation, Membership, Message, MessageHidden
-from contacts.models import Contact
+from chat.models import Conversation, Membership, Mention, Message, MessageHidden, Reaction
+from contacts.models import Block, Contact
 from imserver.api import format_id
 from imserver.pagination import paginate
 from media.models import Media
@@ -64,6 +65,34 @@ def _unread_count(reader):
     )
 
 
+def _mention_count(reader):
+    """The mention count of a membership row: its unread messages that mention the reader by id
+    or `@all`, except those from a sender the reader blocks (contract 16) and those the reader
+    cleared or hid (contract 15). `reader` is the user, or OuterRef("user") inside a Membership
+    query."""
+    deeper = OuterRef(reader) if isinstance(reader, OuterRef) else reader  # one subquery further in
+    mentions_reader = Exists(Mention.objects.filter(message=OuterRef("pk"), user=deeper))
+    blocked = Exists(Block.objects.filter(owner=deeper, user=OuterRef("sender")))
+    return Coalesce(
+        Subquery(
+            Message.objects.filter(
+                conversation=OuterRef("conversation"),
+                seq__gt=Greatest(OuterRef("last_read_seq"), OuterRef("cleared_seq")),
+            )
+            .filter(Q(mentions_all=True) | mentions_reader)
+            .exclude(sender=reader)
+            .exclude(status=Message.Status.REMOVED)
+            .exclude(blocked)
+            .exclude(_hidden_for_member())
+            .order_by()
+            .values("conversation")
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
+        Value(0),
+    )
+
+
 def unread_summaries(user_ids) -> dict[int, dict]:
     """{user id: {badge, unread_conversations, unread_messages, mentions}} for these users, in one query.
 
@@ -73,16 +102,24 @@ def unread_summaries(user_ids) -> dict[int, dict]:
     """
     rows = (
         Membership.objects.filter(user_id__in=user_ids, last_read_seq__lt=F("conversation__last_seq"))
-        .annotate(unread=_unread_count(OuterRef("user")))
+        .annotate(unread=_unread_count(OuterRef("user")), mentioned=_mention_count(OuterRef("user")))
         .filter(unread__gt=0)
         .values("user_id")
-        .annotate(conversations=Count("pk"), messages=Sum("unread"), badge=Count("pk", filter=~muted_now()))
+        .annotate(
+            conversations=Count("pk"),
+            messages=Sum("unread"),
+            mentions=Sum("mentioned"),
+            badge=Count("pk", filter=~muted_now()),
+        )
     )
     empty = {"badge": 0, "unread_conversations": 0, "unread_messages": 0, "mentions": 0}
     summaries = {user_id: dict(empty) for user_id in user_ids}
     for row in rows:
         summaries[row["user_id"]].update(
-            badge=row["badge"], unread_conversations=row["conversations"], unread_messages=row["messages"]
+            badge=row["badge"],
+            unread_conversations=row["conversations"],
+            unread_messages=row["messages"],
+            mentions=row["mentions"],
         )
     return summaries
 
@@ -98,6 +135,12 @@ def unread_count(membership) -> int:
         .exclude(Exists(MessageHidden.objects.filter(user_id=membership.user_id, message=OuterRef("pk"))))
         .count()
     )
+
+
+def mention_count(membership) -> int:
+    """The mention count of one membership (as the conversation list counts it)."""
+    row = Membership.objects.filter(pk=membership.pk).annotate(n=_mention_count(membership.user_id))
+    return row.values_list("n", flat=True).get()
 
 
 def _list_rows(user):
@@ -128,6 +171,7 @@ def _list_rows(user):
         )
         .annotate(
             unread_count=_unread_count(user),
+            mention_count=_mention_count(user),
             remark=Subquery(remark),
             is_muted=muted_now(),
             is_hidden=hidden_now(),
@@ -187,23 +231,58 @@ def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
 # History pages, the most frequent read, in plain SQL as the send path (the ORM's query building
 # cost more than the database work). The anchors are subqueries: NULL, so no rows, for an id
 # that is not a message of this conversation.
-_PAGE = """
-SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
+# MESSAGE_COLUMNS and MESSAGE_JOINS are what attach_senders_and_media needs of each row: the
+# message, its sender's names, the original it replies to with that one's sender (contract 18:
+# the preview is rendered from the original when read) and the reactions as the viewer (the
+# %(viewer)s parameter) sees them. Search's query uses them too.
+# The viewer's reactions ride in the same row, as a JSON array of [emoji, count, reacted] in the
+# order each emoji was first used: a correlated subquery on chat_reaction's unique index, which
+# costs the page less than a query of its own would (docs/performance.md).
+_VIEWER_REACTIONS = {
+    "postgresql": """(SELECT json_agg(json_build_array(x.emoji, x.n, x.reacted) ORDER BY x.first)
+        FROM (SELECT emoji, COUNT(*) AS n, bool_or(user_id = %(viewer)s) AS reacted, MIN(id) AS first
+              FROM chat_reaction WHERE message_id = m.id GROUP BY emoji) x)""",
+    "sqlite": """(SELECT json_group_array(json_array(x.emoji, x.n, x.reacted))
+        FROM (SELECT emoji, COUNT(*) AS n, MAX(user_id = %(viewer)s) AS reacted
+              FROM chat_reaction WHERE message_id = m.id GROUP BY emoji ORDER BY MIN(id)) x)""",
+}[connection.vendor]
+MESSAGE_COLUMNS = (
+    """
+       m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
        m.call, m.status, m.created_at, m.updated_at, m.edited_at, m.removed_by,
-       u.username AS sender_username, u.nickname AS sender_nickname
-FROM chat_message m JOIN accounts_user u ON u.id = m.sender_id
-WHERE m.conversation_id = %(conversation)s {bounds}
+       m.reply_to_id, m.mentions, m.mentions_all,
+       m.forwarded_sender_name, m.forwarded_created_at,
+       u.username AS sender_username, u.nickname AS sender_nickname,
+       r.seq AS reply_seq, r.sender_id AS reply_sender_id, r.type AS reply_type, r.content AS reply_content,
+       r.status AS reply_status, ru.username AS reply_sender_username, ru.nickname AS reply_sender_nickname,
+       """
+    + _VIEWER_REACTIONS
+    + """ AS viewer_reactions
+"""
+)
+MESSAGE_JOINS = """
+JOIN accounts_user u ON u.id = m.sender_id
+LEFT JOIN chat_message r ON r.id = m.reply_to_id
+LEFT JOIN accounts_user ru ON ru.id = r.sender_id
+"""
+_PAGE = (
+    "SELECT"
+    + MESSAGE_COLUMNS
+    + "FROM chat_message m"
+    + MESSAGE_JOINS
+    + """WHERE m.conversation_id = %(conversation)s {bounds}
   AND m.seq > (SELECT cleared_seq FROM chat_membership
                WHERE conversation_id = %(conversation)s AND user_id = %(viewer)s)
   AND NOT EXISTS (SELECT 1 FROM chat_messagehidden h WHERE h.user_id = %(viewer)s AND h.message_id = m.id)
 ORDER BY m.seq {direction}
 LIMIT %(rows)s
 """
+)
 _ANCHOR = "(SELECT seq FROM chat_message WHERE id = %({name})s AND conversation_id = %(conversation)s)"
 
 
 def message_page(
-    *, viewer: User, conversation_id: int, limit: int, before: int | None = None, after: int | None = None
+    *, conversation_id: int, viewer_id: int, limit: int, before: int | None = None, after: int | None = None
 ) -> tuple[list[Message], bool]:
     """(messages newest first, has_more) around the messages with ids `before` / `after`, without
     those the viewer cleared or hid (contract 15).
@@ -211,7 +290,8 @@ def message_page(
     `after` pages toward newer messages: the `limit` messages just newer than it (still listed
     newest first); `has_more` says whether more exist beyond the page in its paging direction.
     Only an empty page costs a look at whether the anchors were messages of this conversation
-    at all (400 if not). Each sender is made once, not once per message.
+    at all (400 if not). Each sender is made once, not once per message; page_reactions gives
+    the viewer's reactions without a query.
     """
     bounds = ""
     if before is not None:
@@ -219,7 +299,7 @@ def message_page(
     if after is not None:
         bounds += " AND m.seq > " + _ANCHOR.format(name="after")
     sql = _PAGE.format(bounds=bounds, direction="ASC" if after is not None else "DESC")
-    params = {"conversation": conversation_id, "viewer": viewer.pk, "before": before, "after": after, "rows": limit + 1}
+    params = {"conversation": conversation_id, "viewer": viewer_id, "before": before, "after": after, "rows": limit + 1}
     rows = list(Message.objects.raw(sql, params))
     if not rows:
         for param, message_id in (("before", before), ("after", after)):
@@ -236,23 +316,76 @@ def message_page(
     return rows, has_more
 
 
-def attach_senders_and_media(rows):
-    """Gives each message of a page from plain SQL (with sender_username, sender_nickname) its
-    sender and upload: each sender made once, the uploads in one query."""
-    senders = {}
+def page_reactions(rows) -> dict[int, list[dict]]:
+    """reactions_of's answer for a page from plain SQL (MESSAGE_COLUMNS), from its own rows."""
+    summaries = {}
     for message in rows:
-        sender = senders.get(message.sender_id)
+        found = message.viewer_reactions
+        if isinstance(found, str):  # SQLite's JSON is text
+            found = json.loads(found)
+        if found:
+            summaries[message.pk] = [
+                {"emoji": emoji, "count": count, "reacted": bool(reacted)} for emoji, count, reacted in found
+            ]
+    return summaries
+
+
+def attach_senders_and_media(rows):
+    """Gives each message of a page from plain SQL (MESSAGE_COLUMNS) its sender, the original it
+    replies to and its upload: each sender made once, the uploads in one query."""
+    senders = {}
+
+    def sender_of(user_id, username, nickname):
+        sender = senders.get(user_id)
         if sender is None:
-            sender = senders[message.sender_id] = User(
-                pk=message.sender_id, username=message.sender_username, nickname=message.sender_nickname
+            sender = senders[user_id] = User(pk=user_id, username=username, nickname=nickname)
+        return sender
+
+    for message in rows:
+        message.sender = sender_of(message.sender_id, message.sender_username, message.sender_nickname)
+        if message.reply_to_id is not None:
+            message.reply_to = Message(
+                pk=message.reply_to_id,
+                conversation_id=message.conversation_id,
+                seq=message.reply_seq,
+                sender=sender_of(message.reply_sender_id, message.reply_sender_username, message.reply_sender_nickname),
+                type=message.reply_type,
+                content=message.reply_content,
+                status=message.reply_status,
             )
-        message.sender = sender
     media_ids = {message.media_id for message in rows if message.media_id is not None}
     if media_ids:
         uploads = Media.objects.in_bulk(media_ids)
         for message in rows:
             if message.media_id is not None:
                 message.media = uploads[message.media_id]
+
+
+_REACTIONS = """
+SELECT message_id, emoji, COUNT(*), MAX(CASE WHEN user_id = %s THEN 1 ELSE 0 END)
+FROM chat_reaction WHERE message_id IN ({ids})
+GROUP BY message_id, emoji
+ORDER BY MIN(id)
+"""
+
+
+def reactions_of(message_ids, *, viewer_id: int) -> dict[int, list[dict]]:
+    """{message id: [{emoji, count, reacted}]} for these messages, each emoji in the order it was
+    first used, `reacted` for the viewer's own: one query for a whole page."""
+    message_ids = list(message_ids)
+    summaries = {}
+    if not message_ids:
+        return summaries
+    with connection.cursor() as cursor:
+        cursor.execute(_REACTIONS.format(ids=",".join(["%s"] * len(message_ids))), [viewer_id, *message_ids])
+        for message_id, emoji, count, reacted in cursor.fetchall():
+            summaries.setdefault(message_id, []).append({"emoji": emoji, "count": count, "reacted": bool(reacted)})
+    return summaries
+
+
+def reaction_emoji_count(message_id: int) -> int:
+    """How many distinct emoji a message has (the cap of chat.reactions)."""
+    return Reaction.objects.filter(message_id=message_id).values("emoji").distinct().count()
 
 
 def _two_lowest_read_pointers(conversation_id):

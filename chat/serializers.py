@@ -69,6 +69,20 @@ def _check_text(content):
         )
 
 
+MAX_MENTIONS = 50
+
+
+class MentionsField(serializers.ListField):
+    """Mentioned user ids, and "all" (contract 18); chat.services.mentions_validated checks them."""
+
+    child = StrictCharField(max_length=32)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_MENTIONS)
+        kwargs.setdefault("help_text", 'Member user ids, and "all" (group owner and admins only); at most 50.')
+        super().__init__(**kwargs)
+
+
 class MessageSendIn(serializers.Serializer):
     type = serializers.ChoiceField(
         choices=[t for t in Message.Type.values if t != Message.Type.CALL], default=Message.Type.TEXT
@@ -76,6 +90,10 @@ class MessageSendIn(serializers.Serializer):
     content = StrictCharField(trim_whitespace=False, allow_blank=True)
     temp_id = StrictCharField(max_length=64, required=False, allow_null=True)
     caption = serializers.CharField(max_length=CAPTION_MAX_LENGTH, required=False, allow_blank=True, allow_null=True)
+    reply_to = StrictCharField(
+        max_length=32, required=False, allow_null=True, help_text="A message id of this conversation."
+    )
+    mentions = MentionsField(required=False)
 
     def validate(self, data):
         if data["type"] == Message.Type.TEXT:
@@ -84,19 +102,30 @@ class MessageSendIn(serializers.Serializer):
 
 
 class MessageEditIn(serializers.Serializer):
-    """`{content}` for a text message or `{caption}` for a media message (contract 15). The key
-    `mentions` (contract 18) is ignored until messages carry mentions; then it is checked here
-    as on send, and an edit without it keeps the message's mentions."""
+    """`{content}` for a text message or `{caption}` for a media message (contract 15), with
+    `mentions` checked as on send (contract 18); an edit without it keeps the message's mentions."""
 
     content = StrictCharField(trim_whitespace=False, allow_blank=True, required=False)
     caption = serializers.CharField(max_length=CAPTION_MAX_LENGTH, allow_blank=True, required=False)
+    mentions = MentionsField(required=False)
 
     def validate(self, data):
-        if len(data) != 1:
+        if len(data.keys() - {"mentions"}) != 1:
             raise serializers.ValidationError("Send either content (a text message) or caption (a media message).")
         if "content" in data:
             _check_text(data["content"])
         return data
+
+
+class ForwardIn(StrictSerializer):
+    message_ids = serializers.ListField(
+        child=StrictCharField(max_length=32), min_length=1, max_length=20, help_text="1-20 message ids."
+    )
+    conversation_ids = serializers.ListField(
+        child=StrictCharField(max_length=32), min_length=1, max_length=9, help_text="1-9 conversation ids."
+    )
+    # Each copy is stored with "<temp_id>/<n>" (chat.forwarding), within the 64 of a send's temp_id.
+    temp_id = StrictCharField(max_length=60, required=False, allow_null=True)
 
 
 class MessageHistoryParams(serializers.Serializer):
@@ -117,9 +146,41 @@ class MarkReadIn(serializers.Serializer):
 # --- Output ---------------------------------------------------------------------------------
 
 
-def message_data(message, status=None):
-    """A message as the REST API and `new_message` events carry it."""
+REPLY_PREVIEW_CHARS = 100
+
+
+def reply_to_data(original, status=None):
+    """What a reply shows of the original, as the original is now: its preview is its text (up to
+    100 characters), empty for media, calls and removed messages."""
+    if original is None:
+        return None
+    removed = original.status == Message.Status.REMOVED
+    text = original.type == Message.Type.TEXT and not removed
+    return {
+        "message_id": format_id("m", original.pk),
+        "sender_id": str(original.sender_id),
+        "sender_name": original.sender.display_name,
+        "type": original.type,
+        "preview": original.content[:REPLY_PREVIEW_CHARS] if text else "",
+        "status": Message.Status.REMOVED if removed else (status or Message.Status.SENT),
+    }
+
+
+def forwarded_from_data(message):
+    if message.forwarded_created_at is None:
+        return None
+    return {"sender_name": message.forwarded_sender_name, "created_at": message.forwarded_created_at}
+
+
+def message_data(message, status=None, reactions=(), is_read=None):
+    """A message as the REST API and `new_message` events carry it. `reactions` are the viewer's
+    (chat.selectors.reactions_of); `is_read` (chat.selectors.read_horizon) gives the original a
+    reply shows its read status."""
     removed = message.status == Message.Status.REMOVED
+    original = message.reply_to if message.reply_to_id is not None else None
+    original_status = None
+    if original is not None and is_read is not None and is_read(original.seq, original.sender_id):
+        original_status = "read"
     return {
         "message_id": format_id("m", message.pk),
         "conversation_id": format_id("c", message.conversation_id),
@@ -135,6 +196,11 @@ def message_data(message, status=None):
         "updated_at": message.updated_at,
         "edited_at": message.edited_at,
         "removed_by": message.removed_by if removed else None,
+        "reply_to": reply_to_data(original, original_status),
+        "mentions": [str(user_id) for user_id in message.mentions],
+        "mentions_all": message.mentions_all,
+        "forwarded_from": forwarded_from_data(message),
+        "reactions": list(reactions),
     }
 
 
@@ -152,15 +218,21 @@ def message_status_data(*, message_id, conversation_id, status, updated_at, remo
     return data
 
 
-def messages_data(messages, is_read):
-    """A page of messages with their read status (is_read from chat.selectors.read_horizon)."""
-    return [message_data(m, "read" if is_read(m.seq, m.sender_id) else "sent") for m in messages]
+def messages_data(messages, is_read, reactions):
+    """A page of messages with their read status (is_read from chat.selectors.read_horizon) and
+    the viewer's reactions (chat.selectors.reactions_of)."""
+    return messages_across_conversations_data(messages, {m.conversation_id: is_read for m in messages}, reactions)
 
 
-def messages_across_conversations_data(messages, horizons):
+def messages_across_conversations_data(messages, horizons, reactions):
     """Messages of several conversations (search results) with their read status (horizons from
-    chat.selectors.read_horizons)."""
-    return [message_data(m, "read" if horizons[m.conversation_id](m.seq, m.sender_id) else "sent") for m in messages]
+    chat.selectors.read_horizons) and the viewer's reactions."""
+    rendered = []
+    for m in messages:
+        is_read = horizons[m.conversation_id]
+        status = "read" if is_read(m.seq, m.sender_id) else "sent"
+        rendered.append(message_data(m, status, reactions.get(m.pk, ()), is_read))
+    return rendered
 
 
 def last_message_data(message):
@@ -208,6 +280,7 @@ def conversation_data(membership):
         "avatar": avatar,
         "last_message": last_message_data(membership.shown_last_message),
         "unread_count": membership.unread_count,
+        "mention_count": membership.mention_count,
         "created_at": conversation.created_at,
         "updated_at": conversation.last_activity_at,
         "settings": conversation_settings_data(membership),
@@ -240,6 +313,9 @@ class ConversationOut(serializers.Serializer):
     avatar = serializers.URLField(allow_null=True)
     last_message = LastMessageOut(allow_null=True)
     unread_count = serializers.IntegerField(min_value=0)
+    mention_count = serializers.IntegerField(
+        min_value=0, help_text="Unread messages that mention the caller or all (not from a user the caller blocks)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(help_text="Time of the latest activity (orders the list).")
     settings = ConversationSettingsOut()
@@ -255,6 +331,28 @@ class CallRecordOut(serializers.Serializer):
     type = serializers.ChoiceField(choices=["audio", "video"])
     status = serializers.ChoiceField(choices=["ended", "rejected", "cancelled", "missed"])
     duration = serializers.IntegerField(min_value=0, help_text="Seconds from connection to end; 0 if never connected.")
+
+
+class ReplyToOut(serializers.Serializer):
+    message_id = serializers.CharField()
+    sender_id = serializers.CharField()
+    sender_name = serializers.CharField()
+    type = serializers.ChoiceField(choices=Message.Type.choices)
+    preview = serializers.CharField(
+        allow_blank=True, help_text="The original's text now, up to 100 characters; empty for media and removed ones."
+    )
+    status = serializers.ChoiceField(choices=["sent", "read", "removed"], help_text="The original's status now.")
+
+
+class ForwardedFromOut(serializers.Serializer):
+    sender_name = serializers.CharField(help_text="Who wrote the original.")
+    created_at = serializers.DateTimeField(help_text="When the original was sent.")
+
+
+class ReactionOut(serializers.Serializer):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField(min_value=1)
+    reacted = serializers.BooleanField(help_text="Whether the caller is among them.")
 
 
 class MessageOut(serializers.Serializer):
@@ -279,10 +377,23 @@ class MessageOut(serializers.Serializer):
         help_text="Who removed it (a recall by its sender, by a group's owner or admin, or a moderator); null "
         "while not removed.",
     )
+    reply_to = ReplyToOut(allow_null=True, help_text="The message this one answers, rendered as it is now.")
+    mentions = serializers.ListField(child=serializers.CharField(), help_text="The user ids it mentions.")
+    mentions_all = serializers.BooleanField(help_text="Whether it mentions everyone (@all).")
+    forwarded_from = ForwardedFromOut(allow_null=True, help_text="The original of a forwarded copy.")
+    reactions = ReactionOut(many=True, help_text="Each emoji in the order first used (empty in events).")
 
 
 class SentMessageOut(MessageOut):
     temp_id = serializers.CharField(allow_null=True, required=False)
+
+
+class ForwardOut(serializers.Serializer):
+    messages = SentMessageOut(many=True, help_text="The copies: for each target in order, each source in order.")
+
+
+class ReactionsOut(serializers.Serializer):
+    reactions = ReactionOut(many=True)
 
 
 class MessagePageOut(serializers.Serializer):

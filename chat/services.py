@@ -10,10 +10,16 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from accounts.models import User
 from accounts.selectors import visible_users
 from chat import search, selectors
-from chat.models import Conversation, Membership, Message, MessageEdit, MessageHidden
-from chat.serializers import conversation_settings_data, message_data, message_status_data, messages_data
+from chat.models import Conversation, Membership, Mention, Message, MessageEdit, MessageHidden
+from chat.serializers import (
+    conversation_settings_data,
+    message_data,
+    message_status_data,
+    messages_data,
+    reply_to_data,
+)
 from contacts.selectors import message_refusal, sends_read_receipts
-from imserver.api import Conflict, format_id
+from imserver.api import Conflict, format_id, parse_id
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
 from realtime.services import message_events_rewrite
@@ -77,9 +83,11 @@ SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversat
 """
 _SEND_INSERT = """
 INSERT INTO chat_message
-    (conversation_id, seq, sender_id, type, content, caption, media_id, call, temp_id, status, created_at)
+    (conversation_id, seq, sender_id, type, content, caption, media_id, call, temp_id, status, created_at,
+     reply_to_id, mentions, mentions_all, forwarded_sender_name, forwarded_created_at)
 VALUES (%(conversation)s, %(seq)s, %(sender)s, %(type)s, %(content)s, %(caption)s, %(media)s, %(call)s, %(temp_id)s,
-        'sent', %(created_at)s)
+        'sent', %(created_at)s, %(reply_to)s, %(mentions)s, %(mentions_all)s, %(forwarded_sender_name)s,
+        %(forwarded_created_at)s)
 RETURNING id
 """
 _SEND_ADVANCE = """
@@ -88,15 +96,30 @@ WHERE id = %(conversation)s
 """
 
 
-def _store(
-    *, sender, conversation_id, type, content, caption=None, media=None, call=None, temp_id=None, check_peer=False
+def message_store(
+    *,
+    sender,
+    conversation_id,
+    type,
+    content,
+    caption=None,
+    media=None,
+    call=None,
+    temp_id=None,
+    check_peer=False,
+    reply_to=None,
+    mentions=None,
+    forwarded_from=None,
 ):
     """Stores a message with the conversation's next seq: (message, created).
 
     The conversation row stays locked until commit, so seqs commit in order, and a second send
     with the same temp_id waits for the first and gets its message back (created False). With
     check_peer, a new message in a private conversation is refused (403) when a block or the
-    peer's who_can_message says so; group sends cost no query for it.
+    peer's who_can_message says so; group sends cost no query for it. reply_to (a message id)
+    and mentions (as sent) are checked under the lock, so a recall or a member leaving either
+    happened before and is seen, or waits for this message. forwarded_from is (sender name,
+    created_at) of a forwarded copy's original.
     """
     params = {"conversation": conversation_id, "sender": sender.pk, "temp_id": temp_id}
     for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
@@ -109,10 +132,17 @@ def _store(
             raise NotFound("Conversation not found")
         last_seq = locked[0]
         if earlier_id is not None:
-            return Message.objects.select_related("sender", "media").get(pk=earlier_id), False
+            return Message.objects.select_related("sender", "media", "reply_to__sender").get(pk=earlier_id), False
         refusal = check_peer and peer_id is not None and message_refusal(sender_id=sender.pk, recipient_id=peer_id)
         if refusal:
             raise PermissionDenied(refusal)
+        original = _reply_target(conversation_id, reply_to) if reply_to is not None else None
+        mentioned, mentions_all = (
+            mentions_validated(conversation_id=conversation_id, sender=sender, raw=mentions)
+            if mentions
+            else ([], False)
+        )
+        forwarded_sender_name, forwarded_created_at = forwarded_from or (None, None)
         message = Message(
             conversation_id=conversation_id,
             seq=last_seq + 1,
@@ -123,20 +153,68 @@ def _store(
             media=media,
             call=call,
             temp_id=temp_id,
+            reply_to=original,
+            mentions=mentioned,
+            mentions_all=mentions_all,
+            forwarded_sender_name=forwarded_sender_name,
+            forwarded_created_at=forwarded_created_at,
         )
         params.update(
-            seq=message.seq, type=type, content=content, caption=message.caption, created_at=message.created_at
+            seq=message.seq,
+            type=type,
+            content=content,
+            caption=message.caption,
+            created_at=message.created_at,
+            reply_to=reply_to,
+            mentions_all=mentions_all,
+            forwarded_sender_name=message.forwarded_sender_name,
+            forwarded_created_at=message.forwarded_created_at,
         )
         params["media"] = media.pk if media else None
-        params["call"] = Message._meta.get_field("call").get_db_prep_save(call, connection)
+        for field in ("call", "mentions"):
+            params[field] = Message._meta.get_field(field).get_db_prep_save(getattr(message, field), connection)
         cursor.execute(_SEND_INSERT, params)
         message.pk = cursor.fetchone()[0]
         cursor.execute(_SEND_ADVANCE, {**params, "message": message.pk})
+    if mentioned:
+        Mention.objects.bulk_create([Mention(message_id=message.pk, user_id=user_id) for user_id in mentioned])
     return message, True
 
 
+def _reply_target(conversation_id, message_id):
+    """The message a reply answers: one of this conversation, not removed (else 400)."""
+    original = Message.objects.select_related("sender").filter(pk=message_id, conversation_id=conversation_id).first()
+    if original is None:
+        raise ValidationError({"reply_to": ["Not a message of this conversation."]})
+    if original.status == Message.Status.REMOVED:
+        raise ValidationError({"reply_to": ["That message was removed."]})
+    return original
+
+
+def mentions_validated(*, conversation_id: int, sender: User, raw) -> tuple[list[int], bool]:
+    """(mentioned user ids, mentions_all) from a request's `mentions` (contract 18): members'
+    user ids, and "all" in a group from its owner or an admin. A non-member (or anything that is
+    not a user id): 400; "all" from a plain member: 403; in a private conversation: 400. One
+    query. For sends, and for edits that carry mentions."""
+    mentions_all = "all" in raw
+    wanted = {parse_id("", value) for value in raw if value != "all"}
+    members = Membership.objects.filter(conversation_id=conversation_id, user_id__in=wanted | {sender.pk})
+    rows = {user_id: (role, peer_id) for user_id, role, peer_id in members.values_list("user_id", "role", "peer_id")}
+    if None in wanted or not wanted <= rows.keys():
+        raise ValidationError({"mentions": ["Only members of the conversation can be mentioned."]})
+    if mentions_all:
+        role, peer_id = rows.get(sender.pk, (None, None))
+        if peer_id is not None:  # a private conversation
+            raise ValidationError({"mentions": ['"all" is for groups.']})
+        if role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
+            raise PermissionDenied('Only the group\'s owner and admins may mention "all".')
+    return sorted(wanted), mentions_all
+
+
 def new_message_event(message: Message) -> events.Event:
-    data = message_data(message)
+    # A reply shows whether its original was read: the same for every member, so asked once.
+    is_read = selectors.read_horizon(message.conversation_id) if message.reply_to_id is not None else None
+    data = message_data(message, is_read=is_read)
     temp_id = message.temp_id
     return events.Event(
         selectors.member_ids(message.conversation_id),
@@ -157,10 +235,13 @@ def message_send(
     type: str = Message.Type.TEXT,
     temp_id: str | None = None,
     caption: str | None = None,
+    reply_to: int | None = None,
+    mentions=None,
 ) -> tuple[Message, bool]:
-    """Sends a message (_store): (message, created)."""
+    """Sends a message (message_store): (message, created). reply_to is a message id of the
+    conversation, mentions the request's list (mentions_validated)."""
     media = _attachment(sender=sender, type=type, content=content)
-    message, created = _store(
+    message, created = message_store(
         sender=sender,
         conversation_id=conversation_id,
         type=type,
@@ -169,6 +250,8 @@ def message_send(
         media=media,
         temp_id=temp_id,
         check_peer=True,
+        reply_to=reply_to,
+        mentions=mentions,
     )
     if created:
         if media is not None and not media_mark_attached(media):  # a moderator removed it just now
@@ -186,7 +269,7 @@ def message_store_call(
     calling service records its new_message_event with its own events (one record() per
     transaction)."""
     call = {"call_id": call_id, "type": call_type, "status": status, "duration": duration}
-    message, _ = _store(
+    message, _ = message_store(
         sender=caller, conversation_id=conversation_id, type=Message.Type.CALL, content=call_id, call=call
     )
     return message
@@ -256,7 +339,7 @@ def conversation_read_event(membership, updated_at):
             "conversation_id": format_id("c", membership.conversation_id),
             "last_read_message_id": format_id("m", last_read),
             "unread_count": selectors.unread_count(membership),
-            "mention_count": 0,  # mentions (contract 18) count here once messages carry them
+            "mention_count": selectors.mention_count(membership),
             "updated_at": updated_at,
         },
     )
@@ -272,7 +355,9 @@ def _locked_message(*, user: User, conversation_id: int, message_id: int | None)
     membership = selectors.membership_for(user=user, conversation_id=conversation_id)
     Conversation.objects.select_for_update().filter(pk=conversation_id).first()
     message = (
-        Message.objects.select_related("sender", "media").filter(pk=message_id, conversation_id=conversation_id).first()
+        Message.objects.select_related("sender", "media", "reply_to__sender")
+        .filter(pk=message_id, conversation_id=conversation_id)
+        .first()
     )
     if message is None:
         raise NotFound("Message not found")
@@ -281,7 +366,7 @@ def _locked_message(*, user: User, conversation_id: int, message_id: int | None)
 
 def message_update_event(message: Message) -> events.Event:
     """`message_updated {message}` to the members (contract 15), with the message's read status."""
-    data = messages_data([message], selectors.read_horizon(message.conversation_id))[0]
+    data = messages_data([message], selectors.read_horizon(message.conversation_id), reactions={})[0]
     return events.Event(
         selectors.member_ids(message.conversation_id), "message_updated", {"message": data}, message_id=message.pk
     )
@@ -289,11 +374,18 @@ def message_update_event(message: Message) -> events.Event:
 
 @transaction.atomic
 def message_edit(
-    *, user: User, conversation_id: int, message_id: int | None, content: str | None = None, caption: str | None = None
+    *,
+    user: User,
+    conversation_id: int,
+    message_id: int | None,
+    content: str | None = None,
+    caption: str | None = None,
+    mentions: list | None = None,
 ) -> Message:
     """Edits a message's text (content) or a media message's caption (contract 15): by its
     sender, within MESSAGE_EDIT_WINDOW_SECONDS and MAX_EDITS times; the previous words are kept
-    as a MessageEdit. Members get message_updated."""
+    as a MessageEdit. `mentions` (contract 18), checked as on send, replace the message's; None
+    keeps them. Members get message_updated."""
     _, message = _locked_message(user=user, conversation_id=conversation_id, message_id=message_id)
     if message.sender_id != user.pk:
         raise PermissionDenied("Only the sender can edit a message")
@@ -308,14 +400,19 @@ def message_edit(
         raise ValidationError({"content": ["A text message is edited by its content."]})
     if message.type != Message.Type.TEXT and (content is not None or message.type == Message.Type.CALL):
         raise ValidationError({"caption": ["Only the caption of a media message can be edited."]})
+    if mentions is not None:
+        message.mentions, message.mentions_all = mentions_validated(
+            conversation_id=conversation_id, sender=user, raw=mentions
+        )
+        Mention.objects.filter(message=message).delete()
+        Mention.objects.bulk_create([Mention(message=message, user_id=user_id) for user_id in message.mentions])
     MessageEdit.objects.create(message=message, content=message.content, caption=message.caption, editor=user)
     if content is not None:
         message.content = content
     else:
         message.caption = caption
     message.edited_at = message.updated_at = now
-    message.save(update_fields=["content", "caption", "edited_at", "updated_at"])
-    # Mentions (contract 18) are checked and stored here, as on send, once messages carry them.
+    message.save(update_fields=["content", "caption", "mentions", "mentions_all", "edited_at", "updated_at"])
     search.message_index_update(message)
     events.record(message_update_event(message))
     return message
@@ -379,7 +476,12 @@ def message_remove(*, message: Message, removed_by: str = Message.RemovedBy.MODE
     message.save(update_fields=["status", "removed_by", "content", "caption", "media", "updated_at"])
     search.message_index_remove(message)
     tombstone = message_data(message)
-    message_events_rewrite(message_id=message.pk, rewrite=lambda type, data: _tombstone_of(data, tombstone))
+    message_events_rewrite(message_ids=[message.pk], rewrite=lambda type, data: _tombstone_of(data, tombstone))
+    # Replies quoted it in the frames that carried them: they now show it removed.
+    replies = list(Message.objects.filter(reply_to_id=message.pk).values_list("pk", flat=True))
+    if replies:
+        preview = reply_to_data(message)
+        message_events_rewrite(message_ids=replies, rewrite=lambda type, data: _with_reply_to(data, preview))
     if upload_id is not None:
         # What is removed is not kept anywhere (after the conversation lock: the order sends
         # take them in).
@@ -393,6 +495,13 @@ def message_remove(*, message: Message, removed_by: str = Message.RemovedBy.MODE
     )
     events.record(events.Event(selectors.member_ids(message.conversation_id), "message_status", data))
     return True
+
+
+def _with_reply_to(data: dict, preview: dict) -> dict:
+    """A stored frame of a reply, its quote of the original replaced (message_updated nests it)."""
+    if "message" in data:
+        return {**data, "message": {**data["message"], "reply_to": preview}}
+    return {**data, "reply_to": preview}
 
 
 def _tombstone_of(data: dict, tombstone: dict) -> dict:

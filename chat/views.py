@@ -5,7 +5,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import search, selectors, services
+from chat import forwarding, reactions, search, selectors, services
 from chat.models import Conversation
 from chat.serializers import (
     ConversationCreateIn,
@@ -13,6 +13,8 @@ from chat.serializers import (
     ConversationListParams,
     ConversationOut,
     ConversationSettingsIn,
+    ForwardIn,
+    ForwardOut,
     MarkReadIn,
     MarkReadOut,
     MessageEditIn,
@@ -22,6 +24,7 @@ from chat.serializers import (
     MessageSearchOut,
     MessageSearchParams,
     MessageSendIn,
+    ReactionsOut,
     SentMessageOut,
     UnreadOut,
     conversation_data,
@@ -130,6 +133,7 @@ class ConversationViewSet(viewsets.ViewSet):
         messages, has_more = selectors.message_page(
             viewer=request.user,
             conversation_id=conversation_pk,
+            viewer_id=request.user.pk,
             limit=limit_param(request, default_limit=50),
             before=_message_id(params.get("before"), "before"),
             after=_message_id(params.get("after"), "after"),
@@ -137,7 +141,7 @@ class ConversationViewSet(viewsets.ViewSet):
         return Response(
             {
                 "conversation_id": conversation_id,
-                "messages": messages_data(messages, is_read),
+                "messages": messages_data(messages, is_read, selectors.page_reactions(messages)),
                 "has_more": has_more,
             }
         )
@@ -147,11 +151,13 @@ class ConversationViewSet(viewsets.ViewSet):
             lambda: selectors.membership_for(user=request.user, conversation_id=conversation_pk)
         ):
             data = validated(MessageSendIn, request.data)
+            data["reply_to"] = _message_id(data.get("reply_to"), "reply_to")
             message, created = services.message_send(sender=request.user, conversation_id=conversation_pk, **data)
-        if created:
-            body = message_data(message)  # just stored: "sent"
-        else:  # sent before: it may have been read since
-            body = messages_data([message], selectors.read_horizon(conversation_pk))[0]
+        if created and message.reply_to_id is None:
+            body = message_data(message)  # just stored: "sent", no reactions, no original to look at
+        else:  # sent before (it may have been read and reacted to since), or a reply
+            reactions = {} if created else selectors.reactions_of([message.pk], viewer_id=request.user.pk)
+            body = messages_data([message], selectors.read_horizon(conversation_pk), reactions)[0]
         body["temp_id"] = message.temp_id
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -167,7 +173,8 @@ class ConversationViewSet(viewsets.ViewSet):
             message = services.message_edit(
                 user=request.user, conversation_id=conversation_pk, message_id=parse_id("m", message_id), **changes
             )
-        return Response(messages_data([message], selectors.read_horizon(conversation_pk))[0])
+        reactions = selectors.reactions_of([message.pk], viewer_id=request.user.pk)
+        return Response(messages_data([message], selectors.read_horizon(conversation_pk), reactions)[0])
 
     @extend_schema(request=None, responses={204: None})
     @message.mapping.delete
@@ -228,6 +235,63 @@ class ConversationViewSet(viewsets.ViewSet):
             }
         )
 
+    @extend_schema(
+        parameters=[OpenApiParameter("emoji", str, OpenApiParameter.PATH, description="One emoji, URL-encoded.")],
+        request=None,
+        responses={200: ReactionsOut},
+    )
+    @action(
+        detail=True,
+        methods=["put", "delete"],
+        url_path=r"messages/(?P<message_id>m[0-9]{1,18})/reactions/(?P<emoji>[^/]+)",
+        throttle_scope="write",
+    )
+    def reactions(self, request, conversation_id, message_id, emoji):
+        """Adds (PUT, idempotent) or takes back (DELETE) the caller's emoji on a message (contract 18)."""
+        conversation_pk = parse_id("c", conversation_id)
+        change = reactions.reaction_add if request.method == "PUT" else reactions.reaction_remove
+        with stranger_gets_404_first(
+            lambda: selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        ):
+            summary = change(
+                user=request.user,
+                conversation_id=conversation_pk,
+                message_id=parse_id("m", message_id),
+                emoji=reactions.emoji_valid(emoji),
+            )
+        return Response({"reactions": summary})
+
+
+class MessageForwardView(APIView):
+    """Forwards messages into conversations (contract 18)."""
+
+    throttle_scope = "send"
+
+    @extend_schema(
+        request=ForwardIn,
+        responses={
+            201: ForwardOut,
+            200: OpenApiResponse(ForwardOut, description="Same forwarder and temp_id: the copies made before."),
+        },
+    )
+    def post(self, request):
+        data = validated(ForwardIn, request.data)
+        copies, created = forwarding.messages_forward(
+            forwarder=request.user,
+            message_ids=[parse_id("m", value) for value in data["message_ids"]],
+            conversation_ids=[parse_id("c", value) for value in data["conversation_ids"]],
+            temp_id=data.get("temp_id"),
+        )
+        if created:
+            body = [message_data(copy) for copy in copies]  # just stored: "sent", no reactions
+        else:  # made before: they may have been read and reacted to since
+            horizons = selectors.read_horizons({copy.conversation_id for copy in copies})
+            found = selectors.reactions_of([copy.pk for copy in copies], viewer_id=request.user.pk)
+            body = messages_across_conversations_data(copies, horizons, found)
+        for copy, item in zip(copies, body, strict=True):
+            item["temp_id"] = copy.temp_id
+        return Response({"messages": body}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
 
 class MessageSearchViewSet(viewsets.ViewSet):
     """Search in the caller's messages (contract 20)."""
@@ -268,7 +332,8 @@ class MessageSearchViewSet(viewsets.ViewSet):
             offset=offset,
         )
         horizons = selectors.read_horizons({message.conversation_id for message in messages})
-        return Response({"total": total, "messages": messages_across_conversations_data(messages, horizons)})
+        reactions = selectors.page_reactions(messages)
+        return Response({"total": total, "messages": messages_across_conversations_data(messages, horizons, reactions)})
 
 
 class UnreadView(APIView):

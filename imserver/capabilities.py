@@ -22,6 +22,10 @@ FEATURES = (
     "blocks",
     "privacy",
     "conversation_settings",
+    "replies",
+    "mentions",
+    "forward",
+    "reactions",
     "search",
     "idempotency_key",
 )

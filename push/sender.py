@@ -25,6 +25,7 @@ from accounts.models import Device
 from chat.models import Membership, Notify
 from chat.selectors import muted_now, unread_summaries
 from contacts.models import Preview, PrivacySettings
+from contacts.selectors import not_refusing_ids
 from imserver import metrics
 from imserver.api import parse_id
 from presence import registry as presence
@@ -153,6 +154,7 @@ def plan(entries: list[EventOutbox]) -> list[Delivery]:
     badges = {user_id: summary["badge"] for user_id, summary in unread_summaries(sorted(user_ids)).items()}
     previews = dict(PrivacySettings.objects.filter(user_id__in=user_ids).values_list("user_id", "notification_preview"))
     silenced = _silenced(payloads, decoded, user_ids)
+    refused = _refused_mentions(payloads, decoded, silenced)
     deliveries = []
     for entry in entries:
         payload = payloads.get(entry.payload_id)
@@ -160,7 +162,7 @@ def plan(entries: list[EventOutbox]) -> list[Delivery]:
             continue
         remaining = set(entry.remaining) if entry.remaining is not None else None
         for user_id, seq in wanted[payload.pk]:
-            if (user_id, decoded[payload.pk].get("conversation_id")) in silenced and payload.type == "new_message":
+            if payload.type == "new_message" and _silenced_for(silenced, refused, decoded[payload.pk], user_id):
                 continue
             for device in devices.get(user_id, ()):
                 if device.pk in live or (remaining is not None and device.pk not in remaining):
@@ -171,21 +173,52 @@ def plan(entries: list[EventOutbox]) -> list[Delivery]:
     return deliveries
 
 
-def _silenced(payloads, decoded, user_ids) -> set[tuple[int, str]]:
-    """(user id, conversation id) pairs whose new messages are not pushed: the conversation is
-    muted now, or its notify level is not "all" (contract 17; no message mentions anyone yet, so
-    "mentions" pushes nothing)."""
+def _silenced(payloads, decoded, user_ids) -> dict[tuple[int, str], str]:
+    """{(user id, conversation id): notify level} of the conversations whose new messages are not
+    all pushed: muted now, or a notify level other than "all" (contract 17)."""
     conversation_ids = {
         parse_id("c", decoded[pk]["conversation_id"]) for pk, p in payloads.items() if p.type == "new_message"
     }
     if not conversation_ids:
-        return set()
+        return {}
     rows = (
         Membership.objects.filter(user_id__in=user_ids, conversation_id__in=conversation_ids)
         .filter(muted_now() | ~Q(notify=Notify.ALL))
-        .values_list("user_id", "conversation_id")
+        .values_list("user_id", "conversation_id", "notify")
     )
-    return {(user_id, f"c{conversation_id}") for user_id, conversation_id in rows}
+    return {(user_id, f"c{conversation_id}"): notify for user_id, conversation_id, notify in rows}
+
+
+def _mentions(data: dict, user_id: int) -> bool:
+    return data.get("mentions_all", False) or str(user_id) in data.get("mentions", ())
+
+
+def _refused_mentions(payloads, decoded, silenced) -> set[tuple[int, int]]:
+    """(user id, sender id) pairs where a mention does not reach the user because they block the
+    sender (contract 16), among the silenced users' mentions only: one query per sender."""
+    mentioned = {}
+    for pk, data in decoded.items():
+        if payloads[pk].type == "new_message":
+            for user_id, conversation_id in silenced:
+                if conversation_id == data["conversation_id"] and _mentions(data, user_id):
+                    mentioned.setdefault(int(data["sender_id"]), set()).add(user_id)
+    return {
+        (user_id, sender_id)
+        for sender_id, users in mentioned.items()
+        for user_id in users - not_refusing_ids(actor_id=sender_id, user_ids=users)
+    }
+
+
+def _silenced_for(silenced, refused, data: dict, user_id: int) -> bool:
+    """Whether this new message is not pushed to this user: their conversation is muted or not
+    on "all", and the message does not mention them (a mention pushes through a mute and through
+    "mentions", contract 18; never through "none", nor from a sender they block)."""
+    notify = silenced.get((user_id, data["conversation_id"]))
+    if notify is None:
+        return False
+    if notify == Notify.NONE or (user_id, int(data["sender_id"])) in refused:
+        return True
+    return not _mentions(data, user_id)
 
 
 def finish(entries: list[EventOutbox], deliveries: list[Delivery], outcomes: list[Outcome]) -> None:

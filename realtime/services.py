@@ -32,12 +32,12 @@ def events_prune(*, older_than: timedelta | None = None, batch: int = 10_000) ->
     return user_events, payloads
 
 
-def message_events_rewrite(*, message_id: int, rewrite: Callable[[str, dict], dict]) -> int:
-    """Rewrites the stored frames that carry a message (Event.message_id), both variants, with
-    rewrite(type, data) -> new data; returns how many payloads changed. Replays (/v1/sync,
+def message_events_rewrite(*, message_ids: list[int], rewrite: Callable[[str, dict], dict]) -> int:
+    """Rewrites the stored frames that carry these messages (Event.message_id), both variants,
+    with rewrite(type, data) -> new data; returns how many payloads changed. Replays (/v1/sync,
     /ws?since=) and pushes not yet sent read the rewritten frames: how a removal reaches the
     event log (chat.services.message_remove). Call it inside the transaction of the change."""
-    payloads = list(EventPayload.objects.filter(message_id=message_id).only("type", "data", "own_data"))
+    payloads = list(EventPayload.objects.filter(message_id__in=message_ids).only("type", "data", "own_data"))
     for payload in payloads:
         payload.data = dumps(rewrite(payload.type, orjson.loads(payload.data))).decode()
         if payload.own_data is not None:

@@ -97,6 +97,18 @@ MATRIX = {
     ("conversations/{conversation_id}/clear", "POST"): Row(
         "/v1/conversations/{conversation}/clear", stranger=404, member=204
     ),
+    ("conversations/{conversation_id}/messages/{message_id}/reactions/{emoji}", "PUT"): Row(
+        "/v1/conversations/{conversation}/messages/{message}/reactions/%F0%9F%91%8D", stranger=404, member=200
+    ),
+    ("conversations/{conversation_id}/messages/{message_id}/reactions/{emoji}", "DELETE"): Row(
+        "/v1/conversations/{conversation}/messages/{message}/reactions/%F0%9F%91%8D", stranger=404, member=200
+    ),
+    ("messages/forward", "POST"): Row(
+        "/v1/messages/forward",
+        {"message_ids": ["{message}"], "conversation_ids": ["{conversation}"]},
+        stranger=404,
+        member=201,
+    ),
     ("messages/search", "GET"): Row(
         "/v1/messages/search?q=hi&conversation_id={conversation}", stranger=404, member=200
     ),

@@ -210,6 +210,11 @@ class TestSend:
             "updated_at": None,
             "edited_at": None,
             "removed_by": None,
+            "reply_to": None,
+            "mentions": [],
+            "mentions_all": False,
+            "forwarded_from": None,
+            "reactions": [],
             "temp_id": "client-temp-id-123",
         }
         assert message.seq == 1
@@ -390,8 +395,9 @@ class TestHistory:
         for i in range(rows + 1):
             send(other_user if i % 2 else user, conversation, f"n{i}")
         newest = Message.objects.order_by("-seq").first()
-        # auth, membership with the read pointers, the page with its senders (anchor a subquery);
-        # a page with media messages adds one query for all their uploads
+        # auth, membership with the read pointers, the page with its senders, replied-to originals
+        # and reactions (anchor a subquery); a page with media messages adds one query for all
+        # their uploads
         with django_assert_max_num_queries(3):
             body = history(user_api, conversation, before=f"m{newest.pk}", limit=100).json()
         assert len(body["messages"]) == rows

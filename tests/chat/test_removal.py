@@ -53,6 +53,29 @@ class TestModeratorRemoval:
         assert found == {"total": 0, "messages": []}
 
 
+def test_a_reply_replayed_after_its_original_was_removed_quotes_nothing(user, other_user):
+    conversation = private_chat(user, other_user)
+    original = send(user, conversation, SECRET)
+    reply = client_for(other_user).post(
+        f"/v1/conversations/c{conversation.pk}/messages",
+        {"type": "text", "content": "where?", "reply_to": f"m{original.pk}"},
+        format="json",
+    )
+    assert reply.status_code == 201 and reply.json()["reply_to"]["preview"] == SECRET
+
+    message_remove(message=original)
+
+    for viewer in (user, other_user):
+        replay = _sync(viewer)
+        assert SECRET not in str(replay)
+        replies = [
+            e for e in replay if e["type"] == "new_message" and e["data"]["message_id"] == reply.json()["message_id"]
+        ]
+        assert [
+            (e["data"]["content"], e["data"]["reply_to"]["status"], e["data"]["reply_to"]["preview"]) for e in replies
+        ] == [("where?", "removed", "")]
+
+
 class TestRecall:
     def test_an_edited_then_recalled_message_leaves_nothing_in_the_log(self, user, other_user):
         conversation = private_chat(user, other_user)
