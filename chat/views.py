@@ -131,7 +131,6 @@ class ConversationViewSet(viewsets.ViewSet):
         is_read = selectors.member_read_horizon(user=request.user, conversation_id=conversation_pk)
         params = validated(MessageHistoryParams, request.query_params)
         messages, has_more = selectors.message_page(
-            viewer=request.user,
             conversation_id=conversation_pk,
             viewer_id=request.user.pk,
             limit=limit_param(request, default_limit=50),
