@@ -90,18 +90,20 @@ def user_brief_data(user):
     }
 
 
-def user_public_data(user):
-    return {
-        **user_brief_data(user),
-        "status": user.status,
-        "status_message": user.status_message,
-        "last_online": user.last_online,
-    }
+def presence_data(user):
+    """The user's presence as they see it themselves; others see it through
+    contacts.selectors.presence_seen_by (blocks and last_seen, contract 16)."""
+    return {"status": user.status, "status_message": user.status_message, "last_online": user.last_online}
+
+
+def user_public_data(user, presence):
+    """A profile; `presence`: what the caller may see of it (contacts.selectors.presence_seen_by)."""
+    return {**user_brief_data(user), **presence}
 
 
 def user_me_data(user):
     return {
-        **user_public_data(user),
+        **user_public_data(user, presence_data(user)),
         "email": user.email,
         "created_at": user.date_joined,
     }

@@ -33,7 +33,7 @@ from accounts.serializers import (
     user_public_data,
 )
 from accounts.tokens import token_device_id
-from contacts.selectors import users_search_for
+from contacts.selectors import presence_seen_by, users_search_for
 from imserver.api import page_params, validated
 from imserver.ratelimit import client_address
 from privacy import services as privacy_services
@@ -182,7 +182,8 @@ class UserViewSet(viewsets.ViewSet):
 
     @extend_schema(responses={200: UserPublicOut})
     def retrieve(self, request, user_id):
-        return Response(user_public_data(selectors.user_visible(user_id=int(user_id))))
+        user = selectors.user_visible(user_id=int(user_id))
+        return Response(user_public_data(user, presence_seen_by(viewer_id=request.user.pk, users=[user])[user.pk]))
 
 
 class DeviceViewSet(viewsets.ViewSet):
