@@ -367,6 +367,9 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 7))
 # process stops doing so (a crash) is reaped after PRESENCE_TTL seconds.
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT_SECONDS", 20)
 PRESENCE_TTL = env_int("PRESENCE_TTL_SECONDS", 60)
+# At most this many open WebSockets per user across all processes (contract 23); one more is
+# closed with 4429. A crashed process's sockets stop counting after PRESENCE_TTL.
+WS_MAX_PER_USER = env_int("WS_MAX_PER_USER", 20)
 # A socket that stops reading (contract 23): under daphne, once its transport holds more than
 # WS_MAX_BUFFERED_BYTES it gets a close with 4408 instead of more frames, and is aborted if it has
 # not read up to that close within WS_SLOW_CLOSE_SECONDS (imserver.daphne_limits).
