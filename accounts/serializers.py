@@ -70,6 +70,10 @@ class ProfilePatchIn(StrictSerializer):
     )
 
 
+class EmailConfirmIn(StrictSerializer):
+    code = serializers.RegexField(r"^[0-9]{6}$", max_length=6, help_text="The 6-digit code mailed to you.")
+
+
 class AccountDeleteIn(StrictSerializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False, required=False)
 
@@ -105,6 +109,7 @@ def user_me_data(user):
     return {
         **user_public_data(user, presence_data(user)),
         "email": user.email,
+        "email_verified": user.email_verified,
         "created_at": user.date_joined,
     }
 
@@ -139,6 +144,9 @@ class UserPublicOut(UserBriefOut):
 
 class UserMeOut(UserPublicOut):
     email = serializers.EmailField(allow_blank=True)
+    email_verified = serializers.BooleanField(
+        help_text="You confirmed the email with the mailed code (or your OAuth provider vouches for it)."
+    )
     created_at = serializers.DateTimeField()
 
 

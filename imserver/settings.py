@@ -312,6 +312,9 @@ SOCIAL_AUTH_URLOPEN_TIMEOUT = OAUTH_TIMEOUT
 
 PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES", 30))
 PASSWORD_RESET_MAX_ATTEMPTS = 5
+# The code mailed at registration to confirm the email (contract 23), and its wrong guesses.
+EMAIL_CONFIRM_CODE_TTL = timedelta(minutes=env_int("EMAIL_CONFIRM_CODE_MINUTES", 30))
+EMAIL_CONFIRM_MAX_ATTEMPTS = 5
 AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 5 * 1024 * 1024)
 AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels a side
 
@@ -418,6 +421,8 @@ RATE_LIMITS = {
         "oauth": "30/minute",
         "password_reset": "5/hour",
         "password_reset_confirm": "10/hour",
+        "email_confirm": "10/hour",  # confirmation codes tried per user
+        "email_confirm_resend": "5/hour",
         "search": "120/minute",
         "send": "1200/minute",
         "upload": "60/minute",
