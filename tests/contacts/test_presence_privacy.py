@@ -2,14 +2,19 @@
 (profile, contacts, group members, contact_status), the setting and a block in the direction the
 contract names, and changing the setting back or unblocking restores each."""
 
+import json
 from datetime import UTC, datetime
 
+import httpx
 import pytest
+import websockets
 
 from accounts.models import User
 from contacts.models import Block, Contact, PrivacySettings
 from presence.services import user_presence_apply, user_status_set
 from tests.conftest import client_for, events_of, group_of, make_user
+from tests.realtime.test_cluster import next_frame
+from tests.servers import Server, cluster_marks, register
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +199,46 @@ class TestContactStatus:
         Block.objects.create(owner=bob, user=alice)
         self.changes(alice)
         assert len(self.statuses(bob)) == 3
+
+
+class TestAcrossProcesses:
+    """A setting changed through one process holds for the next request and event on another."""
+
+    pytestmark = cluster_marks("two processes share state only through PostgreSQL and Redis")
+
+    @pytest.fixture
+    def cluster(self, tmp_path):
+        servers = [Server(tmp_path) for _ in range(2)]
+        yield servers
+        for server in servers:
+            server.stop()
+
+    async def test_last_seen_changed_on_one_process_holds_on_the_other(self, cluster):
+        a, b = cluster
+        alice, bob = register(a.base, "alice"), register(a.base, "bob")
+        as_alice = {"Authorization": f"Bearer {alice['token']}"}
+        as_bob = {"Authorization": f"Bearer {bob['token']}"}
+        async with httpx.AsyncClient(timeout=10) as client:
+            await client.post(f"{b.base}/v1/contacts", json={"user_id": alice["user_id"]}, headers=as_bob)
+            async with (
+                websockets.connect(f"{b.ws}?token={bob['token']}") as watcher,
+                websockets.connect(f"{a.ws}?token={alice['token']}") as socket,
+            ):
+                assert (await next_frame(watcher, "contact_status"))["data"]["status"] == "online"
+                settings = await client.patch(
+                    f"{a.base}/v1/user/me/settings", json={"last_seen": "nobody"}, headers=as_alice
+                )
+                assert settings.status_code == 200
+                last = (await next_frame(watcher, "contact_status"))["data"]
+                assert (last["status"], last["last_online"]) == ("offline", None)
+                profile = (await client.get(f"{b.base}/v1/users/{alice['user_id']}", headers=as_bob)).json()
+                assert (profile["status"], profile["last_online"]) == ("offline", None)
+
+                await socket.send(json.dumps({"type": "status_update", "data": {"status": "busy"}}))
+                await socket.send(json.dumps({"type": "ping", "data": {"timestamp": 1}}))
+                await next_frame(socket, "pong")  # frames are handled in order: the status is stored
+                await client.patch(f"{a.base}/v1/user/me/settings", json={"last_seen": "everyone"}, headers=as_alice)
+                # The status_update in between sent bob nothing: the next frame is the restore.
+                assert (await next_frame(watcher, "contact_status"))["data"]["status"] == "busy"
+                profile = (await client.get(f"{b.base}/v1/users/{alice['user_id']}", headers=as_bob)).json()
+                assert profile["status"] == "busy"
