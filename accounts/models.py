@@ -38,6 +38,9 @@ class User(AbstractUser):
     last_online = models.DateTimeField(null=True, blank=True)
     # Part of every token; bumping it revokes all of the user's tokens at once.
     token_version = models.PositiveIntegerField(default=0)
+    # The user proved they read mail at `email` (a mailed code, or a provider that vouches for it);
+    # only then may an OAuth identity with that address log in to this account (contract 23).
+    email_verified = models.BooleanField(default=False)
     is_banned = models.BooleanField(default=False)
     banned_at = models.DateTimeField(null=True, blank=True)
     ban_reason = models.TextField(blank=True)
@@ -91,6 +94,16 @@ class PasswordResetCode(models.Model):
     class Meta:
         # The confirm step looks up a user's newest live code.
         indexes = [models.Index(fields=["user", "-created_at"], name="accounts_reset_user_recent")]
+
+
+class EmailConfirmation(models.Model):
+    """The code mailed to confirm a user's email (contract 23): one live code a user, only its hash
+    stored; a resend replaces it, a confirmation deletes it."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="email_confirmation")
+    code_hash = models.CharField(max_length=128)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
 
 
 class Device(models.Model):

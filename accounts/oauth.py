@@ -90,7 +90,9 @@ def associate_by_verified_email(backend, details, response, user=None, *args, **
     email = verified_email(backend, response)
     if not email:
         return None
-    existing = User.objects.filter(email__iexact=email, is_active=True).first()
+    # Both sides must have verified the address (contract 23): an account registered with someone
+    # else's email, never confirmed, does not receive their OAuth login.
+    existing = User.objects.filter(email__iexact=email, is_active=True, email_verified=True).first()
     if existing is not None:
         return {"user": existing, "is_new": False}
     return None
@@ -116,7 +118,10 @@ def create_user(backend, details, response, user=None, *args, **kwargs):
     for _ in range(3):
         try:
             with transaction.atomic():
-                new_user = User(username=_free_username(details.get("username")), email=email)
+                # The provider vouches for the email: it counts as confirmed.
+                new_user = User(
+                    username=_free_username(details.get("username")), email=email, email_verified=bool(email)
+                )
                 new_user.nickname = nickname or new_user.username
                 new_user.set_unusable_password()
                 new_user.save()

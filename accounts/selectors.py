@@ -36,6 +36,7 @@ def _profile(user: User) -> dict:
         "user_id": str(user.pk),
         "username": user.username,
         "email": user.email,
+        "email_verified": user.email_verified,
         "nickname": user.nickname,
         "status_message": user.status_message,
         "avatar_file": user.avatar or None,

@@ -70,6 +70,10 @@ class ProfilePatchIn(StrictSerializer):
     )
 
 
+class EmailConfirmIn(StrictSerializer):
+    code = serializers.RegexField(r"^[0-9]{6}$", max_length=6, help_text="The 6-digit code mailed to you.")
+
+
 class AccountDeleteIn(StrictSerializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False, required=False)
 
@@ -90,19 +94,22 @@ def user_brief_data(user):
     }
 
 
-def user_public_data(user):
-    return {
-        **user_brief_data(user),
-        "status": user.status,
-        "status_message": user.status_message,
-        "last_online": user.last_online,
-    }
+def presence_data(user):
+    """The user's presence as they see it themselves; others see it through
+    contacts.selectors.presence_seen_by (blocks and last_seen, contract 16)."""
+    return {"status": user.status, "status_message": user.status_message, "last_online": user.last_online}
+
+
+def user_public_data(user, presence):
+    """A profile; `presence`: what the caller may see of it (contacts.selectors.presence_seen_by)."""
+    return {**user_brief_data(user), **presence}
 
 
 def user_me_data(user):
     return {
-        **user_public_data(user),
+        **user_public_data(user, presence_data(user)),
         "email": user.email,
+        "email_verified": user.email_verified,
         "created_at": user.date_joined,
     }
 
@@ -137,6 +144,9 @@ class UserPublicOut(UserBriefOut):
 
 class UserMeOut(UserPublicOut):
     email = serializers.EmailField(allow_blank=True)
+    email_verified = serializers.BooleanField(
+        help_text="You confirmed the email with the mailed code (or your OAuth provider vouches for it)."
+    )
     created_at = serializers.DateTimeField()
 
 

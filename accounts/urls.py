@@ -14,5 +14,11 @@ urlpatterns = [
         MeViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
         name="me",
     ),
+    re_path(r"^user/me/email/confirm/?$", MeViewSet.as_view({"post": "email_confirm"}), name="me-email-confirm"),
+    re_path(
+        r"^user/me/email/confirm/resend/?$",
+        MeViewSet.as_view({"post": "email_confirm_resend"}),
+        name="me-email-confirm-resend",
+    ),
     *router.urls,
 ]

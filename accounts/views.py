@@ -10,6 +10,7 @@ from accounts.serializers import (
     AccountDeleteIn,
     AuthOut,
     DevicesOut,
+    EmailConfirmIn,
     LoginIn,
     OAuthIn,
     PasswordChangeIn,
@@ -33,7 +34,7 @@ from accounts.serializers import (
     user_public_data,
 )
 from accounts.tokens import token_device_id
-from contacts.selectors import users_search_for
+from contacts.selectors import presence_seen_by, users_search_for
 from imserver.api import page_params, validated
 from imserver.ratelimit import client_address
 from privacy import services as privacy_services
@@ -132,7 +133,10 @@ class MeViewSet(viewsets.ViewSet):
     def throttle_scope(self):
         # Deleting the account checks the password: limited like logins. A profile change may
         # decode and re-encode an avatar: limited like uploads, which cost the same.
-        return {"destroy": "login", "partial_update": "upload"}.get(self.action)
+        # Codes are tried against a per-user limit (the service's), resends against their own.
+        return {"destroy": "login", "partial_update": "upload", "email_confirm_resend": "email_confirm_resend"}.get(
+            self.action
+        )
 
     delete_takes_body = True  # the password (imserver.schema documents it)
 
@@ -145,6 +149,16 @@ class MeViewSet(viewsets.ViewSet):
         data = validated(ProfilePatchIn, request.data)
         user = services.user_update_profile(user=request.user, **data)
         return Response(user_me_data(user))
+
+    @extend_schema(request=EmailConfirmIn, responses={204: None}, summary="Confirm your email with the mailed code")
+    def email_confirm(self, request):
+        services.email_confirm(user=request.user, **validated(EmailConfirmIn, request.data))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={202: None}, summary="Mail a new email confirmation code")
+    def email_confirm_resend(self, request):
+        services.email_confirmation_send(request.user)
+        return Response(status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=AccountDeleteIn,
@@ -182,7 +196,8 @@ class UserViewSet(viewsets.ViewSet):
 
     @extend_schema(responses={200: UserPublicOut})
     def retrieve(self, request, user_id):
-        return Response(user_public_data(selectors.user_visible(user_id=int(user_id))))
+        user = selectors.user_visible(user_id=int(user_id))
+        return Response(user_public_data(user, presence_seen_by(viewer_id=request.user.pk, users=[user])[user.pk]))
 
 
 class DeviceViewSet(viewsets.ViewSet):

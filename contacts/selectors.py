@@ -3,19 +3,80 @@
 every answer is read from the database at the time of asking, so a block or a setting takes effect
 on every process with the next request."""
 
-from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 from rest_framework.exceptions import NotFound
 
-from accounts.models import User
+from accounts.models import Status, User
 from accounts.selectors import users_search
+from accounts.serializers import presence_data
 from contacts.models import Audience, Block, Contact, PrivacySettings
 from imserver.pagination import paginate
 
+# --- Presence as others see it (contract 16) ------------------------------------------------
+# `last_seen` governs status and last_online; a block also hides status_message. Both are read from
+# the database when asked, so a change holds for the next request and the next event everywhere.
 
-def contact_watcher_ids(user_id: int) -> list[int]:
-    """Ids of the users who have user_id in their contacts (the audience of contact_status)."""
-    return list(Contact.objects.filter(user_id=user_id).values_list("owner_id", flat=True))
+
+def _blocks(subject, viewer):
+    """subject blocked viewer (each an id or an OuterRef)."""
+    return Exists(Block.objects.filter(owner_id=subject, user_id=viewer))
+
+
+def _hides_last_seen(subject, viewer):
+    """subject's last_seen keeps their presence from viewer: "nobody", or "contacts" and viewer is
+    not in subject's contact list (each an id or an OuterRef)."""
+    nobody = Exists(PrivacySettings.objects.filter(user_id=subject, last_seen=Audience.NOBODY))
+    contacts_only = Exists(PrivacySettings.objects.filter(user_id=subject, last_seen=Audience.CONTACTS))
+    return nobody | (contacts_only & ~Exists(Contact.objects.filter(owner_id=subject, user_id=viewer)))
+
+
+def _presence_hidden(subject, viewer):
+    return _blocks(subject, viewer) | _hides_last_seen(subject, viewer)
+
+
+def presence_seen_by(*, viewer_id: int, users) -> dict[int, dict]:
+    """user id -> {status, status_message, last_online} as viewer_id may see them, for every
+    profile, contact, group member and event that shows presence. One query for any number of users.
+
+    A user who keeps last_seen from the viewer shows `offline` with `last_online: null`; one who
+    blocked the viewer also shows an empty `status_message`. Users see their own presence.
+    """
+    users = list(users)
+    others = {user.pk for user in users} - {viewer_id}
+    rows = (
+        User.objects.filter(pk__in=others)
+        .annotate(
+            blocked=_blocks(OuterRef("pk"), viewer_id),
+            unseen=ExpressionWrapper(_hides_last_seen(OuterRef("pk"), viewer_id), output_field=BooleanField()),
+        )
+        .values_list("pk", "blocked", "unseen")
+        if others
+        else []
+    )
+    hidden = {pk: (blocked, unseen) for pk, blocked, unseen in rows}
+    return {user.pk: _presence_shown(user, *hidden.get(user.pk, (False, False))) for user in users}
+
+
+def _presence_shown(user: User, blocked: bool, unseen: bool) -> dict:
+    shown = presence_data(user)
+    if blocked or unseen:
+        shown.update(status=Status.OFFLINE, last_online=None)
+    if blocked:
+        shown["status_message"] = ""
+    return shown
+
+
+def presence_hidden_data(user: User) -> dict:
+    """The presence a viewer outside user's last_seen sees (the last contact_status it gets)."""
+    return _presence_shown(user, blocked=False, unseen=True)
+
+
+def presence_watcher_ids(user_id: int) -> list[int]:
+    """The audience of user_id's contact_status: the users who have them in their contacts and may
+    see their presence (not blocked by them, inside their last_seen). One query."""
+    watchers = Contact.objects.filter(user_id=user_id).exclude(_presence_hidden(user_id, OuterRef("owner_id")))
+    return list(watchers.values_list("owner_id", flat=True))
 
 
 def contact_list(*, owner: User, limit: int, offset: int) -> tuple[int, list[Contact]]:

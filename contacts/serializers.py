@@ -15,8 +15,9 @@ class ContactUpdateIn(StrictSerializer):
     remark = serializers.CharField(max_length=64, allow_blank=True)
 
 
-def contact_data(contact):
-    return {**user_public_data(contact.user), "remark": contact.remark}
+def contact_data(contact, presence):
+    """A contact; `presence`: what the owner may see of it (contacts.selectors.presence_seen_by)."""
+    return {**user_public_data(contact.user, presence), "remark": contact.remark}
 
 
 class ContactOut(serializers.Serializer):
@@ -33,6 +34,16 @@ class ContactOut(serializers.Serializer):
 class ContactListOut(serializers.Serializer):
     total = serializers.IntegerField()
     contacts = ContactOut(many=True)
+
+
+def contact_status_data(user, presence):
+    """The contact_status event; `presence`: what its recipients may see (contacts.selectors)."""
+    return {
+        "user_id": str(user.pk),
+        "status": presence["status"],
+        "last_online": presence["last_online"],
+        "custom_message": presence["status_message"],
+    }
 
 
 def block_data(block):

@@ -5,8 +5,10 @@ from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
 from accounts.selectors import visible_users
+from accounts.serializers import presence_data
 from contacts.models import Block, Contact, PrivacySettings
-from contacts.selectors import contact_of, privacy_settings_of
+from contacts.selectors import contact_of, presence_hidden_data, presence_watcher_ids, privacy_settings_of
+from contacts.serializers import contact_status_data
 from imserver.api import Conflict
 from realtime import events
 
@@ -76,10 +78,27 @@ def privacy_settings_create(user) -> PrivacySettings:
 
 @transaction.atomic
 def privacy_settings_update(*, user, **changes) -> PrivacySettings:
+    """Stores the changes. A new last_seen tells the watchers it moves in or out: those who no
+    longer may see the user's presence get one last contact_status showing them offline (then no
+    more), those who now may get the current one."""
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)  # one change at a time, fresh presence
     privacy = privacy_settings_of(user)
+    watchers_before = set(presence_watcher_ids(user.pk))
     for field, value in changes.items():
         setattr(privacy, field, value)
     privacy.save()
+    watchers_after = set(presence_watcher_ids(user.pk))
+    if watchers_before != watchers_after:
+        events.record(
+            events.Event(
+                watchers_before - watchers_after,
+                "contact_status",
+                contact_status_data(user, presence_hidden_data(user)),
+            ),
+            events.Event(
+                watchers_after - watchers_before, "contact_status", contact_status_data(user, presence_data(user))
+            ),
+        )
     return privacy
 
 

@@ -18,6 +18,10 @@ from contacts.serializers import (
 from imserver.api import page_params, parse_id, validated
 
 
+def _contact_data(owner, contact):
+    return contact_data(contact, selectors.presence_seen_by(viewer_id=owner.pk, users=[contact.user])[contact.user_id])
+
+
 class _OtherUsersViewSet(viewsets.ViewSet):
     """Lists of other users addressed by user id; reading is free, changes count as writes."""
 
@@ -39,20 +43,21 @@ class ContactViewSet(_OtherUsersViewSet):
     def list(self, request):
         limit, offset = page_params(request, default_limit=50)
         total, contacts = selectors.contact_list(owner=request.user, limit=limit, offset=offset)
-        return Response({"total": total, "contacts": [contact_data(contact) for contact in contacts]})
+        seen = selectors.presence_seen_by(viewer_id=request.user.pk, users=[contact.user for contact in contacts])
+        return Response({"total": total, "contacts": [contact_data(c, seen[c.user_id]) for c in contacts]})
 
     @extend_schema(request=ContactAddIn, responses={201: ContactOut})
     def create(self, request):
         data = validated(ContactAddIn, request.data)
         user_id = parse_id("", data["user_id"])  # None (malformed) is a 404 in the service's lookup
         contact = services.contact_add(owner=request.user, user_id=user_id, remark=data.get("remark", ""))
-        return Response(contact_data(contact), status=status.HTTP_201_CREATED)
+        return Response(_contact_data(request.user, contact), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ContactUpdateIn, responses={200: ContactOut})
     def partial_update(self, request, user_id):
         data = validated(ContactUpdateIn, request.data)
         contact = services.contact_update(owner=request.user, user_id=int(user_id), remark=data["remark"])
-        return Response(contact_data(contact))
+        return Response(_contact_data(request.user, contact))
 
     @extend_schema(responses={204: None})
     def destroy(self, request, user_id):

@@ -45,11 +45,12 @@ def group_data(group):
     }
 
 
-def member_data(membership):
+def member_data(membership, presence):
+    """A member; `presence`: what the caller may see of them (contacts.selectors.presence_seen_by)."""
     return {
         **user_brief_data(membership.user),
         "role": membership.role,
-        "status": membership.user.status,
+        "status": presence["status"],
         "joined_at": membership.joined_at,
     }
 

@@ -5,6 +5,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from contacts.selectors import presence_seen_by
 from groups import selectors, services
 from groups.serializers import (
     GroupOut,
@@ -60,7 +61,8 @@ class GroupViewSet(viewsets.ViewSet):
         membership = selectors.group_for_member(user=request.user, group_id=pk)
         limit, offset = page_params(request, default_limit=100)
         total, members = selectors.group_members(group=membership.conversation.group, limit=limit, offset=offset)
-        return Response({"total": total, "members": [member_data(m) for m in members]})
+        seen = presence_seen_by(viewer_id=request.user.pk, users=[m.user for m in members])
+        return Response({"total": total, "members": [member_data(m, seen[m.user_id]) for m in members]})
 
     @extend_schema(methods=["PATCH"], request=RoleIn, responses={200: MemberOut})
     @extend_schema(methods=["DELETE"], responses={204: None})
@@ -75,4 +77,5 @@ class GroupViewSet(viewsets.ViewSet):
             membership = services.group_member_set_role(
                 user=request.user, group_id=pk, target_user_id=int(user_id), role=role
             )
-        return Response(member_data(membership))
+        seen = presence_seen_by(viewer_id=request.user.pk, users=[membership.user])
+        return Response(member_data(membership, seen[membership.user_id]))

@@ -312,6 +312,9 @@ SOCIAL_AUTH_URLOPEN_TIMEOUT = OAUTH_TIMEOUT
 
 PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES", 30))
 PASSWORD_RESET_MAX_ATTEMPTS = 5
+# The code mailed at registration to confirm the email (contract 23), and its wrong guesses.
+EMAIL_CONFIRM_CODE_TTL = timedelta(minutes=env_int("EMAIL_CONFIRM_CODE_MINUTES", 30))
+EMAIL_CONFIRM_MAX_ATTEMPTS = 5
 AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 5 * 1024 * 1024)
 AVATAR_MAX_SIDE = 1024  # avatars are re-encoded no larger than this many pixels a side
 
@@ -367,6 +370,9 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 7))
 # process stops doing so (a crash) is reaped after PRESENCE_TTL seconds.
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT_SECONDS", 20)
 PRESENCE_TTL = env_int("PRESENCE_TTL_SECONDS", 60)
+# At most this many open WebSockets per user across all processes (contract 23); one more is
+# closed with 4429. A crashed process's sockets stop counting after PRESENCE_TTL.
+WS_MAX_PER_USER = env_int("WS_MAX_PER_USER", 20)
 # A socket that stops reading (contract 23): under daphne, once its transport holds more than
 # WS_MAX_BUFFERED_BYTES it gets a close with 4408 instead of more frames, and is aborted if it has
 # not read up to that close within WS_SLOW_CLOSE_SECONDS (imserver.daphne_limits).
@@ -415,6 +421,8 @@ RATE_LIMITS = {
         "oauth": "30/minute",
         "password_reset": "5/hour",
         "password_reset_confirm": "10/hour",
+        "email_confirm": "10/hour",  # confirmation codes tried per user
+        "email_confirm_resend": "5/hour",
         "search": "120/minute",
         "send": "1200/minute",
         "upload": "60/minute",

@@ -3,7 +3,8 @@
 With Redis every socket is a member of `presence:<user>` and has a deadline in the sorted set
 `presence:deadlines`. Each process re-registers its sockets on every heartbeat (which also
 restores them after a Redis restart), and any process reaps sockets whose deadline passed (their
-process died). Without Redis (one process) the counts live in memory.
+process died). Without Redis (one process) the counts live in memory. The same counts cap a
+user's open sockets at WS_MAX_PER_USER on all processes together (`admit`, contract 23).
 
 The database column User.is_online follows: after every change `user_presence_apply` sets it
 from the live count under the user's row lock, so concurrent connects and disconnects on several
@@ -36,6 +37,28 @@ redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[2], ARGV[4]) end
 """
+# Counts a new socket in unless the user has WS_MAX_PER_USER live ones -> 1 if it was. Sockets past
+# their deadline (their process died) are dropped on the way, so they free their slot in time even
+# before a reap. KEYS as _ADD; ARGV: user id, connection id, deadline, device id, max, now
+_ADMIT = """
+local live = 0
+for _, connection in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local member = ARGV[1] .. ':' .. connection
+    local deadline = redis.call('ZSCORE', KEYS[2], member)
+    if deadline and tonumber(deadline) > tonumber(ARGV[6]) then
+        live = live + 1
+    else
+        redis.call('SREM', KEYS[1], connection)
+        redis.call('ZREM', KEYS[2], member)
+        redis.call('HDEL', KEYS[3], connection)
+    end
+end
+if live >= tonumber(ARGV[5]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. ':' .. ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[2], ARGV[4]) end
+return 1
+"""
 # Removes one socket if it is still registered -> 1 if it was
 _REMOVE = """
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
@@ -63,6 +86,7 @@ class RedisPresence:
         pool = redis.asyncio.BlockingConnectionPool.from_url(settings.REDIS_URL, **pool_options)
         self.client = redis.asyncio.Redis(connection_pool=pool)
         self.add = self.client.register_script(_ADD)
+        self.admit_script = self.client.register_script(_ADMIT)
         self.remove = self.client.register_script(_REMOVE)
         # Counts are read in the database thread, under the user's row lock.
         self.blocking_client = redis.Redis(
@@ -79,6 +103,11 @@ class RedisPresence:
                     client=pipe,
                 )
             await pipe.execute()
+
+    async def admit(self, user_id, connection_id, device_id, limit):
+        now = time.time()
+        args = [user_id, connection_id, now + settings.PRESENCE_TTL, device_id or "", limit, now]
+        return bool(await self.admit_script(keys=_keys(user_id), args=args))
 
     async def unregister(self, user_id, connection_id):
         await self.remove(keys=_keys(user_id), args=[_member(user_id, connection_id), connection_id])
@@ -117,6 +146,14 @@ class LocalPresence:
     async def register(self, sockets):
         pass  # counted once, at connect
 
+    async def admit(self, user_id, connection_id, device_id, limit):
+        if self.counts[user_id] >= limit:
+            return False
+        self.counts[user_id] += 1
+        if device_id is not None:
+            self.devices[device_id] += 1
+        return True
+
     async def unregister(self, user_id, connection_id):
         self.counts[user_id] -= 1
         if self.counts[user_id] <= 0:
@@ -153,20 +190,20 @@ class Presence:
             self.local_devices = {}
         return self.backend
 
-    async def count_in(self, user_id, connection_id, device_id=None):
-        """Counts a socket in (then `apply` brings the database along)."""
+    async def count_in(self, user_id, connection_id, device_id=None) -> bool:
+        """Counts a socket in (then `apply` brings the database along); False, and not counted, if
+        the user already has WS_MAX_PER_USER sockets open on all processes together."""
         backend = self._ensure_backend()
+        try:
+            if not await backend.admit(user_id, connection_id, device_id, settings.WS_MAX_PER_USER):
+                return False
+        except redis.RedisError:
+            # Let in uncounted rather than refuse everyone; the next heartbeat registers it.
+            logger.warning("presence: Redis unavailable; the next heartbeat registers the socket")
         self.local[connection_id] = user_id
         if device_id is not None:
             self.local_devices[connection_id] = device_id
-        if isinstance(backend, LocalPresence):
-            backend.counts[user_id] += 1
-            if device_id is not None:
-                backend.devices[device_id] += 1
-        try:
-            await backend.register([(user_id, connection_id, device_id)])
-        except redis.RedisError:
-            logger.warning("presence: Redis unavailable; the next heartbeat registers the socket")
+        return True
 
     async def disconnect(self, user_id, connection_id):
         self.local.pop(connection_id, None)

@@ -7,7 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Status, User
-from contacts.selectors import contact_watcher_ids
+from accounts.serializers import presence_data
+from contacts.selectors import presence_watcher_ids
+from contacts.serializers import contact_status_data
 from realtime import events
 
 
@@ -20,18 +22,9 @@ def users_reset_presence() -> int:
 
 
 def _notify_contact_status(user: User) -> None:
-    events.record(
-        events.Event(
-            contact_watcher_ids(user.pk),
-            "contact_status",
-            {
-                "user_id": str(user.pk),
-                "status": user.status,
-                "last_online": user.last_online,
-                "custom_message": user.status_message,
-            },
-        )
-    )
+    """To the watchers who may see the user's presence; the others hear nothing (contract 16)."""
+    data = contact_status_data(user, presence_data(user))
+    events.record(events.Event(presence_watcher_ids(user.pk), "contact_status", data))
 
 
 @transaction.atomic

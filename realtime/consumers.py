@@ -52,7 +52,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 CLOSE_GONE = 4410
 CLOSE_TOO_SLOW = 4408
-CLOSE_FLOOD = 4429
+CLOSE_FLOOD = 4429  # too many frames, or too many sockets of the user
 CLOSE_TOO_BIG = 1009
 TOKEN_PROTOCOL_PREFIX = "bearer."
 # Exceptions ASGI servers raise when a send meets a closed socket (uvicorn, websockets).
@@ -96,6 +96,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.device_id = None
         self.expiry = None
         self.ready = False
+        self.counted = False  # holds one of the user's WS_MAX_PER_USER slots
         self.pending = deque()
         self.held = {}  # event id -> frame, for events that arrived ahead of earlier ones
         self.gap_timer = None
@@ -161,14 +162,18 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.user_id = user_id
         self.device_id = token_device_id(token)
         self.connection_id = uuid.uuid4().hex
+        # Counted in at once (so a disconnect of another device cannot see zero sockets), before
+        # any replay: a user past WS_MAX_PER_USER sockets on all processes gets none (contract 23).
+        if not await presence.count_in(self.user_id, self.connection_id, self.device_id):
+            await self.close(CLOSE_FLOOD)
+            return False
+        self.counted = True
         if since is not None:
             await self._catch_up()
         self.ready = True
         metrics.OPEN_SOCKETS.inc()
         self._kick()
-        # Counted in at once (so a disconnect of another device cannot see zero sockets); the
-        # database and the watchers follow in the background, the socket is live already.
-        await presence.count_in(self.user_id, self.connection_id, self.device_id)
+        # The database and the watchers follow in the background, the socket is live already.
         self.presence = asyncio.ensure_future(presence.apply(self.user_id))
         return True
 
@@ -188,6 +193,7 @@ class EventConsumer(AsyncWebsocketConsumer):
                 await self.presence  # online before offline
             except Exception:  # logged; the socket must still be counted out
                 logger.exception("presence update failed for user %s", self.user_id)
+        if self.counted:  # also when the replay failed: its slot is freed
             await presence.disconnect(self.user_id, self.connection_id)
 
     # --- server -> client -------------------------------------------------------------------

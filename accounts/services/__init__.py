@@ -1,5 +1,6 @@
 """Account writes, a module per concern; the public names are importable from here."""
 
+from accounts.services.email import email_confirm, email_confirmation_send
 from accounts.services.erasure import DELETED_USER_NAME, erase_user
 from accounts.services.login import INVALID_CREDENTIALS, user_login
 from accounts.services.passwords import (
@@ -18,6 +19,8 @@ __all__ = [
     "DELETED_USER_NAME",
     "INVALID_CREDENTIALS",
     "USERNAME_RE",
+    "email_confirm",
+    "email_confirmation_send",
     "erase_user",
     "mail_sender",
     "password_reset_confirm",

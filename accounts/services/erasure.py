@@ -2,7 +2,7 @@
 
 from social_django.models import UserSocialAuth
 
-from accounts.models import PasswordResetCode, Status, User, deleted_username
+from accounts.models import EmailConfirmation, PasswordResetCode, Status, User, deleted_username
 from accounts.services.profile import user_update_profile
 from accounts.services.tokens import user_revoke_tokens
 
@@ -11,14 +11,14 @@ DELETED_USER_NAME = "Deleted user"
 
 def erase_user(user: User) -> User:
     """The account's part of an erasure (privacy.services.user_delete), in the caller's transaction:
-    profile, password, social-auth links and reset codes go, tokens are revoked and sockets closed."""
+    profile, password, social-auth links, reset and confirmation codes go, tokens are revoked and sockets closed."""
     user = User.objects.select_for_update().get(pk=user.pk)
     user_update_profile(user=user, avatar="")  # the file goes once this commits
     user.username = deleted_username(user.pk)
     user.nickname = DELETED_USER_NAME
     user.email = user.first_name = user.last_name = user.status_message = ""
     user.set_unusable_password()
-    user.is_active = user.is_staff = user.is_superuser = user.is_online = False
+    user.is_active = user.is_staff = user.is_superuser = user.is_online = user.email_verified = False
     user.chosen_status = Status.ONLINE
     user.last_login = user.last_online = None
     user.save()
@@ -26,5 +26,6 @@ def erase_user(user: User) -> User:
     user.user_permissions.clear()
     UserSocialAuth.objects.filter(user=user).delete()
     PasswordResetCode.objects.filter(user=user).delete()
+    EmailConfirmation.objects.filter(user=user).delete()
     user_revoke_tokens(user)
     return user

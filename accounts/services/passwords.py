@@ -52,7 +52,7 @@ def user_password_change(*, user: User, old_password: str, new_password: str, de
     return token_pair_for(user, device_id)
 
 
-def _code_hash(code):
+def code_hash(code):
     return hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).hexdigest()
 
 
@@ -61,11 +61,23 @@ def _code_hash(code):
 mail_sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
 
 
-def _mail_send(user_id, **message):
+def mail_send_on_commit(user, template, context):
+    """Mails templates/accounts/email/<template>{_subject,}.txt to the user after the commit, from
+    mail_sender (a failure is logged: the user asks again)."""
+    message = {
+        "subject": render_to_string(f"accounts/email/{template}_subject.txt", context).strip(),
+        "message": render_to_string(f"accounts/email/{template}.txt", context),
+        "from_email": None,
+        "recipient_list": [user.email],
+    }
+    transaction.on_commit(lambda: mail_sender.submit(_mail_send, user.pk, template, message), robust=True)
+
+
+def _mail_send(user_id, template, message):
     try:
         send_mail(**message)
     except Exception:
-        logger.exception("password reset mail to user %s failed", user_id)
+        logger.exception("%s mail to user %s failed", template, user_id)
 
 
 def password_reset_request(*, email: str) -> None:
@@ -79,19 +91,13 @@ def password_reset_request(*, email: str) -> None:
     code = f"{secrets.randbelow(10**6):06d}"
     now = timezone.now()
     context = {"user": user, "code": code, "minutes": int(settings.PASSWORD_RESET_CODE_TTL.total_seconds() // 60)}
-    message = {
-        "subject": render_to_string("accounts/email/password_reset_subject.txt", context).strip(),
-        "message": render_to_string("accounts/email/password_reset.txt", context),
-        "from_email": None,
-        "recipient_list": [user.email],
-    }
     with transaction.atomic():
         # Only the newest code is valid.
         PasswordResetCode.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
         PasswordResetCode.objects.create(
-            user=user, code_hash=_code_hash(code), expires_at=now + settings.PASSWORD_RESET_CODE_TTL
+            user=user, code_hash=code_hash(code), expires_at=now + settings.PASSWORD_RESET_CODE_TTL
         )
-        transaction.on_commit(lambda: mail_sender.submit(_mail_send, user.pk, **message), robust=True)
+        mail_send_on_commit(user, "password_reset", context)
 
 
 def password_reset_confirm(*, email: str, code: str, new_password: str) -> None:
@@ -111,7 +117,7 @@ def password_reset_confirm(*, email: str, code: str, new_password: str) -> None:
         )
         if reset is None:
             raise invalid
-        matched = hmac.compare_digest(reset.code_hash, _code_hash(str(code)))
+        matched = hmac.compare_digest(reset.code_hash, code_hash(str(code)))
         if matched:
             validate_new_password(new_password, user, field="new_password")
             reset.used_at = timezone.now()

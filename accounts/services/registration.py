@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import DELETED_USERNAME_RE, DELETED_USERNAME_RESERVED, User
+from accounts.services.email import email_confirmation_send
 from accounts.services.passwords import validate_new_password
 from imserver.api import Conflict
 
@@ -30,4 +31,5 @@ def user_register(*, username: str, password: str, email: str, nickname: str = "
             candidate.save()
     except IntegrityError:  # lost a race with an identical registration
         raise Conflict("Username or email is already registered") from None
+    email_confirmation_send(candidate)
     return candidate

@@ -79,9 +79,19 @@ class TestGoogle:
         assert User.objects.count() == 1
 
     def test_links_existing_account_by_verified_email(self, api, mocked):
-        local = make_user("janelocal", email="Jane@Gmail.com")
+        local = make_user("janelocal", email="Jane@Gmail.com", email_verified=True)
         google(mocked)
         assert oauth(api, "google").json()["user_id"] == str(local.pk)
+
+    def test_a_local_account_that_never_confirmed_the_email_is_not_linked(self, api, mocked):
+        """Contract 23: someone registered with the victim's address; the victim's Google login
+        gets an account of its own, never the squatter's."""
+        squatter = make_user("janelocal", email="jane@gmail.com")
+        google(mocked)
+        body = oauth(api, "google").json()
+        assert body["user_id"] != str(squatter.pk)
+        victim = User.objects.get(pk=body["user_id"])
+        assert victim.email == "" and not victim.email_verified  # the address is taken, unconfirmed
 
     def test_unverified_email_is_not_linked(self, api, mocked):
         local = make_user("janelocal", email="jane@gmail.com")
@@ -143,9 +153,10 @@ class TestGithub:
         body = oauth(api, "github").json()
         user = User.objects.get(pk=body["user_id"])
         assert (user.username, user.email, user.nickname) == ("octocat", "octo@github.com", "Octo Cat")
+        assert user.email_verified  # the provider vouches for it
 
     def test_links_by_verified_email(self, api, mocked):
-        local = make_user("octolocal", email="octo@github.com")
+        local = make_user("octolocal", email="octo@github.com", email_verified=True)
         self.stub(mocked, [{"email": "octo@github.com", "primary": True, "verified": True}])
         assert oauth(api, "github").json()["user_id"] == str(local.pk)
 
@@ -197,7 +208,7 @@ class TestApple:
         assert User.objects.get(pk=body.json()["user_id"]).email == "tim@icloud.com"
 
     def test_links_by_verified_email(self, api, apple):
-        local = make_user("timlocal", email="tim@icloud.com")
+        local = make_user("timlocal", email="tim@icloud.com", email_verified=True)
         apple(True)
         assert oauth(api, "apple").json()["user_id"] == str(local.pk)
 

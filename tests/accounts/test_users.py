@@ -31,6 +31,7 @@ class TestMe:
             "user_id": str(user.pk),
             "username": "alice",
             "email": "alice@example.com",
+            "email_verified": False,
             "nickname": "Alice",
             "avatar": None,
             "status": "offline",
