@@ -9,10 +9,12 @@ from accounts.selectors import visible_users
 from chat import search, selectors
 from chat.models import Conversation, Membership, Message
 from chat.serializers import conversation_settings_data, message_data, message_status_data
+from chat.typing import typing_stop_rollback_unsafe
 from contacts.selectors import message_refusal, sends_read_receipts
 from imserver.api import Conflict, format_id
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
+from realtime.cache import MEMBERS
 
 # The newest read receipts sent per sender when one read covers a long backlog; read status is
 # cumulative ("read up to here"), so older ones follow from these.
@@ -170,6 +172,9 @@ def message_send(
             raise ValidationError({"content": ["That upload no longer exists."]})
         search.message_index_update(message)
         events.record(new_message_event(message))
+        transaction.on_commit(
+            lambda: typing_stop_rollback_unsafe(user_id=sender.pk, conversation_id=conversation_id), robust=True
+        )
     return message, created
 
 
@@ -331,4 +336,6 @@ def conversation_settings_update(*, user, conversation_id, **changes):
 def erase_user(user: User) -> None:
     """An erased account's remaining (private) memberships go; the other participant keeps the
     history, with "Deleted user" (privacy.services.user_delete, after it left its groups)."""
-    Membership.objects.filter(user=user).delete()
+    memberships = Membership.objects.filter(user=user)
+    events.invalidate_on_commit(MEMBERS, memberships.values_list("conversation_id", flat=True))
+    memberships.delete()

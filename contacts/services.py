@@ -9,6 +9,7 @@ from contacts.models import Block, Contact, PrivacySettings
 from contacts.selectors import contact_of, privacy_settings_of
 from imserver.api import Conflict
 from realtime import events
+from realtime.cache import USERS
 
 
 def contact_add(*, owner: User, user_id: int | None, remark: str = "") -> Contact:
@@ -36,6 +37,7 @@ def contact_remove(*, owner: User, user_id: int) -> None:
 
 
 def _notify_block(owner, user_id, blocked):
+    events.invalidate_on_commit(USERS, [owner.pk, user_id])  # both sides' typing audiences
     data = {"user_id": str(user_id), "blocked": blocked}
     events.record(events.Event([owner.pk], "block_update", data))
 
@@ -80,6 +82,7 @@ def privacy_settings_update(*, user, **changes) -> PrivacySettings:
     for field, value in changes.items():
         setattr(privacy, field, value)
     privacy.save()
+    events.invalidate_on_commit(USERS, [user.pk])
     return privacy
 
 

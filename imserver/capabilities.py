@@ -16,6 +16,7 @@ FEATURES = (
     "devices",
     "push",
     "read_sync",
+    "typing",
     "blocks",
     "privacy",
     "conversation_settings",
