@@ -113,7 +113,7 @@ def message_data(message, status=None):
 
 
 def message_status_data(*, message_id, conversation_id, status, updated_at):
-    """A `message_status` event (contract 7): a message became read, or was removed."""
+    """A `message_status` event (contract 7, 19): a message became delivered or read, or was removed."""
     return {
         "message_id": format_id("m", message_id),
         "conversation_id": format_id("c", conversation_id),
@@ -122,15 +122,15 @@ def message_status_data(*, message_id, conversation_id, status, updated_at):
     }
 
 
-def messages_data(messages, is_read):
-    """A page of messages with their read status (is_read from chat.selectors.read_horizon)."""
-    return [message_data(m, "read" if is_read(m.seq, m.sender_id) else "sent") for m in messages]
+def messages_data(messages, status_of):
+    """A page of messages with their status (status_of from chat.selectors.read_horizon)."""
+    return [message_data(m, status_of(m.seq, m.sender_id)) for m in messages]
 
 
 def messages_across_conversations_data(messages, horizons):
-    """Messages of several conversations (search results) with their read status (horizons from
+    """Messages of several conversations (search results) with their status (horizons from
     chat.selectors.read_horizons)."""
-    return [message_data(m, "read" if horizons[m.conversation_id](m.seq, m.sender_id) else "sent") for m in messages]
+    return [message_data(m, horizons[m.conversation_id](m.seq, m.sender_id)) for m in messages]
 
 
 def last_message_data(message):
@@ -238,7 +238,10 @@ class MessageOut(serializers.Serializer):
     caption = serializers.CharField(allow_null=True)
     media = MediaOut(allow_null=True, help_text="The upload of an image/video/audio/file message.")
     call = CallRecordOut(allow_null=True, help_text="The finished call a call message records (sent by the caller).")
-    status = serializers.ChoiceField(choices=["sent", "read", "removed"])
+    status = serializers.ChoiceField(
+        choices=["sent", "delivered", "read", "removed"],
+        help_text="sent -> delivered (every other member has it) -> read, never back; or removed.",
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(allow_null=True)
 

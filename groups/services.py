@@ -137,6 +137,7 @@ def group_invite(*, user: User, group_id: int, user_ids: list[str]) -> list[str]
                 user=new,
                 last_read_seq=conversation.last_seq,
                 receipt_seq=conversation.last_seq,
+                delivered_seq=conversation.last_seq,
             )
             for new in added
         ]

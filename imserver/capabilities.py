@@ -20,6 +20,7 @@ FEATURES = (
     "blocks",
     "privacy",
     "conversation_settings",
+    "delivered",
     "search",
     "idempotency_key",
 )

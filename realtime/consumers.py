@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 # service records any events) or raises an APIException, which the client gets as an error frame.
 FRAME_HANDLERS = {
     "message_read": "chat.frames.message_read",
+    "message_delivered": "chat.frames.message_delivered",
     "status_update": "presence.frames.status_update",
     "ice_candidate": "calls.frames.ice_candidate",
     "typing": "chat.frames.typing",
