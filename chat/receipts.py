@@ -10,11 +10,14 @@ it (the one-process embedded default).
 """
 
 import functools
+import logging
 import threading
 import time
 
 import redis
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 WINDOW_MS = 2000
 DUE = "delivered:due"
@@ -62,9 +65,14 @@ class _RedisPacing:
         self.done_script = self.client.register_script(_DONE)
 
     def receipt(self, sender_id, conversation_id, message_id):
+        """Whether to send this receipt now (True), or it is held for the window's end."""
         member = _member(sender_id, conversation_id)
         keys = [f"delivered:w:{member}", f"delivered:p:{member}", DUE]
-        return bool(self.receipt_script(keys=keys, args=[message_id, WINDOW_MS, member, int(time.time() * 1000)]))
+        try:
+            return bool(self.receipt_script(keys=keys, args=[message_id, WINDOW_MS, member, int(time.time() * 1000)]))
+        except redis.RedisError:  # unpaced rather than lost, and reads keep working
+            logger.warning("delivered receipts: Redis unavailable; sending without pacing")
+            return True
 
     def claim_due(self):
         flat = self.claim_script(keys=[DUE], args=[int(time.time() * 1000), WINDOW_MS])

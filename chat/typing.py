@@ -8,6 +8,7 @@ without it, the one-process embedded default), so they hold across processes.
 """
 
 import functools
+import logging
 import threading
 import time
 
@@ -21,6 +22,8 @@ from contacts.selectors import typing_hidden_from
 from imserver.api import format_id
 from realtime import events
 from realtime.cache import MEMBERS, USERS, BusCache
+
+logger = logging.getLogger(__name__)
 
 START, STOP = "start", "stop"
 THROTTLE_MS = 3000  # at most one relayed start per user and conversation in this time
@@ -141,7 +144,12 @@ def typing_relay_rollback_unsafe(*, user_id: int, conversation_id: int, state: s
 
 def typing_stop_rollback_unsafe(*, user_id: int, conversation_id: int) -> None:
     """The user sent a message there: the members stop showing them typing (if they did)."""
-    if _state().stop(user_id, conversation_id):
+    try:
+        shown = _state().stop(user_id, conversation_id)
+    except redis.RedisError:  # the send went through; the members' apps expire the typing
+        logger.warning("typing: Redis unavailable; no stop after user %s sent", user_id)
+        return
+    if shown:
         _relay(user_id, conversation_id, _conversation_members(conversation_id), STOP)
 
 

@@ -6,14 +6,17 @@ for the next frame everywhere.
 An entry is trusted only while this process hears the bus: with Redis, while the hub is
 subscribed (a process without sockets, or one whose subscription dropped, loads every time;
 a resubscription clears everything, since drops may have been missed meanwhile); without Redis
-(one process) always, as drops are applied in the writing process itself.
+(one process) always, as drops are applied in the writing process itself. A drop lost on its way
+(the writer's publish failed while the subscription stayed up) is bounded by MAX_AGE.
 """
 
 import threading
+import time
 
 from django.conf import settings
 
 MAX_ENTRIES = 20_000
+MAX_AGE = 60  # seconds an entry is used at most, whatever the bus says
 
 # Topics, keyed by the id of what changed: a conversation's memberships; a user's name, blocks
 # (both sides of one) or privacy settings.
@@ -38,16 +41,18 @@ class BusCache:
     def get(self, key, load):
         if not trusted():
             return load()
-        value = self._entries.get(key)
-        if value is not None:
-            return value
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] > now:
+            return entry[0]
         generation = self._generation
         value = load()
         with self._lock:
             if value and generation == self._generation:
+                self._entries.pop(key, None)  # re-inserted last: the oldest go first when full
                 if len(self._entries) >= MAX_ENTRIES:
-                    del self._entries[next(iter(self._entries))]  # the oldest
-                self._entries[key] = value
+                    del self._entries[next(iter(self._entries))]
+                self._entries[key] = (value, now + MAX_AGE)
         return value
 
     def drop(self, keys):
