@@ -208,12 +208,12 @@ def conversation_mark_read(*, user: User, conversation_id: int, message_id: int 
             membership.receipt_seq = seq
         membership.delivered_seq = max(seq, previous_delivered)
         membership.save(update_fields=["last_read_seq", "receipt_seq", "delivered_seq"])
-        receipts = []
+        newly_read = []
         if membership.receipt_seq > previous_receipt:
-            receipts = _read_receipts(membership, previous_receipt, membership.receipt_seq)
+            newly_read = _read_receipts(membership, previous_receipt, membership.receipt_seq)
         events.record(
             *_delivered_receipts(membership, previous_delivered, membership.delivered_seq),
-            *receipts,
+            *newly_read,
             conversation_read_event(membership, timezone.now()),
         )
     return membership
@@ -267,14 +267,14 @@ def _read_receipts(membership, previous, seq):
         per_sender=MAX_READ_RECEIPTS_PER_SENDER,
     )
     now = timezone.now()
-    receipts = []
+    sent = []
     for message_id, sender_id in newly_read:
         data = message_status_data(
             message_id=message_id, conversation_id=membership.conversation_id, status="read", updated_at=now
         )
-        receipts.append(events.Event([sender_id], "message_status", data))
-    receipts.reverse()  # oldest first: ids follow the order messages were read in
-    return receipts
+        sent.append(events.Event([sender_id], "message_status", data))
+    sent.reverse()  # oldest first: ids follow the order messages were read in
+    return sent
 
 
 def _delivered_event(*, sender_id, conversation_id, message_id):
