@@ -156,6 +156,18 @@ class TestPacing:
             (f"m{second.pk}", "read"),
         ]
 
+    def test_a_flush_that_died_after_claiming_is_done_by_the_next_one(self, user, other_user):
+        conversation = private_chat(user, other_user)
+        first, second = send(user, conversation, "one"), send(user, conversation, "two")
+        delivered(other_user, conversation, first)
+        delivered(other_user, conversation, second)  # held
+        window_passes()
+        assert receipts.pacing().claim_due() == [(user.pk, conversation.pk, second.pk)]  # then the process died
+        assert delivered_flush() == 0  # its lease (a window) still runs
+        window_passes()
+        assert delivered_flush() == 1
+        assert status_events(user)[-1] == (f"m{second.pk}", "delivered")
+
     def test_senders_are_paced_apart(self, user, other_user):
         carol = make_user("carol")
         conversation = group_of(user, other_user, carol).conversation
