@@ -52,6 +52,10 @@ class Membership(models.Model):
     # except that in a private conversation it stays put while the member has send_read_receipts
     # off (contract 16).
     receipt_seq = models.BigIntegerField(default=0)
+    # The delivered pointer (contract 19): the seq of the newest message the member's app has
+    # stored on some device. Only moves forward, and never stays behind last_read_seq (a read
+    # message was delivered), so it is never behind receipt_seq either.
+    delivered_seq = models.BigIntegerField(default=0)
     joined_at = models.DateTimeField(default=timezone.now)
     # The member's own settings of the conversation (contract 17). A mute ends at muted_until
     # (none: until unmuted) by itself: whether it is on is evaluated at read time, never swept.
@@ -77,6 +81,8 @@ class Membership(models.Model):
         indexes = [
             # A message's read status needs the two lowest receipt pointers of its conversation.
             models.Index(fields=["conversation", "receipt_seq"], name="chat_membership_receipts"),
+            # ... and its delivered status the two lowest delivered pointers.
+            models.Index(fields=["conversation", "delivered_seq"], name="chat_membership_delivered"),
         ]
 
     def __str__(self):
@@ -93,7 +99,7 @@ class Message(models.Model):
         CALL = "call"
 
     class Status(models.TextChoices):
-        # "read" is derived from the members' read pointers, never stored.
+        # "delivered" and "read" are derived from the members' pointers, never stored.
         SENT = "sent"
         REMOVED = "removed"
 

@@ -388,65 +388,103 @@ def reaction_emoji_count(message_id: int) -> int:
     return Reaction.objects.filter(message_id=message_id).values("emoji").distinct().count()
 
 
-def _two_lowest_read_pointers(conversation_id):
-    """Whether every member but a message's sender has read it depends on these alone: the
-    lowest receipt pointer (Membership.receipt_seq), unless it is the sender's own, then the
-    second lowest."""
+def _two_lowest(conversation_id, pointer):
+    """Whether every member but a message's sender has read (pointer "receipt_seq") or has
+    (pointer "delivered_seq") a message depends on these alone: the lowest pointer, unless it
+    is the sender's own, then the second lowest."""
     return list(
         Membership.objects.filter(conversation_id=conversation_id)
-        .order_by("receipt_seq", "user_id")
-        .values_list("user_id", "receipt_seq")[:2]
+        .order_by(pointer, "user_id")
+        .values_list("user_id", pointer)[:2]
     )
 
 
-def read_horizon(conversation_id: int) -> Callable[[int, int], bool]:
-    """A function seq, sender -> whether every member but the sender has read up to seq."""
-    return _is_read(_two_lowest_read_pointers(conversation_id))
+def read_horizon(conversation_id: int) -> Callable[[int, int], str]:
+    """A function seq, sender -> the message's status: "read" once every member but the sender
+    has read up to seq, "delivered" once they all have it, else "sent" (contract 5, 19)."""
+    return _status_of(_two_lowest(conversation_id, "receipt_seq"), _two_lowest(conversation_id, "delivered_seq"))
 
 
-_MEMBER_AND_READERS = """
+_MEMBER_AND_POINTERS = """
 SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(user)s),
-       user_id, receipt_seq
-FROM chat_membership WHERE conversation_id = %(conversation)s
-ORDER BY receipt_seq, user_id
-LIMIT 2
+       kind, user_id, seq
+FROM (SELECT * FROM (SELECT 'r' AS kind, user_id, receipt_seq AS seq FROM chat_membership
+                     WHERE conversation_id = %(conversation)s ORDER BY receipt_seq, user_id LIMIT 2) AS r
+      UNION ALL
+      SELECT * FROM (SELECT 'd' AS kind, user_id, delivered_seq AS seq FROM chat_membership
+                     WHERE conversation_id = %(conversation)s ORDER BY delivered_seq, user_id LIMIT 2) AS d
+     ) AS pointers
+ORDER BY kind DESC, seq, user_id
 """
 
 
-def member_read_horizon(*, user: User, conversation_id: int) -> Callable[[int, int], bool]:
+def member_read_horizon(*, user: User, conversation_id: int) -> Callable[[int, int], str]:
     """membership_for's check and read_horizon in one round trip, for history pages: 404 unless
     the caller is a member, else read_horizon's function."""
     with connection.cursor() as cursor:
-        cursor.execute(_MEMBER_AND_READERS, {"conversation": conversation_id, "user": user.pk})
+        cursor.execute(_MEMBER_AND_POINTERS, {"conversation": conversation_id, "user": user.pk})
         rows = cursor.fetchall()
     if not rows or not rows[0][0]:
         raise NotFound("Conversation not found")
-    return _is_read([(user_id, seq) for _, user_id, seq in rows])
+    pointers = {"r": [], "d": []}
+    for _, kind, user_id, seq in rows:
+        pointers[kind].append((user_id, seq))
+    return _status_of(pointers["r"], pointers["d"])
 
 
 def read_horizons(conversation_ids):
-    """read_horizon for many conversations in one query: {conversation_id: is_read}."""
-    lowest = {conversation_id: [] for conversation_id in conversation_ids}
+    """read_horizon for many conversations in one query: {conversation_id: status_of}."""
+    lowest = {conversation_id: {"receipt_seq": [], "delivered_seq": []} for conversation_id in conversation_ids}
     if lowest:
-        rank = Window(RowNumber(), partition_by=[F("conversation_id")], order_by=[F("last_read_seq"), F("user_id")])
+
+        def rank(pointer):
+            return Window(RowNumber(), partition_by=[F("conversation_id")], order_by=[F(pointer), F("user_id")])
+
         rows = (
             Membership.objects.filter(conversation_id__in=lowest)
-            .annotate(rank=rank)
-            .filter(rank__lte=2)
-            .order_by("conversation_id", "rank")
-            .values_list("conversation_id", "user_id", "last_read_seq")
+            .annotate(read_rank=rank("receipt_seq"), delivered_rank=rank("delivered_seq"))
+            .filter(Q(read_rank__lte=2) | Q(delivered_rank__lte=2))
+            .values_list("conversation_id", "user_id", "receipt_seq", "delivered_seq", "read_rank", "delivered_rank")
         )
-        for conversation_id, user_id, seq in rows:
-            lowest[conversation_id].append((user_id, seq))
-    return {conversation_id: _is_read(pointers) for conversation_id, pointers in lowest.items()}
+        for conversation_id, user_id, read, delivered, read_rank, delivered_rank in rows:
+            if read_rank <= 2:
+                lowest[conversation_id]["receipt_seq"].append((read_rank, user_id, read))
+            if delivered_rank <= 2:
+                lowest[conversation_id]["delivered_seq"].append((delivered_rank, user_id, delivered))
+    return {
+        conversation_id: _status_of(
+            *([(u, seq) for _, u, seq in sorted(p[kind])] for kind in ("receipt_seq", "delivered_seq"))
+        )
+        for conversation_id, p in lowest.items()
+    }
 
 
-def _is_read(lowest):
-    def is_read(seq, sender_id):
+def _covered(lowest):
+    def covered(seq, sender_id):
         others = [pointer for user_id, pointer in lowest if user_id != sender_id]
         return bool(others) and others[0] >= seq
 
-    return is_read
+    return covered
+
+
+def _status_of(lowest_read, lowest_delivered):
+    is_read, is_delivered = _covered(lowest_read), _covered(lowest_delivered)
+
+    def status_of(seq, sender_id):
+        if is_read(seq, sender_id):
+            return "read"
+        return "delivered" if is_delivered(seq, sender_id) else "sent"
+
+    return status_of
+
+
+def _covered_by_all(lowest):
+    """A filter for a conversation's messages: those every member but their sender has up to
+    the pointer whose two lowest values `lowest` gives (_two_lowest); None if nobody else."""
+    if len(lowest) < 2:
+        return None
+    (lowest_user, lowest_seq), (_, second_seq) = lowest
+    return Q(seq__lte=lowest_seq) | Q(sender_id=lowest_user, seq__lte=second_seq)
 
 
 def messages_read_by_all(
@@ -455,11 +493,9 @@ def messages_read_by_all(
     """The messages of others in seqs (after, upto] that every member but their sender has
     read, at most the newest `per_sender` of each sender, newest first: (id, sender_id).
     Bounded in the database however long the backlog a read covers."""
-    lowest = _two_lowest_read_pointers(conversation_id)
-    if len(lowest) < 2:
+    read_by_all = _covered_by_all(_two_lowest(conversation_id, "receipt_seq"))
+    if read_by_all is None:
         return []
-    (lowest_user, lowest_seq), (_, second_seq) = lowest
-    read_by_all = Q(seq__lte=lowest_seq) | Q(sender_id=lowest_user, seq__lte=second_seq)
     newest_of_sender = Window(RowNumber(), partition_by=[F("sender_id")], order_by=F("seq").desc())
     return list(
         Message.objects.filter(read_by_all, conversation_id=conversation_id, seq__gt=after, seq__lte=upto)
@@ -470,6 +506,40 @@ def messages_read_by_all(
         .order_by("-seq")
         .values_list("pk", "sender_id")
     )
+
+
+def messages_newly_delivered(*, conversation_id: int, reader_id: int, after: int, upto: int) -> list[tuple]:
+    """For each sender but reader_id, the newest of their messages in seqs (after, upto] that
+    every other member now has and not every one has read yet: [(id, sender_id)] (one
+    "delivered" covers the sender's earlier messages)."""
+    lowest = _two_lowest(conversation_id, "delivered_seq")
+    if len(lowest) < 2 or lowest[1][1] <= after:  # nothing after `after` that all others have
+        return []
+    delivered_by_all = _covered_by_all(lowest)
+    read_by_all = _covered_by_all(_two_lowest(conversation_id, "receipt_seq"))
+    rows = Message.objects.filter(delivered_by_all, conversation_id=conversation_id, seq__gt=after, seq__lte=upto)
+    newest_of_sender = Window(RowNumber(), partition_by=[F("sender_id")], order_by=F("seq").desc())
+    return list(
+        rows.exclude(read_by_all)
+        .exclude(sender_id=reader_id)
+        .exclude(status=Message.Status.REMOVED)
+        .annotate(rank=newest_of_sender)
+        .filter(rank=1)
+        .order_by("-seq")
+        .values_list("pk", "sender_id")
+    )
+
+
+def message_delivery_pending(*, conversation_id: int, message_id: int) -> bool:
+    """Whether a "delivered" for the message is still news: every other member has it, not
+    every one has read it, and it was not removed."""
+    status = (
+        Message.objects.filter(pk=message_id, conversation_id=conversation_id)
+        .exclude(status=Message.Status.REMOVED)
+        .values_list("seq", "sender_id")
+        .first()
+    )
+    return status is not None and read_horizon(conversation_id)(*status) == "delivered"
 
 
 def member_ids(conversation_id: int) -> list[int]:

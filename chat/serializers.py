@@ -172,15 +172,15 @@ def forwarded_from_data(message):
     return {"sender_name": message.forwarded_sender_name, "created_at": message.forwarded_created_at}
 
 
-def message_data(message, status=None, reactions=(), is_read=None):
+def message_data(message, status=None, reactions=(), status_of=None):
     """A message as the REST API and `new_message` events carry it. `reactions` are the viewer's
-    (chat.selectors.reactions_of); `is_read` (chat.selectors.read_horizon) gives the original a
+    (chat.selectors.reactions_of); `status_of` (chat.selectors.read_horizon) gives the original a
     reply shows its read status."""
     removed = message.status == Message.Status.REMOVED
     original = message.reply_to if message.reply_to_id is not None else None
     original_status = None
-    if original is not None and is_read is not None and is_read(original.seq, original.sender_id):
-        original_status = "read"
+    if original is not None and status_of is not None:
+        original_status = status_of(original.seq, original.sender_id)
     return {
         "message_id": format_id("m", message.pk),
         "conversation_id": format_id("c", message.conversation_id),
@@ -205,8 +205,8 @@ def message_data(message, status=None, reactions=(), is_read=None):
 
 
 def message_status_data(*, message_id, conversation_id, status, updated_at, removed_by=None):
-    """A `message_status` event (contract 7): a message became read, or was removed (then with
-    `removed_by`, contract 15)."""
+    """A `message_status` event (contract 7, 19): a message became delivered or read, or was
+    removed (then with `removed_by`, contract 15)."""
     data = {
         "message_id": format_id("m", message_id),
         "conversation_id": format_id("c", conversation_id),
@@ -218,20 +218,19 @@ def message_status_data(*, message_id, conversation_id, status, updated_at, remo
     return data
 
 
-def messages_data(messages, is_read, reactions):
-    """A page of messages with their read status (is_read from chat.selectors.read_horizon) and
-    the viewer's reactions (chat.selectors.reactions_of)."""
-    return messages_across_conversations_data(messages, {m.conversation_id: is_read for m in messages}, reactions)
+def messages_data(messages, status_of, reactions):
+    """A page of messages with their status (status_of from chat.selectors.read_horizon) and the
+    viewer's reactions (chat.selectors.reactions_of)."""
+    return messages_across_conversations_data(messages, {m.conversation_id: status_of for m in messages}, reactions)
 
 
 def messages_across_conversations_data(messages, horizons, reactions):
-    """Messages of several conversations (search results) with their read status (horizons from
+    """Messages of several conversations (search results) with their status (horizons from
     chat.selectors.read_horizons) and the viewer's reactions."""
     rendered = []
     for m in messages:
-        is_read = horizons[m.conversation_id]
-        status = "read" if is_read(m.seq, m.sender_id) else "sent"
-        rendered.append(message_data(m, status, reactions.get(m.pk, ()), is_read))
+        status_of = horizons[m.conversation_id]
+        rendered.append(message_data(m, status_of(m.seq, m.sender_id), reactions.get(m.pk, ()), status_of))
     return rendered
 
 
@@ -341,7 +340,9 @@ class ReplyToOut(serializers.Serializer):
     preview = serializers.CharField(
         allow_blank=True, help_text="The original's text now, up to 100 characters; empty for media and removed ones."
     )
-    status = serializers.ChoiceField(choices=["sent", "read", "removed"], help_text="The original's status now.")
+    status = serializers.ChoiceField(
+        choices=["sent", "delivered", "read", "removed"], help_text="The original's status now."
+    )
 
 
 class ForwardedFromOut(serializers.Serializer):
@@ -367,7 +368,10 @@ class MessageOut(serializers.Serializer):
     caption = serializers.CharField(allow_null=True)
     media = MediaOut(allow_null=True, help_text="The upload of an image/video/audio/file message.")
     call = CallRecordOut(allow_null=True, help_text="The finished call a call message records (sent by the caller).")
-    status = serializers.ChoiceField(choices=["sent", "read", "removed"])
+    status = serializers.ChoiceField(
+        choices=["sent", "delivered", "read", "removed"],
+        help_text="sent -> delivered (every other member has it) -> read, never back; or removed.",
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(allow_null=True)
     edited_at = serializers.DateTimeField(allow_null=True, help_text="The latest edit; null until edited.")

@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 
 from accounts.models import User
 from accounts.selectors import visible_users
-from chat import search, selectors
+from chat import receipts, search, selectors
 from chat.models import Conversation, Membership, Mention, Message, MessageEdit, MessageHidden
 from chat.serializers import (
     conversation_settings_data,
@@ -18,10 +18,12 @@ from chat.serializers import (
     messages_data,
     reply_to_data,
 )
+from chat.typing import typing_stop_rollback_unsafe
 from contacts.selectors import message_refusal, sends_read_receipts
 from imserver.api import Conflict, format_id, parse_id
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
+from realtime.cache import MEMBERS
 from realtime.services import message_events_rewrite
 
 # The newest read receipts sent per sender when one read covers a long backlog; read status is
@@ -213,8 +215,8 @@ def mentions_validated(*, conversation_id: int, sender: User, raw) -> tuple[list
 
 def new_message_event(message: Message) -> events.Event:
     # A reply shows whether its original was read: the same for every member, so asked once.
-    is_read = selectors.read_horizon(message.conversation_id) if message.reply_to_id is not None else None
-    data = message_data(message, is_read=is_read)
+    status_of = selectors.read_horizon(message.conversation_id) if message.reply_to_id is not None else None
+    data = message_data(message, status_of=status_of)
     temp_id = message.temp_id
     return events.Event(
         selectors.member_ids(message.conversation_id),
@@ -258,6 +260,9 @@ def message_send(
             raise ValidationError({"content": ["That upload no longer exists."]})
         search.message_index_update(message)
         events.record(new_message_event(message))
+        transaction.on_commit(
+            lambda: typing_stop_rollback_unsafe(user_id=sender.pk, conversation_id=conversation_id), robust=True
+        )
     return message, created
 
 
@@ -278,27 +283,58 @@ def message_store_call(
 def conversation_mark_read(*, user: User, conversation_id: int, message_id: int | None) -> Membership:
     """Moves the caller's read pointer forward to message_id (never back) and sends
     message_status "read" to the senders of the messages that thereby became read by all (in a
-    private conversation only while the reader has send_read_receipts on)."""
+    private conversation only while the reader has send_read_receipts on). What is read was
+    delivered: the delivered pointer follows (conversation_mark_delivered)."""
     with transaction.atomic():
-        _one_reader_at_a_time(conversation_id)
-        membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
-        if membership is None:
-            raise NotFound("Conversation not found")
-        seq = Message.objects.filter(pk=message_id, conversation_id=conversation_id).values_list("seq", flat=True)
-        seq = seq.first()
+        membership, seq = _pointer_move(user, conversation_id, message_id, "last_read_seq")
         if seq is None:
-            raise ValidationError({"message_id": ["Not a message of this conversation."]})
-        if seq <= membership.last_read_seq:
             return membership
         membership.last_read_seq = seq
-        previous_receipt = membership.receipt_seq
+        previous_receipt, previous_delivered = membership.receipt_seq, membership.delivered_seq
         # Groups are unaffected by send_read_receipts; a private read without it stays unseen.
         if membership.peer_id is None or sends_read_receipts(user.pk):
             membership.receipt_seq = seq
-        membership.save(update_fields=["last_read_seq", "receipt_seq"])
+        membership.delivered_seq = max(seq, previous_delivered)
+        membership.save(update_fields=["last_read_seq", "receipt_seq", "delivered_seq"])
+        newly_read = []
         if membership.receipt_seq > previous_receipt:
-            _notify_read(membership, previous_receipt, membership.receipt_seq)
+            newly_read = _read_receipts(membership, previous_receipt, membership.receipt_seq)
+        events.record(
+            *_delivered_receipts(membership, previous_delivered, membership.delivered_seq),
+            *newly_read,
+            conversation_read_event(membership, timezone.now()),
+        )
     return membership
+
+
+def conversation_mark_delivered(*, user: User, conversation_id: int, message_id: int | None) -> Membership:
+    """Moves the caller's delivered pointer forward to message_id (never back): their app has
+    stored every message up to it (contract 19). The senders of messages that thereby every
+    other member has, and not every one has read, get message_status "delivered", paced by
+    chat.receipts."""
+    with transaction.atomic():
+        membership, seq = _pointer_move(user, conversation_id, message_id, "delivered_seq")
+        if seq is None:
+            return membership
+        previous = membership.delivered_seq
+        membership.delivered_seq = seq
+        membership.save(update_fields=["delivered_seq"])
+        events.record(*_delivered_receipts(membership, previous, seq))
+    return membership
+
+
+def _pointer_move(user, conversation_id, message_id, pointer):
+    """(membership, seq of message_id), seq None when `pointer` is there already. Reads and
+    deliveries of a conversation are serialized, so each sees the others' pointers."""
+    _one_reader_at_a_time(conversation_id)
+    membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
+    if membership is None:
+        raise NotFound("Conversation not found")
+    seq = Message.objects.filter(pk=message_id, conversation_id=conversation_id).values_list("seq", flat=True)
+    seq = seq.first()
+    if seq is None:
+        raise ValidationError({"message_id": ["Not a message of this conversation."]})
+    return membership, seq if seq > getattr(membership, pointer) else None
 
 
 def _one_reader_at_a_time(conversation_id):
@@ -310,7 +346,7 @@ def _one_reader_at_a_time(conversation_id):
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [READERS_LOCK, conversation_id & 0x7FFFFFFF])
 
 
-def _notify_read(membership, previous, seq):
+def _read_receipts(membership, previous, seq):
     newly_read = selectors.messages_read_by_all(
         conversation_id=membership.conversation_id,
         reader_id=membership.user_id,
@@ -319,14 +355,56 @@ def _notify_read(membership, previous, seq):
         per_sender=MAX_READ_RECEIPTS_PER_SENDER,
     )
     now = timezone.now()
-    receipts = []
+    sent = []
     for message_id, sender_id in newly_read:
         data = message_status_data(
             message_id=message_id, conversation_id=membership.conversation_id, status="read", updated_at=now
         )
-        receipts.append(events.Event([sender_id], "message_status", data))
-    receipts.reverse()  # oldest first: ids follow the order messages were read in
-    events.record(*receipts, conversation_read_event(membership, now))
+        sent.append(events.Event([sender_id], "message_status", data))
+    sent.reverse()  # oldest first: ids follow the order messages were read in
+    return sent
+
+
+def _delivered_event(*, sender_id, conversation_id, message_id):
+    data = message_status_data(
+        message_id=message_id, conversation_id=conversation_id, status="delivered", updated_at=timezone.now()
+    )
+    return events.Event([sender_id], "message_status", data)
+
+
+def _delivered_receipts(membership, previous, seq):
+    """The "delivered" a move of the delivered pointer sends now; those in a sender's window
+    wait for the flush (chat.receipts)."""
+    if seq <= previous:
+        return []
+    conversation_id = membership.conversation_id
+    newly = selectors.messages_newly_delivered(
+        conversation_id=conversation_id, reader_id=membership.user_id, after=previous, upto=seq
+    )
+    return [
+        _delivered_event(sender_id=sender_id, conversation_id=conversation_id, message_id=message_id)
+        for message_id, sender_id in newly
+        if receipts.pacing().receipt(sender_id, conversation_id, message_id)
+    ]
+
+
+def delivered_flush() -> int:
+    """Sends the "delivered" held back in windows that ended (any process may run it; a held
+    one that read covered meanwhile is dropped); returns how many were sent."""
+    sent = 0
+    pacing = receipts.pacing()
+    for sender_id, conversation_id, message_id in pacing.claim_due():
+        with transaction.atomic():
+            _one_reader_at_a_time(conversation_id)  # a read committing now comes after
+            if message_id and selectors.message_delivery_pending(
+                conversation_id=conversation_id, message_id=message_id
+            ):
+                events.record(
+                    _delivered_event(sender_id=sender_id, conversation_id=conversation_id, message_id=message_id)
+                )
+                sent += 1
+        pacing.done(sender_id, conversation_id, message_id)
+    return sent
 
 
 def conversation_read_event(membership, updated_at):
@@ -594,5 +672,7 @@ def erase_user(user: User) -> None:
     """An erased account's remaining (private) memberships and its hidden messages go; the other
     participant keeps the history, with "Deleted user" (privacy.services.user_delete, after it
     left its groups)."""
-    Membership.objects.filter(user=user).delete()
+    memberships = Membership.objects.filter(user=user)
+    events.invalidate_on_commit(MEMBERS, memberships.values_list("conversation_id", flat=True))
+    memberships.delete()
     MessageHidden.objects.filter(user=user).delete()

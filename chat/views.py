@@ -128,7 +128,7 @@ class ConversationViewSet(viewsets.ViewSet):
         conversation_pk = parse_id("c", conversation_id)
         if request.method == "POST":
             return self._send(request, conversation_pk)  # the service checks membership under its lock
-        is_read = selectors.member_read_horizon(user=request.user, conversation_id=conversation_pk)
+        status_of = selectors.member_read_horizon(user=request.user, conversation_id=conversation_pk)
         params = validated(MessageHistoryParams, request.query_params)
         messages, has_more = selectors.message_page(
             conversation_id=conversation_pk,
@@ -140,7 +140,7 @@ class ConversationViewSet(viewsets.ViewSet):
         return Response(
             {
                 "conversation_id": conversation_id,
-                "messages": messages_data(messages, is_read, selectors.page_reactions(messages)),
+                "messages": messages_data(messages, status_of, selectors.page_reactions(messages)),
                 "has_more": has_more,
             }
         )

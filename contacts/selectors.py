@@ -198,12 +198,14 @@ def not_refusing_ids(*, actor_id: int, user_ids) -> set[int]:
     return set(User.objects.filter(pk__in=user_ids).exclude(refusing(actor_id=actor_id)).values_list("pk", flat=True))
 
 
-def typing_recipients(*, typer_id: int, user_ids) -> set[int]:
-    """Who of user_ids is told that typer_id types: nobody if the typer turned send_typing off,
-    else everyone who has not blocked them (one query)."""
-    sends = ~Exists(PrivacySettings.objects.filter(user_id=typer_id, send_typing=False))
-    rows = User.objects.filter(sends, pk__in=user_ids).exclude(refusing(actor_id=typer_id))
-    return set(rows.values_list("pk", flat=True))
+def typing_hidden_from(typer_id: int) -> set[int] | None:
+    """Whom typer_id's typing is never shown to (contract 14, 16): None (nobody sees it) if the
+    typer turned send_typing off, else the users who blocked the typer or whom the typer blocked.
+    chat.typing keeps the answer per process until a block or the setting changes."""
+    if PrivacySettings.objects.filter(user_id=typer_id, send_typing=False).exists():
+        return None
+    pairs = Block.objects.filter(Q(owner_id=typer_id) | Q(user_id=typer_id)).values_list("owner_id", "user_id")
+    return {user_id if owner_id == typer_id else owner_id for owner_id, user_id in pairs}
 
 
 def sends_read_receipts(user_id: int) -> bool:

@@ -11,6 +11,7 @@ from contacts.selectors import contact_of, presence_hidden_data, presence_watche
 from contacts.serializers import contact_status_data
 from imserver.api import Conflict
 from realtime import events
+from realtime.cache import USERS
 
 
 def contact_add(*, owner: User, user_id: int | None, remark: str = "") -> Contact:
@@ -38,6 +39,7 @@ def contact_remove(*, owner: User, user_id: int) -> None:
 
 
 def _notify_block(owner, user_id, blocked):
+    events.invalidate_on_commit(USERS, [owner.pk, user_id])  # both sides' typing audiences
     data = {"user_id": str(user_id), "blocked": blocked}
     events.record(events.Event([owner.pk], "block_update", data))
 
@@ -99,6 +101,7 @@ def privacy_settings_update(*, user, **changes) -> PrivacySettings:
                 watchers_after - watchers_before, "contact_status", contact_status_data(user, presence_data(user))
             ),
         )
+    events.invalidate_on_commit(USERS, [user.pk])
     return privacy
 
 

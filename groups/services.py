@@ -17,6 +17,7 @@ from imserver.api import Conflict, format_id, parse_id
 from imserver.ratelimit import check_rate
 from media.services import avatar_replace
 from realtime import events
+from realtime.cache import MEMBERS
 
 Role = Membership.Role
 
@@ -136,10 +137,12 @@ def group_invite(*, user: User, group_id: int, user_ids: list[str]) -> list[str]
                 user=new,
                 last_read_seq=conversation.last_seq,
                 receipt_seq=conversation.last_seq,
+                delivered_seq=conversation.last_seq,
             )
             for new in added
         ]
     )
+    events.invalidate_on_commit(MEMBERS, [conversation.pk])
     # The members hear of each newcomer; a newcomer hears of their own joining only (as in
     # group_create: telling every newcomer of every other would be quadratic in the invite).
     events.record(*[_group_event([*current, new.pk], group, "new_member", new) for new in added])
@@ -178,6 +181,7 @@ def group_member_remove(*, user: User, group_id: int, target_user_id: int) -> No
     _check_membership_rate(group)
     audience = member_ids(group.conversation_id)
     target.delete()
+    events.invalidate_on_commit(MEMBERS, [group.conversation_id])
     events.record(_group_event(audience, group, "member_removed", target.user))
 
 
@@ -201,6 +205,7 @@ def _leave(membership, group, user):
     hands ownership to the oldest admin, else the oldest member. Everyone, the leaver
     included, hears of it."""
     audience = member_ids(group.conversation_id)
+    events.invalidate_on_commit(MEMBERS, [group.conversation_id])
     if len(audience) == 1:
         group.conversation.delete()
         return

@@ -16,6 +16,7 @@ FEATURES = (
     "devices",
     "push",
     "read_sync",
+    "typing",
     "edit",
     "recall",
     "hide",
@@ -26,6 +27,7 @@ FEATURES = (
     "mentions",
     "forward",
     "reactions",
+    "delivered",
     "search",
     "idempotency_key",
 )

@@ -23,6 +23,7 @@ import redis.asyncio
 from django.conf import settings
 
 from imserver import metrics
+from realtime import cache
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _channel_name(redis_url, prefix):
     return f"{prefix}:{redis.connection.parse_url(redis_url).get('db', 0)}:bus"
 
 
-EVENT, EPHEMERAL, CLOSE = "e", "x", "c"
+EVENT, EPHEMERAL, CLOSE, INVALIDATE = "e", "x", "c", "i"
 
 
 def event_message(type, data, recipients, own_user_id=None, own_data=None):
@@ -60,6 +61,11 @@ def close_message(user_id, code, device_id=None):
     if device_id is not None:
         message["d"] = device_id
     return message
+
+
+def invalidate_message(topic, keys):
+    """Drops the entries `keys` of every process's realtime.cache caches of `topic`."""
+    return {"k": INVALIDATE, "t": topic, "keys": list(keys)}
 
 
 def frame_text(type, data, event_id=None):
@@ -164,6 +170,8 @@ class Hub:
                 for user_id in message["u"]:
                     for connection in tuple(self.connections.get(user_id, ())):
                         connection.deliver(None, text)
+            elif kind == INVALIDATE:
+                cache.dropped(message["t"], message["keys"])
             elif kind == CLOSE:
                 device_id = message.get("d")
                 for connection in tuple(self.connections.get(message["u"], ())):
@@ -197,14 +205,17 @@ class Hub:
                         for sockets in list(self.connections.values()):
                             for connection in tuple(sockets):
                                 connection.resync()
+                    cache.listening(True)
                     ready.set()
                     while True:
                         message = await pubsub.get_message(timeout=30)
                         if message is not None and message["type"] == "message":
                             self.dispatch([orjson.loads(message["data"])])
             except asyncio.CancelledError:
+                cache.listening(False)
                 raise
             except Exception:
+                cache.listening(False)
                 logger.warning("realtime bus subscription lost; retrying", exc_info=True)
                 ready.set()  # sockets work meanwhile: events reach them by the resync that follows
                 await asyncio.sleep(1)

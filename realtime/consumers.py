@@ -36,9 +36,14 @@ logger = logging.getLogger(__name__)
 # service records any events) or raises an APIException, which the client gets as an error frame.
 FRAME_HANDLERS = {
     "message_read": "chat.frames.message_read",
+    "message_delivered": "chat.frames.message_delivered",
     "status_update": "presence.frames.status_update",
     "ice_candidate": "calls.frames.ice_candidate",
+    "typing": "chat.frames.typing",
 }
+# "module.function(user_id)" run (in a database thread) after a live socket of the user closed
+# and was counted out of presence.
+CLOSED_HANDLERS = ("chat.frames.socket_closed",)
 
 MAX_FRAME_BYTES = 64 * 1024
 MAX_PENDING_FRAMES = 5000  # a socket that falls this far behind is closed; it resumes with since
@@ -195,6 +200,11 @@ class EventConsumer(AsyncWebsocketConsumer):
                 logger.exception("presence update failed for user %s", self.user_id)
         if self.counted:  # also when the replay failed: its slot is freed
             await presence.disconnect(self.user_id, self.connection_id)
+            for handler in CLOSED_HANDLERS:
+                try:
+                    await _frame_handler(handler)(self.user_id)
+                except Exception:
+                    logger.exception("%s failed for user %s", handler, self.user_id)
 
     # --- server -> client -------------------------------------------------------------------
 

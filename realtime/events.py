@@ -14,7 +14,7 @@ from django.db import connection, transaction
 
 from imserver import metrics
 from imserver.api import dumps
-from realtime import bus
+from realtime import bus, cache
 from realtime.models import EventOutbox, EventPayload, UserEvent
 
 # The event types a worker announces outside the sockets, and whether it is on now (an app above
@@ -186,3 +186,15 @@ def disconnect_device_on_commit(user_id, device_id, code):
     """Closes the sockets opened with one device's tokens, on whichever process they are."""
     message = bus.close_message(int(user_id), code, device_id=int(device_id))
     transaction.on_commit(lambda: bus.publish([message]), robust=True)
+
+
+def invalidate_on_commit(topic, keys):
+    """Once the transaction commits, drops the realtime.cache entries `keys` of `topic` here at
+    once and on every other process through the bus."""
+    keys = list(keys)
+
+    def drop():
+        cache.dropped(topic, keys)
+        bus.publish([bus.invalidate_message(topic, keys)])
+
+    transaction.on_commit(drop, robust=True)

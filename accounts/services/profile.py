@@ -6,6 +6,8 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services.tokens import user_revoke_tokens
 from media.services import avatar_replace
+from realtime import events
+from realtime.cache import USERS
 
 
 @transaction.atomic
@@ -24,6 +26,8 @@ def user_update_profile(
         changed.append("avatar")
     if changed:
         user.save(update_fields=changed)
+    if nickname is not None:
+        events.invalidate_on_commit(USERS, [user.pk])  # the name typing frames carry
     return user
 
 

@@ -201,11 +201,15 @@ class TestSelectorsForOtherEntryPoints:
         unblock(other_user, user)
         assert selectors.not_refusing_ids(actor_id=user.pk, user_ids=[other_user.pk]) == {other_user.pk}
 
-    def test_typing_recipients(self, user, other_user, stranger):
+    def test_typing_hidden_from_both_directions_of_a_block_and_everyone_without_send_typing(
+        self, user, other_user, stranger
+    ):
+        assert selectors.typing_hidden_from(user.pk) == set()
         block(other_user, user)
-        assert selectors.typing_recipients(typer_id=user.pk, user_ids=[other_user.pk, stranger.pk]) == {stranger.pk}
+        block(user, stranger)
+        assert selectors.typing_hidden_from(user.pk) == {other_user.pk, stranger.pk}
         client_for(user).patch("/v1/user/me/settings", {"send_typing": False}, format="json")
-        assert selectors.typing_recipients(typer_id=user.pk, user_ids=[stranger.pk]) == set()
+        assert selectors.typing_hidden_from(user.pk) is None
 
     def test_blocked_between(self, user, other_user):
         assert not selectors.blocked_between(user.pk, other_user.pk)

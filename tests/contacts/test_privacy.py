@@ -132,21 +132,22 @@ class TestSendReadReceipts:
         messages = client_for(viewer).get(f"/v1/conversations/c{conversation.pk}/messages").json()["messages"]
         return [m["status"] for m in messages]
 
-    def test_off_keeps_private_messages_sent_and_sends_no_receipt(self, user, other_user):
+    def test_off_keeps_private_messages_unread_and_sends_no_read_receipt(self, user, other_user):
         conversation = private_chat(user, other_user)
         message = send(user, conversation, "one")
         patch(other_user, send_read_receipts=False)
         response = self.read(other_user, conversation, message)
         assert response.json()["unread_count"] == 0  # the reader's own read state still moves
-        assert self.statuses(user, conversation) == ["sent"]
-        assert events_of(user, "message_status") == []
+        # What was read was delivered (contract 19), but it does not show as read.
+        assert self.statuses(user, conversation) == ["delivered"]
+        assert [e["data"]["status"] for e in events_of(user, "message_status")] == ["delivered"]
         patch(other_user, send_read_receipts=True)
         later = send(user, conversation, "two")
         self.read(other_user, conversation, later)
         assert self.statuses(user, conversation) == ["read", "read"]
-        assert [e["data"]["message_id"] for e in events_of(user, "message_status")] == [
-            f"m{message.pk}",
-            f"m{later.pk}",
+        assert [(e["data"]["message_id"], e["data"]["status"]) for e in events_of(user, "message_status")][1:] == [
+            (f"m{message.pk}", "read"),
+            (f"m{later.pk}", "read"),
         ]
 
     def test_groups_are_unaffected(self, user, other_user):
