@@ -1,7 +1,7 @@
 """Account writes, a module per concern; the public names are importable from here."""
 
 from accounts.services.erasure import DELETED_USER_NAME, erase_user
-from accounts.services.login import INVALID_CREDENTIALS, user_login
+from accounts.services.login import INVALID_CREDENTIALS, password_confirm, user_login
 from accounts.services.passwords import (
     mail_sender,
     password_reset_confirm,
@@ -20,6 +20,7 @@ __all__ = [
     "USERNAME_RE",
     "erase_user",
     "mail_sender",
+    "password_confirm",
     "password_reset_confirm",
     "password_reset_request",
     "token_logout",
