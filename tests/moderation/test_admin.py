@@ -158,6 +158,34 @@ class TestBanActions:
         assert any("mod2 is staff" in m for m in messages)
         assert list(User.objects.filter(is_banned=True)) == [user]
 
+    def test_over_a_page_the_count_is_typed_to_confirm(self, admin_client, moderator):
+        User.objects.bulk_create(User(username=f"spammer{n}", email=f"spammer{n}@example.com") for n in range(60))
+        count = User.objects.count()  # the moderator too (staff: skipped with a warning)
+        across = {"action": "ban_users", "select_across": "1", "_selected_action": [str(moderator.pk)], "index": "0"}
+        page = admin_client.post("/admin/accounts/user/", across)
+        assert f"This will ban users: {count:,} in all".encode() in page.content
+        assert b'name="confirm_count"' in page.content
+        for typed in ({}, {"confirm_count": "5"}):
+            refused = admin_client.post(
+                "/admin/accounts/user/", {**across, "confirm": "yes", "reason": "spam", **typed}
+            )
+            assert refused.status_code == 200 and b'name="confirm_count"' in refused.content
+            assert not User.objects.filter(is_banned=True).exists()
+        done = admin_client.post(
+            "/admin/accounts/user/", {**across, "confirm": "yes", "reason": "spam", "confirm_count": str(count)}
+        )
+        assert done.status_code == 302
+        assert User.objects.filter(is_banned=True).count() == count - 1
+
+    def test_more_selected_than_a_page_also_asks_for_the_count(self, admin_client):
+        users = User.objects.bulk_create(
+            User(username=f"spammer{n}", email=f"spammer{n}@example.com") for n in range(51)
+        )
+        run_action(admin_client, "/admin/accounts/user/", "ban_users", users, reason="spam")
+        assert not User.objects.filter(is_banned=True).exists()
+        run_action(admin_client, "/admin/accounts/user/", "ban_users", users, reason="spam", confirm_count="51")
+        assert User.objects.filter(is_banned=True).count() == 51
+
     def test_unban(self, admin_client, user):
         services.user_ban(actor="cli:ops", user=user, reason="spam")
         run_action(admin_client, "/admin/accounts/user/", "unban_users", [user], reason="")
