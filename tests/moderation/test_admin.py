@@ -1,5 +1,7 @@
 """The moderators' admin: permissions, actions calling the services, pages that stay cheap."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group as AuthGroup
 from django.db import connection
@@ -474,3 +476,49 @@ class TestAdminAccess:
     def test_sessions_end_when_idle(self, admin_client, settings):
         response = admin_client.get("/admin/")
         assert response.cookies["sessionid"]["max-age"] == settings.SESSION_COOKIE_AGE == 30 * 60
+
+
+class TestPrivateReadAudit:
+    """A moderator reading private messages in the admin leaves an audit entry (issue 19)."""
+
+    def views(self, moderator):
+        return list(
+            AuditEntry.objects.filter(actor=moderator, action="message_view").values_list("target_id", flat=True)
+        )
+
+    def test_message_list_and_page_audit_private_conversations_once_an_hour(
+        self, admin_client, moderator, user, other_user
+    ):
+        private = private_chat(user, other_user)
+        message = send(user, private, "a secret")
+        group = group_of(user, other_user)
+        send(user, group.conversation, "team news")
+
+        assert admin_client.get("/admin/chat/message/").status_code == 200
+        assert self.views(moderator) == [private.pk]  # the group's conversation is not private
+        assert admin_client.get(f"/admin/chat/message/{message.pk}/change/").status_code == 200
+        admin_client.get(f"/admin/chat/message/?conversation__id__exact={private.pk}")
+        assert self.views(moderator) == [private.pk]  # once per hour
+        entry = AuditEntry.objects.get(action="message_view")
+        assert (entry.actor_name, entry.target_type, entry.target_repr) == (
+            "mod",
+            "conversation",
+            f"c{private.pk} (private)",
+        )
+
+        AuditEntry.objects.filter(pk=entry.pk).update(created_at=timezone.now() - timedelta(hours=1, seconds=1))
+        admin_client.get(f"/admin/chat/message/{message.pk}/change/")
+        assert self.views(moderator) == [private.pk, private.pk]
+
+    def test_a_group_messages_page_is_not_audited(self, admin_client, moderator, user, other_user):
+        group = group_of(user, other_user)
+        message = send(user, group.conversation, "team news")
+        admin_client.get(f"/admin/chat/message/{message.pk}/change/")
+        assert self.views(moderator) == []
+
+    def test_the_audit_log_links_the_conversation(self, admin_client, moderator, user, other_user):
+        private = private_chat(user, other_user)
+        send(user, private, "a secret")
+        admin_client.get("/admin/chat/message/")
+        page = admin_client.get("/admin/moderation/auditentry/").content.decode()
+        assert f"/admin/chat/conversation/{private.pk}/change/" in page
