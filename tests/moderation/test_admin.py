@@ -510,6 +510,15 @@ class TestPrivateReadAudit:
         admin_client.get(f"/admin/chat/message/{message.pk}/change/")
         assert self.views(moderator) == [private.pk, private.pk]
 
+    def test_a_users_page_audits_the_private_conversations_of_its_recent_messages(
+        self, admin_client, moderator, user, other_user
+    ):
+        private = private_chat(user, other_user)
+        send(user, private, "a secret")
+        send(user, group_of(user, other_user).conversation, "team news")
+        assert admin_client.get(f"/admin/accounts/user/{user.pk}/change/").status_code == 200
+        assert self.views(moderator) == [private.pk]
+
     def test_a_group_messages_page_is_not_audited(self, admin_client, moderator, user, other_user):
         group = group_of(user, other_user)
         message = send(user, group.conversation, "team news")
