@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import Device, User
 from accounts.services import user_password_set, user_revoke_tokens
 from chat import selectors as chat_selectors
+from chat.admin import audit_private_reads
 from chat.models import Conversation, Membership
 from groups.models import Group
 from imserver.admin_tools import LargeTableMixin, ObjectActionsMixin, ReadOnlyMixin, admin_link, confirm_with_reason
@@ -67,6 +68,15 @@ class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        user = getattr(response, "context_data", {}).get("original")
+        if user is not None:  # the page shows the user's recent messages, private ones too
+            audit_private_reads(
+                request, [message.conversation for message in chat_selectors.user_recent_messages(user)]
+            )
+        return response
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

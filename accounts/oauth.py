@@ -19,6 +19,7 @@ from social_django.models import DjangoStorage
 from social_django.strategy import DjangoStrategy
 
 from accounts.models import DELETED_USERNAME_RE, User
+from accounts.normalization import user_matching
 from imserver.api import ServiceUnavailable
 
 PROVIDER_UNAVAILABLE = {"timeout", "connection_failed", "tls_error", "unavailable", "rate_limited"}
@@ -92,7 +93,7 @@ def associate_by_verified_email(backend, details, response, user=None, *args, **
         return None
     # Both sides must have verified the address (contract 23): an account registered with someone
     # else's email, never confirmed, does not receive their OAuth login.
-    existing = User.objects.filter(email__iexact=email, is_active=True, email_verified=True).first()
+    existing = user_matching("email", email, User.objects.filter(is_active=True, email_verified=True))
     if existing is not None:
         return {"user": existing, "is_new": False}
     return None
@@ -102,7 +103,7 @@ def _free_username(wanted):
     base = re.sub(r"[^A-Za-z0-9_.-]", "", wanted or "")[:24] or "user"
     base = base if len(base) >= 3 else f"{base}_user"
     candidate = base
-    while DELETED_USERNAME_RE.match(candidate) or User.objects.filter(username__iexact=candidate).exists():
+    while DELETED_USERNAME_RE.match(candidate) or user_matching("username", candidate):
         candidate = f"{base}_{secrets.token_hex(3)}"
     return candidate
 
@@ -112,7 +113,7 @@ def create_user(backend, details, response, user=None, *args, **kwargs):
     if user is not None:
         return {"is_new": False}
     email = verified_email(backend, response) or ""
-    if email and User.objects.filter(email__iexact=email).exists():
+    if email and user_matching("email", email):
         email = ""
     nickname = (details.get("fullname") or details.get("first_name") or "")[:64]
     for _ in range(3):

@@ -102,14 +102,19 @@ class AuthViewSet(viewsets.ViewSet):
     def password_change(self, request):
         data = validated(PasswordChangeIn, request.data)
         return Response(
-            services.user_password_change(user=request.user, device_id=token_device_id(request.auth), **data)
+            services.user_password_change(
+                user=request.user,
+                device_id=token_device_id(request.auth),
+                address=client_address(request.META),
+                **data,
+            )
         )
 
     @extend_schema(request=PasswordResetIn, responses={202: None}, auth=[])
     @action(detail=False, methods=["post"], url_path="password/reset", throttle_scope="password_reset", **PUBLIC)
     def password_reset(self, request):
         data = validated(PasswordResetIn, request.data)
-        services.password_reset_request(**data)
+        services.password_reset_request(**data, address=client_address(request.META))
         return Response(status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=PasswordResetConfirmIn, responses={204: None}, auth=[])
@@ -168,7 +173,7 @@ class MeViewSet(viewsets.ViewSet):
     )
     def destroy(self, request):
         data = validated(AccountDeleteIn, request.data)
-        privacy_services.user_delete_own(user=request.user, **data)
+        privacy_services.user_delete_own(user=request.user, address=client_address(request.META), **data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

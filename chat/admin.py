@@ -26,6 +26,14 @@ def conversation_label(conversation):
     return f"c{conversation.pk} (private)"
 
 
+def audit_private_reads(request, conversations):
+    """A page showing private messages leaves an audit entry per conversation (hourly)."""
+    services.private_messages_viewed(
+        actor=request.user,
+        conversation_ids=[c.pk for c in conversations if c.type == Conversation.Type.PRIVATE],
+    )
+
+
 class MembershipInline(ReadOnlyMixin, admin.TabularInline):
     model = Membership
     fk_name = "conversation"
@@ -106,6 +114,20 @@ class MessageAdmin(LargeTableMixin, ReadOnlyMixin, ObjectActionsMixin, admin.Mod
 
     def has_remove_permission(self, request):
         return request.user.has_perm("chat.remove_message")
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            audit_private_reads(request, [message.conversation for message in changelist.result_list])
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        original = getattr(response, "context_data", {}).get("original")
+        if original is not None:
+            audit_private_reads(request, [original.conversation])
+        return response
 
     def get_object_actions(self, message):
         return [] if message.status == Message.Status.REMOVED else [("remove_messages", "Remove…")]

@@ -82,10 +82,20 @@ def admin_link(model, pk, text):
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
 
-    def __init__(self, *args, label, required, **kwargs):
+    def __init__(self, *args, label, required, count=None, title="", **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["reason"].label = label
         self.fields["reason"].required = required
+        self.count = count
+        if count is not None:  # more than a page: the number is typed to confirm it
+            self.fields["confirm_count"] = forms.IntegerField(
+                label=f"This will {title[:1].lower()}{title[1:]}: {count:,} in all. Type {count} to confirm"
+            )
+
+    def clean_confirm_count(self):
+        if self.cleaned_data["confirm_count"] != self.count:
+            raise forms.ValidationError(f"Type the number of objects this acts on: {self.count}.")
+        return self.count
 
 
 SHOWN_ON_CONFIRMATION = 50
@@ -94,8 +104,20 @@ SHOWN_ON_CONFIRMATION = 50
 def confirm_with_reason(modeladmin, request, queryset, *, title, apply, label="Reason", required=True):
     """An admin action that asks for a reason on an intermediate page, then calls
     apply(obj, reason) for each selected object; an ActionRefused skips that object and is
-    reported. Returns None when done (back to the list) or the page to show."""
-    form = ReasonForm(request.POST if "confirm" in request.POST else None, label=label, required=required)
+    reported. Returns None when done (back to the list) or the page to show.
+
+    Over more than a page ("select all", or more objects than the list shows), the page says how
+    many it will act on and the moderator types that number to confirm it."""
+    select_across = request.POST.get("select_across") == "1"
+    count = queryset.count()
+    large = select_across or count > modeladmin.list_per_page
+    form = ReasonForm(
+        request.POST if "confirm" in request.POST else None,
+        label=label,
+        required=required,
+        count=count if large else None,
+        title=title,
+    )
     if form.is_valid():
         done = 0
         for obj in queryset:
@@ -117,7 +139,7 @@ def confirm_with_reason(modeladmin, request, queryset, *, title, apply, label="R
         "form": form,
         "action": request.POST["action"],
         "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-        "select_across": request.POST.get("select_across") == "1",
+        "select_across": select_across,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/moderation/confirm_with_reason.html", context)

@@ -434,7 +434,10 @@ RATE_LIMITS = {
     }.items()
 }
 LOGIN_LOCKOUT_WINDOW = timedelta(minutes=15)
+# Failed logins per username from one address, per username from all addresses together (higher:
+# strangers cannot lock the owner out with the first one's count), and per address (contract 23).
 LOGIN_LOCKOUT_PER_USERNAME = env_int("LOGIN_LOCKOUT_PER_USERNAME", 10)
+LOGIN_LOCKOUT_PER_USERNAME_ALL_ADDRESSES = env_int("LOGIN_LOCKOUT_PER_USERNAME_ALL_ADDRESSES", 100)
 LOGIN_LOCKOUT_PER_ADDRESS = env_int("LOGIN_LOCKOUT_PER_ADDRESS", 100)
 
 # --- Media uploads (contract 8) ------------------------------------------------------------

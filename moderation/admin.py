@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.template.loader import render_to_string
 
 from accounts.models import User
-from chat.models import Message
+from chat.models import Conversation, Message
 from groups.models import Group
 from imserver.admin_tools import (
     LargeTableMixin,
@@ -18,7 +18,7 @@ admin.site.site_header = "imserver administration"
 admin.site.site_title = "imserver admin"
 admin.site.site_url = None  # no public site to link to
 
-TARGET_MODELS = {"message": Message, "user": User, "group": Group, "report": Report}
+TARGET_MODELS = {"message": Message, "user": User, "group": Group, "report": Report, "conversation": Conversation}
 
 
 def target_link(obj):

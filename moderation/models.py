@@ -15,7 +15,7 @@ class TargetType(models.TextChoices):
 
 
 # How the API writes each kind of id ("m12", "12", "g3"; reports "r4").
-ID_PREFIXES = {"message": "m", "user": "", "group": "g", "report": "r"}
+ID_PREFIXES = {"message": "m", "user": "", "group": "g", "report": "r", "conversation": "c"}
 
 
 def target_label(target_type, target_id):
@@ -82,6 +82,9 @@ class AuditEntry(models.Model):
         MODERATOR_GRANT = "moderator_grant", "make moderator"
         MODERATOR_REVOKE = "moderator_revoke", "remove moderator"
         DEVICE_REVOKE = "device_revoke", "sign out device"
+        # A moderator read a private conversation's messages in the admin (once an hour per
+        # moderator and conversation: moderation.services.private_messages_viewed).
+        MESSAGE_VIEW = "message_view", "view private messages"
 
     # The moderator's account, or null for a command (then `actor_name` is "cli:<os user>").
     actor = models.ForeignKey(
@@ -90,7 +93,8 @@ class AuditEntry(models.Model):
     actor_name = models.CharField("actor", max_length=160)
     action = models.CharField(max_length=20, choices=Action.choices)
     target_type = models.CharField(
-        max_length=8, choices=[*TargetType.choices, ("report", "Report"), ("device", "Device")]
+        max_length=12,
+        choices=[*TargetType.choices, ("report", "Report"), ("device", "Device"), ("conversation", "Conversation")],
     )
     target_id = models.BigIntegerField()
     # What the target was at the time (e.g. "alice", "m12 by alice in c3").

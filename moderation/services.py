@@ -5,6 +5,7 @@ transaction as the action, so the admin's actions and the operators' commands ar
 """
 
 import getpass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import Group as AuthGroup
@@ -52,6 +53,40 @@ def _audit(*, actor, action, target_type, target_id, target_repr, reason=""):
         target_id=target_id,
         target_repr=target_repr[:200],
         reason=reason,
+    )
+
+
+# A moderator's reading of one private conversation is audited once per this interval.
+MESSAGE_VIEW_AUDIT_INTERVAL = timedelta(hours=1)
+
+
+def private_messages_viewed(*, actor: User, conversation_ids) -> None:
+    """Audits a moderator's reading of private conversations' messages (an admin page showing
+    them): one entry per moderator and conversation per hour, two queries whatever the page."""
+    ids = set(conversation_ids)
+    if not ids:
+        return
+    now = timezone.now()
+    seen = set(
+        AuditEntry.objects.filter(
+            actor=actor,
+            action=AuditEntry.Action.MESSAGE_VIEW,
+            target_type="conversation",
+            target_id__in=ids,
+            created_at__gt=now - MESSAGE_VIEW_AUDIT_INTERVAL,
+        ).values_list("target_id", flat=True)
+    )
+    AuditEntry.objects.bulk_create(
+        AuditEntry(
+            actor=actor,
+            actor_name=actor.username,
+            action=AuditEntry.Action.MESSAGE_VIEW,
+            target_type="conversation",
+            target_id=conversation_id,
+            target_repr=f"c{conversation_id} (private)",
+            created_at=now,
+        )
+        for conversation_id in sorted(ids - seen)
     )
 
 

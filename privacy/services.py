@@ -59,12 +59,13 @@ def user_delete(*, user: User, actor: User | str | None = None, reason: str = ""
     return user
 
 
-def user_delete_own(*, user: User, password: str | None = None) -> User:
-    """DELETE /v1/user/me: the password confirms it, unless the account has none (OAuth only)."""
+def user_delete_own(*, user: User, address: str, password: str | None = None) -> User:
+    """DELETE /v1/user/me: the password confirms it, unless the account has none (OAuth only).
+    Wrong passwords count toward the login lockout (429 past it)."""
     if user.has_usable_password():
         if password is None:
             raise ValidationError({"password": ["Your password is required to delete your account."]})
-        if not user.check_password(password):
+        if not accounts_services.password_confirm(user=user, password=password, address=address):
             raise ValidationError({"password": ["Password is incorrect."]})
     return user_delete(user=user)
 

@@ -2,7 +2,7 @@
 
 from accounts.services.email import email_confirm, email_confirmation_send
 from accounts.services.erasure import DELETED_USER_NAME, erase_user
-from accounts.services.login import INVALID_CREDENTIALS, user_login
+from accounts.services.login import INVALID_CREDENTIALS, password_confirm, user_login
 from accounts.services.passwords import (
     mail_sender,
     password_reset_confirm,
@@ -23,6 +23,7 @@ __all__ = [
     "email_confirmation_send",
     "erase_user",
     "mail_sender",
+    "password_confirm",
     "password_reset_confirm",
     "password_reset_request",
     "token_logout",

@@ -16,6 +16,8 @@ from django.utils import timezone
 from rest_framework.exceptions import Throttled, ValidationError
 
 from accounts.models import PasswordResetCode, User
+from accounts.normalization import normalize, user_matching
+from accounts.services.login import password_confirm
 from accounts.services.tokens import user_revoke_tokens
 from accounts.tokens import token_pair_for
 from imserver import ratelimit
@@ -43,9 +45,12 @@ def user_password_set(*, user: User, password: str | None, keep_device_id: int |
 
 
 @transaction.atomic
-def user_password_change(*, user: User, old_password: str, new_password: str, device_id: int | None = None) -> dict:
-    """Changes the password; every other device is signed out, the caller's continues with a new pair."""
-    if not user.check_password(old_password):
+def user_password_change(
+    *, user: User, old_password: str, new_password: str, address: str, device_id: int | None = None
+) -> dict:
+    """Changes the password; every other device is signed out, the caller's continues with a new pair.
+    Wrong old passwords count toward the login lockout (429 past it)."""
+    if not password_confirm(user=user, password=old_password, address=address):
         raise ValidationError({"old_password": ["Current password is incorrect."]})
     validate_new_password(new_password, user, field="new_password")
     user_password_set(user=user, password=new_password, keep_device_id=device_id)
@@ -80,12 +85,13 @@ def _mail_send(user_id, template, message):
         logger.exception("%s mail to user %s failed", template, user_id)
 
 
-def password_reset_request(*, email: str) -> None:
+def password_reset_request(*, email: str, address: str) -> None:
     """Mails a one-time code to a known, active account; says nothing either way, nor when the
-    email is over its rate limit (the request is then dropped)."""
-    if ratelimit.check_rate("password_reset", f"email:{email.lower()}"):
+    email is over its rate limit (the request is then dropped). The limit is counted per email
+    and address: requests from elsewhere never use up the owner's (contract 23)."""
+    if ratelimit.check_rate("password_reset", f"email:{normalize(email)}:addr:{address}"):
         return
-    user = User.objects.filter(email__iexact=email, is_active=True, is_banned=False).first()
+    user = user_matching("email", email, User.objects.filter(is_active=True, is_banned=False))
     if user is None:
         return
     code = f"{secrets.randbelow(10**6):06d}"
@@ -101,12 +107,12 @@ def password_reset_request(*, email: str) -> None:
 
 
 def password_reset_confirm(*, email: str, code: str, new_password: str) -> None:
-    wait = ratelimit.check_rate("password_reset_confirm", f"email:{email.lower()}")
+    wait = ratelimit.check_rate("password_reset_confirm", f"email:{normalize(email)}")
     if wait:
         raise Throttled(wait)
     invalid = ValidationError({"code": ["The code is invalid or has expired."]})
     with transaction.atomic():
-        user = User.objects.filter(email__iexact=email, is_active=True).first()
+        user = user_matching("email", email, User.objects.filter(is_active=True))
         reset = (
             PasswordResetCode.objects.select_for_update()
             .filter(user=user, used_at__isnull=True, expires_at__gt=timezone.now())

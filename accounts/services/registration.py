@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import DELETED_USERNAME_RE, DELETED_USERNAME_RESERVED, User
+from accounts.normalization import user_matching
 from accounts.services.email import email_confirmation_send
 from accounts.services.passwords import validate_new_password
 from imserver.api import Conflict
@@ -21,9 +22,9 @@ def user_register(*, username: str, password: str, email: str, nickname: str = "
         raise ValidationError({"username": [DELETED_USERNAME_RESERVED]})
     candidate = User(username=username, email=email, nickname=nickname or username)
     validate_new_password(password, candidate)
-    if User.objects.filter(username__iexact=username).exists():
+    if user_matching("username", username):
         raise Conflict("Username is already taken")
-    if User.objects.filter(email__iexact=email).exists():
+    if user_matching("email", email):
         raise Conflict("Email is already registered")
     candidate.set_password(password)
     try:

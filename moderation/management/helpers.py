@@ -1,11 +1,11 @@
 from django.core.management.base import CommandError
 
-from accounts.models import User
+from accounts.normalization import user_matching
 
 
 def user_named(username):
     """The account with that username (any case), or CommandError."""
-    user = User.objects.filter(username__iexact=username).first()
+    user = user_matching("username", username)
     if user is None:
         raise CommandError(f"No user named {username!r}.")
     return user

@@ -1,5 +1,7 @@
 """The moderators' admin: permissions, actions calling the services, pages that stay cheap."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group as AuthGroup
 from django.db import connection
@@ -157,6 +159,34 @@ class TestBanActions:
         messages = [str(m) for m in response.wsgi_request._messages]
         assert any("mod2 is staff" in m for m in messages)
         assert list(User.objects.filter(is_banned=True)) == [user]
+
+    def test_over_a_page_the_count_is_typed_to_confirm(self, admin_client, moderator):
+        User.objects.bulk_create(User(username=f"spammer{n}", email=f"spammer{n}@example.com") for n in range(60))
+        count = User.objects.count()  # the moderator too (staff: skipped with a warning)
+        across = {"action": "ban_users", "select_across": "1", "_selected_action": [str(moderator.pk)], "index": "0"}
+        page = admin_client.post("/admin/accounts/user/", across)
+        assert f"This will ban users: {count:,} in all".encode() in page.content
+        assert b'name="confirm_count"' in page.content
+        for typed in ({}, {"confirm_count": "5"}):
+            refused = admin_client.post(
+                "/admin/accounts/user/", {**across, "confirm": "yes", "reason": "spam", **typed}
+            )
+            assert refused.status_code == 200 and b'name="confirm_count"' in refused.content
+            assert not User.objects.filter(is_banned=True).exists()
+        done = admin_client.post(
+            "/admin/accounts/user/", {**across, "confirm": "yes", "reason": "spam", "confirm_count": str(count)}
+        )
+        assert done.status_code == 302
+        assert User.objects.filter(is_banned=True).count() == count - 1
+
+    def test_more_selected_than_a_page_also_asks_for_the_count(self, admin_client):
+        users = User.objects.bulk_create(
+            User(username=f"spammer{n}", email=f"spammer{n}@example.com") for n in range(51)
+        )
+        run_action(admin_client, "/admin/accounts/user/", "ban_users", users, reason="spam")
+        assert not User.objects.filter(is_banned=True).exists()
+        run_action(admin_client, "/admin/accounts/user/", "ban_users", users, reason="spam", confirm_count="51")
+        assert User.objects.filter(is_banned=True).count() == 51
 
     def test_unban(self, admin_client, user):
         services.user_ban(actor="cli:ops", user=user, reason="spam")
@@ -446,3 +476,58 @@ class TestAdminAccess:
     def test_sessions_end_when_idle(self, admin_client, settings):
         response = admin_client.get("/admin/")
         assert response.cookies["sessionid"]["max-age"] == settings.SESSION_COOKIE_AGE == 30 * 60
+
+
+class TestPrivateReadAudit:
+    """A moderator reading private messages in the admin leaves an audit entry (issue 19)."""
+
+    def views(self, moderator):
+        return list(
+            AuditEntry.objects.filter(actor=moderator, action="message_view").values_list("target_id", flat=True)
+        )
+
+    def test_message_list_and_page_audit_private_conversations_once_an_hour(
+        self, admin_client, moderator, user, other_user
+    ):
+        private = private_chat(user, other_user)
+        message = send(user, private, "a secret")
+        group = group_of(user, other_user)
+        send(user, group.conversation, "team news")
+
+        assert admin_client.get("/admin/chat/message/").status_code == 200
+        assert self.views(moderator) == [private.pk]  # the group's conversation is not private
+        assert admin_client.get(f"/admin/chat/message/{message.pk}/change/").status_code == 200
+        admin_client.get(f"/admin/chat/message/?conversation__id__exact={private.pk}")
+        assert self.views(moderator) == [private.pk]  # once per hour
+        entry = AuditEntry.objects.get(action="message_view")
+        assert (entry.actor_name, entry.target_type, entry.target_repr) == (
+            "mod",
+            "conversation",
+            f"c{private.pk} (private)",
+        )
+
+        AuditEntry.objects.filter(pk=entry.pk).update(created_at=timezone.now() - timedelta(hours=1, seconds=1))
+        admin_client.get(f"/admin/chat/message/{message.pk}/change/")
+        assert self.views(moderator) == [private.pk, private.pk]
+
+    def test_a_users_page_audits_the_private_conversations_of_its_recent_messages(
+        self, admin_client, moderator, user, other_user
+    ):
+        private = private_chat(user, other_user)
+        send(user, private, "a secret")
+        send(user, group_of(user, other_user).conversation, "team news")
+        assert admin_client.get(f"/admin/accounts/user/{user.pk}/change/").status_code == 200
+        assert self.views(moderator) == [private.pk]
+
+    def test_a_group_messages_page_is_not_audited(self, admin_client, moderator, user, other_user):
+        group = group_of(user, other_user)
+        message = send(user, group.conversation, "team news")
+        admin_client.get(f"/admin/chat/message/{message.pk}/change/")
+        assert self.views(moderator) == []
+
+    def test_the_audit_log_links_the_conversation(self, admin_client, moderator, user, other_user):
+        private = private_chat(user, other_user)
+        send(user, private, "a secret")
+        admin_client.get("/admin/chat/message/")
+        page = admin_client.get("/admin/moderation/auditentry/").content.decode()
+        assert f"/admin/chat/conversation/{private.pk}/change/" in page

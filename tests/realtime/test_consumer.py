@@ -149,7 +149,7 @@ class TestHandshake:
         refresh = await database_sync_to_async(lambda: token_pair_for(alice)["refresh_token"])()
         revoked = await token_for(alice)
         await database_sync_to_async(user_password_change)(
-            user=alice, old_password=PASSWORD, new_password="N3w-secret!!"
+            user=alice, old_password=PASSWORD, new_password="N3w-secret!!", address="127.0.0.1"
         )
         banned_user = await database_sync_to_async(make_user)("banned")
         banned = await token_for(banned_user)
@@ -418,7 +418,7 @@ class TestServerCloses:
     async def test_password_change_closes_sockets_4401(self, alice):
         socket = await open_socket(alice)
         await database_sync_to_async(user_password_change)(
-            user=alice, old_password=PASSWORD, new_password="N3w-secret!!"
+            user=alice, old_password=PASSWORD, new_password="N3w-secret!!", address="127.0.0.1"
         )
         await expect_close(socket, 4401)
 
