@@ -160,7 +160,7 @@ class ConversationViewSet(viewsets.ViewSet):
         body["temp_id"] = message.temp_id
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(request=MessageEditIn, responses={200: MessageOut})
+    @extend_schema(operation_id="conversations_messages_edit", request=MessageEditIn, responses={200: MessageOut})
     @action(detail=True, methods=["patch"], url_path=MESSAGE_PATH, throttle_scope="write")
     def message(self, request, conversation_id, message_id):
         """Edits a message: its text, or a media message's caption (contract 15)."""
@@ -175,7 +175,7 @@ class ConversationViewSet(viewsets.ViewSet):
         reactions = selectors.reactions_of([message.pk], viewer_id=request.user.pk)
         return Response(messages_data([message], selectors.read_horizon(conversation_pk), reactions)[0])
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(operation_id="conversations_messages_hide", request=None, responses={204: None})
     @message.mapping.delete
     def message_hide(self, request, conversation_id, message_id):
         """Deletes a message for the caller only, on all their devices (contract 15)."""

@@ -236,7 +236,7 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "PresenceStatusEnum": "accounts.models.Status",
-        "MessageStatusEnum": ["sent", "read", "removed"],
+        "MessageStatusEnum": ["sent", "delivered", "read", "removed"],
         "MessageTypeEnum": "chat.models.Message.Type",
         "SendableMessageTypeEnum": ["text", "image", "video", "audio", "file"],
         "ConversationTypeEnum": "chat.models.Conversation.Type",
