@@ -5,6 +5,7 @@ import copy
 
 import orjson
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 from django.db import connection
 from drf_spectacular.generators import SchemaGenerator
@@ -18,7 +19,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from accounts.models import Device, User
 from accounts.tokens import token_pair_for
-from imserver.asyncapi import json_schemas
+from imserver.asyncapi import SERVER_EVENTS, json_schemas
 from realtime.models import EventPayload, UserEvent
 
 PASSWORD = "Sup3r-secret!"
@@ -145,6 +146,25 @@ def check_event(type, data):
     assert not errors, f"{type} event {data} does not match its schema: " + "; ".join(
         f"{'/'.join(map(str, error.absolute_path)) or '(data)'}: {error.message}" for error in errors
     )
+
+
+def check_frame(frame):
+    """Fails unless a frame the server sent is a valid registered event, with an id when durable."""
+    check_event(frame["type"], frame["data"])
+    assert ("id" in frame) is SERVER_EVENTS[frame["type"]][2], f"{frame['type']} frame {frame}: id when durable only"
+
+
+@pytest.fixture(autouse=True)
+def _received_frames_match_their_schemas(monkeypatch):
+    """Every frame a consumer test receives, ephemeral ones too, is checked as it arrives."""
+    receive = WebsocketCommunicator.receive_json_from
+
+    async def receive_checked(self, timeout=1):
+        frame = await receive(self, timeout)
+        check_frame(frame)
+        return frame
+
+    monkeypatch.setattr(WebsocketCommunicator, "receive_json_from", receive_checked)
 
 
 @pytest.fixture(autouse=True)

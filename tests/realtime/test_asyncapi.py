@@ -10,7 +10,7 @@ from imserver.asyncapi import CLIENT_FRAMES, SERVER_EVENTS
 from realtime import events
 from realtime.management.commands.asyncapi import DOCUMENT, asyncapi_yaml
 from realtime.models import EventPayload
-from tests.conftest import check_event, check_recorded_events, private_chat, send
+from tests.conftest import check_event, check_frame, check_recorded_events, private_chat, send
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +131,15 @@ def test_ephemeral_frames_match(document):
         "typing",
         {"conversation_id": "c1", "user_id": "2", "user_name": "Bob", "state": "start", "expires_in": 6},
     )
+
+
+def test_a_received_frame_has_an_id_when_durable_only():
+    check_frame({"type": "pong", "data": {"timestamp": 1}})
+    check_frame({"id": "7", "type": "block_update", "data": {"user_id": "12", "blocked": False}})
+    with pytest.raises(AssertionError, match="id when durable only"):
+        check_frame({"id": "8", "type": "pong", "data": {"timestamp": 1}})
+    with pytest.raises(AssertionError, match="id when durable only"):
+        check_frame({"type": "block_update", "data": {"user_id": "12", "blocked": False}})
 
 
 @pytest.mark.django_db
