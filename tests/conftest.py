@@ -1,5 +1,6 @@
 """Shared fixtures: users, authenticated API clients that check every response against the
-served OpenAPI schema, and helpers to read the realtime events a change recorded."""
+served OpenAPI schema, the same check of every recorded event and received frame against its
+AsyncAPI schema (imserver/asyncapi.py), and helpers to read the realtime events a change recorded."""
 
 import copy
 
