@@ -1,11 +1,16 @@
 """Shared fixtures: users, authenticated API clients that check every response against the
-served OpenAPI schema, and helpers to read the realtime events a change recorded."""
+served OpenAPI schema, the same check of every recorded event and received frame against its
+AsyncAPI schema (imserver/asyncapi.py), and helpers to read the realtime events a change recorded."""
+
+import copy
 
 import orjson
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 from django.db import connection
 from drf_spectacular.generators import SchemaGenerator
+from jsonschema import Draft202012Validator
 from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIResponse
 from openapi_core.datatypes import RequestParameters
@@ -15,7 +20,8 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from accounts.models import Device, User
 from accounts.tokens import token_pair_for
-from realtime.models import UserEvent
+from imserver.asyncapi import SERVER_EVENTS, json_schemas
+from realtime.models import EventPayload, UserEvent
 
 PASSWORD = "Sup3r-secret!"
 
@@ -103,6 +109,84 @@ class SchemaCheckedClient(APIClient):
                 # Only a request to no route (or no such method) may miss the schema.
                 assert response.status_code in (404, 405), response.wsgi_request.path
         return response
+
+
+_event_validators = None
+
+
+def _closed(schema):
+    """The schema with every object closed (additionalProperties false): an event must carry
+    exactly the fields its schema declares, none it forgot."""
+    if isinstance(schema, dict):
+        schema = {key: _closed(value) for key, value in schema.items()}
+        if "properties" in schema:
+            schema.setdefault("additionalProperties", False)
+    elif isinstance(schema, list):
+        schema = [_closed(value) for value in schema]
+    return schema
+
+
+def event_validators():
+    """Server event type -> a JSON Schema 2020-12 validator of its data (imserver/asyncapi.py)."""
+    global _event_validators
+    if _event_validators is None:
+        schemas, events, _ = json_schemas()
+        components = {"components": {"schemas": _closed(copy.deepcopy(schemas))}}
+        _event_validators = {
+            type: Draft202012Validator({**components, "$ref": f"#/components/schemas/{name}"})
+            for type, name in events.items()
+        }
+    return _event_validators
+
+
+def check_event(type, data):
+    """Fails unless data is a valid `type` event (a registered one)."""
+    validator = event_validators().get(type)
+    assert validator is not None, f"event type {type!r} is not registered in imserver/asyncapi.py"
+    errors = sorted(validator.iter_errors(data), key=lambda error: list(error.absolute_path))
+    assert not errors, f"{type} event {data} does not match its schema: " + "; ".join(
+        f"{'/'.join(map(str, error.absolute_path)) or '(data)'}: {error.message}" for error in errors
+    )
+
+
+def check_frame(frame):
+    """Fails unless a frame the server sent is a valid registered event, with an id when durable."""
+    check_event(frame["type"], frame["data"])
+    assert ("id" in frame) is SERVER_EVENTS[frame["type"]][2], f"{frame['type']} frame {frame}: id when durable only"
+
+
+@pytest.fixture(autouse=True)
+def _received_frames_match_their_schemas(monkeypatch):
+    """Every frame a consumer test receives, ephemeral ones too, is checked as it arrives."""
+    receive = WebsocketCommunicator.receive_json_from
+
+    async def receive_checked(self, timeout=1):
+        frame = await receive(self, timeout)
+        check_frame(frame)
+        return frame
+
+    monkeypatch.setattr(WebsocketCommunicator, "receive_json_from", receive_checked)
+
+
+@pytest.fixture(autouse=True)
+def _recorded_events_match_their_schemas(request):
+    """Every event a test recorded (data and own_data) is validated at its end, as every REST
+    response is: one query, on the test's database before it is rolled back or flushed."""
+    if "_django_db_helper" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # torn down after this fixture: the rows are still there
+    yield
+    if not connection.needs_rollback:  # else the test broke its transaction: nothing can be read
+        check_recorded_events()
+
+
+def check_recorded_events():
+    """Validates every stored event payload (data and own_data) against its type's schema."""
+    for type, data, own_data in EventPayload.objects.values_list("type", "data", "own_data"):
+        check_event(type, orjson.loads(data))
+        if own_data is not None:
+            check_event(type, orjson.loads(own_data))
 
 
 def make_user(username, password=PASSWORD, **extra):
