@@ -73,9 +73,18 @@ def _secret_key():
     # Development: generate one secret on first run and keep it, so tokens survive restarts.
     path = VAR_DIR / "secret_key"
     if not path.exists():
+        # Written aside, then linked into place (atomic, and refused if another process got there
+        # first): processes starting together never read a half-written key.
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
+        draft = VAR_DIR / f"secret_key.{os.getpid()}"
+        draft.write_text(secrets.token_urlsafe(64))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 

@@ -73,8 +73,9 @@ class TestHealth:
         def broken_cursor(*args, **kwargs):
             raise RuntimeError("down")
 
-        monkeypatch.setattr(connection, "cursor", broken_cursor)
-        response = Client().get("/healthz")
+        with monkeypatch.context() as patched:  # down for the request only: the test's teardown reads
+            patched.setattr(connection, "cursor", broken_cursor)
+            response = Client().get("/healthz")
         assert response.status_code == 503
         assert response.json()["checks"]["database"] == "unavailable"
 
