@@ -160,5 +160,5 @@ class MessageAdmin(LargeTableMixin, ReadOnlyMixin, ObjectActionsMixin, admin.Mod
             request,
             queryset,
             title="Remove messages",
-            apply=lambda message, reason: services.message_remove(actor=request.user, message=message, reason=reason),
+            apply=lambda message, reason: services.message_takedown(actor=request.user, message=message, reason=reason),
         )

@@ -119,7 +119,7 @@ def user_ban(*, actor: Actor, user: User, reason: str) -> User:
     check_may_act_on(actor, user)
     if user.is_banned:
         raise ModerationError(f"{user.username} is already banned")
-    accounts_services.user_ban(user=user, reason=reason)
+    accounts_services.user_mark_banned(user=user, reason=reason)
     _audit(actor=actor, action=AuditEntry.Action.USER_BAN, **_user_target(user), reason=reason)
     return user
 
@@ -130,7 +130,7 @@ def user_unban(*, actor: Actor, user: User, reason: str = "") -> User:
     check_may_act_on(actor, user)
     if not user.is_banned:
         raise ModerationError(f"{user.username} is not banned")
-    accounts_services.user_unban(user=user)
+    accounts_services.user_mark_unbanned(user=user)
     _audit(actor=actor, action=AuditEntry.Action.USER_UNBAN, **_user_target(user), reason=reason)
     return user
 
@@ -186,7 +186,7 @@ def device_revoke(*, actor: Actor, device: Device, reason: str) -> None:
 
 
 @transaction.atomic
-def message_remove(*, actor: Actor, message: "Message", reason: str) -> "Message":
+def message_takedown(*, actor: Actor, message: "Message", reason: str) -> "Message":
     """Removes the message for everyone (contract 10); see chat.services.message_remove."""
     _require(reason)
     if not chat_services.message_remove(message=message):

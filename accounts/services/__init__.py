@@ -11,7 +11,7 @@ from accounts.services.passwords import (
     user_password_set,
     validate_new_password,
 )
-from accounts.services.profile import user_ban, user_unban, user_update_profile
+from accounts.services.profile import user_mark_banned, user_mark_unbanned, user_update_profile
 from accounts.services.registration import USERNAME_RE, user_register
 from accounts.services.tokens import token_logout, token_refresh, tokens_prune, user_revoke_tokens
 
@@ -29,13 +29,13 @@ __all__ = [
     "token_logout",
     "token_refresh",
     "tokens_prune",
-    "user_ban",
+    "user_mark_banned",
+    "user_mark_unbanned",
     "user_login",
     "user_password_change",
     "user_password_set",
     "user_register",
     "user_revoke_tokens",
-    "user_unban",
     "user_update_profile",
     "validate_new_password",
 ]

@@ -32,7 +32,9 @@ def user_update_profile(
 
 
 @transaction.atomic
-def user_ban(*, user: User, reason: str) -> User:
+def user_mark_banned(*, user: User, reason: str) -> User:
+    """The ban itself: revokes every token and closes the sockets (4403); moderation.services.user_ban
+    audits it."""
     user.is_banned = True
     user.banned_at = timezone.now()
     user.ban_reason = reason
@@ -42,7 +44,7 @@ def user_ban(*, user: User, reason: str) -> User:
 
 
 @transaction.atomic
-def user_unban(*, user: User) -> User:
+def user_mark_unbanned(*, user: User) -> User:
     user.is_banned = False
     user.banned_at = None
     user.save(update_fields=["is_banned", "banned_at"])

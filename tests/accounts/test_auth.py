@@ -12,7 +12,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts import services
 from accounts.models import PasswordResetCode, User
-from accounts.services import passwords, user_ban
+from accounts.services import passwords, user_mark_banned
 from tests.conftest import PASSWORD, client_for, make_user
 
 pytestmark = pytest.mark.django_db
@@ -111,11 +111,11 @@ class TestLogin:
         assert wrong["details"] == unknown["details"]
 
     def test_banned_user_gets_403(self, api, user):
-        user_ban(user=user, reason="spam")
+        user_mark_banned(user=user, reason="spam")
         assert_error(login(api), 403)
 
     def test_banned_user_with_wrong_password_gets_401(self, api, user):
-        user_ban(user=user, reason="spam")
+        user_mark_banned(user=user, reason="spam")
         assert_error(login(api, password="wrong-password"), 401)
 
     def test_lockout_after_ten_failures_for_a_username(self, api, user):
@@ -204,7 +204,7 @@ class TestRefreshAndLogout:
 
     def test_refresh_of_banned_user_is_401(self, api, user):
         pair = login(api).json()
-        user_ban(user=user, reason="spam")
+        user_mark_banned(user=user, reason="spam")
         assert_error(api.post("/v1/auth/refresh", {"refresh_token": pair["refresh_token"]}, format="json"), 401)
 
 
@@ -245,7 +245,7 @@ class TestAccessTokens:
     def test_ban_revokes_access_tokens_at_once(self, api, user):
         token = login(api).json()["token"]
         assert api.get("/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
-        user_ban(user=user, reason="spam")
+        user_mark_banned(user=user, reason="spam")
         assert_error(api.get("/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {token}"), 401)
 
     def test_inactive_user(self, api, user):

@@ -233,7 +233,7 @@ def test_password_change_keeps_only_the_callers_device(user, phone):
 
 
 def test_a_ban_revokes_every_device(user, phone):
-    from accounts.services import user_ban
+    from accounts.services import user_mark_banned
 
-    user_ban(user=user, reason="spam")
+    user_mark_banned(user=user, reason="spam")
     assert not Device.objects.filter(user=user).exists()

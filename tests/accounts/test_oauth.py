@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
 from accounts.models import User
-from accounts.services import user_ban
+from accounts.services import user_mark_banned
 from tests.accounts.test_auth import assert_error
 from tests.conftest import make_user
 
@@ -131,7 +131,7 @@ class TestGoogle:
     def test_banned_user_is_403(self, api, mocked):
         google(mocked)
         user = User.objects.get(pk=oauth(api, "google").json()["user_id"])
-        user_ban(user=user, reason="spam")
+        user_mark_banned(user=user, reason="spam")
         assert_error(oauth(api, "google"), 403)
 
     def test_missing_code_is_400(self, api):

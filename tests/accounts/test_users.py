@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from accounts.models import User
-from accounts.services import user_ban
+from accounts.services import user_mark_banned
 from tests.accounts.test_auth import assert_error
 from tests.conftest import make_user
 
@@ -179,7 +179,7 @@ class TestPublicProfile:
         assert_error(user_api.get(f"/v1/users/{user_id}"), 404)
 
     def test_banned_user_is_404(self, user_api, other_user):
-        user_ban(user=other_user, reason="spam")
+        user_mark_banned(user=other_user, reason="spam")
         assert_error(user_api.get(f"/v1/users/{other_user.pk}"), 404)
 
     def test_needs_auth(self, api, other_user):
@@ -228,7 +228,7 @@ class TestSearch:
         assert len(self.search(user_api, query="many").json()["users"]) == 20
 
     def test_banned_users_never_appear(self, user_api, people):
-        user_ban(user=people[0], reason="spam")
+        user_mark_banned(user=people[0], reason="spam")
         body = self.search(user_api, query="doe").json()
         assert body["total"] == 2 and "janedoe" not in {u["username"] for u in body["users"]}
 

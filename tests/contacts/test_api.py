@@ -1,7 +1,7 @@
 import pytest
 
 from accounts.models import User
-from accounts.services import user_ban
+from accounts.services import user_mark_banned
 from contacts.models import Contact
 from tests.accounts.test_auth import assert_error
 from tests.conftest import make_user
@@ -45,7 +45,7 @@ class TestAdd:
         assert_error(response, 400 if user_id == "" else 404)
 
     def test_banned_user_is_404(self, user_api, other_user):
-        user_ban(user=other_user, reason="spam")
+        user_mark_banned(user=other_user, reason="spam")
         assert_error(add(user_api, other_user.pk), 404)
 
     def test_duplicate_is_409(self, user_api, other_user):

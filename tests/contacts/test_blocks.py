@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.services import user_ban
+from accounts.services import user_mark_banned
 from contacts import selectors
 from contacts.models import Block
 from tests.accounts.test_auth import assert_error
@@ -65,7 +65,7 @@ class TestRoutes:
         assert_error(user_api.delete(f"/v1/blocks/{user_id}"), 404)
 
     def test_a_banned_user_can_be_blocked_and_unblocked(self, user, other_user):
-        user_ban(user=other_user, reason="spam")
+        user_mark_banned(user=other_user, reason="spam")
         assert block(user, other_user).status_code == 204
         assert unblock(user, other_user).status_code == 204
 

@@ -83,7 +83,7 @@ class TestMessageRemove:
         AuditEntry.objects.all().delete()
         conversation = private_chat(user, other_user)
         message = send(user, conversation, "nasty")
-        services.message_remove(actor=moderator, message=message, reason="harassment")
+        services.message_takedown(actor=moderator, message=message, reason="harassment")
         assert Message.objects.get(pk=message.pk).status == "removed"
         assert events_of(other_user, "message_status")[0]["data"]["status"] == "removed"
         assert only_entry() == (moderator, "mod", "message_remove", "message", message.pk, "harassment")
@@ -91,9 +91,9 @@ class TestMessageRemove:
 
     def test_already_removed_is_an_error_and_not_logged_twice(self, user, other_user):
         message = send(user, private_chat(user, other_user))
-        services.message_remove(actor="cli:ops", message=message, reason="spam")
+        services.message_takedown(actor="cli:ops", message=message, reason="spam")
         with pytest.raises(ModerationError, match="already removed"):
-            services.message_remove(actor="cli:ops", message=message, reason="spam")
+            services.message_takedown(actor="cli:ops", message=message, reason="spam")
         assert AuditEntry.objects.count() == 1
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from accounts.services import user_ban, user_password_change
+from accounts.services import user_mark_banned, user_password_change
 from accounts.tokens import token_pair_for
 from chat.models import Membership
 from chat.services import message_send
@@ -407,7 +407,7 @@ class TestResume:
 class TestServerCloses:
     async def test_ban_closes_sockets_4403(self, alice):
         socket = await open_socket(alice)
-        await database_sync_to_async(user_ban)(user=alice, reason="spam")
+        await database_sync_to_async(user_mark_banned)(user=alice, reason="spam")
         await expect_close(socket, 4403)
 
     async def test_account_deletion_closes_sockets_4401(self, alice):
