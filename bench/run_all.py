@@ -1,11 +1,13 @@
 """The whole suite, short: every bench tool for make run's daphne and for the production-style
-deployment (REST by gunicorn, sockets by uvicorn), plus the fan-out designs; then a Markdown table
+deployment (REST by gunicorn, sockets by uvicorn), plus the fan-out designs and the side-by-side
+run beside the floor and Synapse (bench/peers.py, issue 18); then a Markdown table
 of issue 7's workloads (target, measured figure, met or not, the command that reproduces it),
 written to bench/results/latest.md and printed. Each tool's output goes to
 bench/results/run_all-<tool>-<deployment>.log.
 
     make bench                                   # this, with the venv made like make test's
     .venv/bin/python bench/run_all.py --deployments daphne,production
+    .venv/bin/python bench/run_all.py --skip-peers   # without the side-by-side run (bench/peers.py)
     .venv/bin/python bench/run_all.py --full     # issue 7's sizes: 10k idle sockets, 10 s runs, 60 s soak,
                                                  # and message search over 1M messages (bench/search.py)
 
@@ -322,6 +324,48 @@ def search_rows(records, note):
     ]
 
 
+# Issue 18's targets against the floor, from bench/peers.py: (min ratio, max p99 ms, max server CPU
+# ms/msg, max PostgreSQL CPU ms/msg); None where the issue sets none.
+PEER_TARGETS = {
+    "floor": (None, None, None, None),
+    "daphne": (0.25, 100, None, None),
+    "production": (0.5, 50, 1.5, 1.0),
+    "synapse": (None, None, None, None),
+}
+
+
+def peer_rows(records, note):
+    """The side-by-side run: every server's throughput as a ratio to the floor's, in one run."""
+    rows = []
+    for name, (ratio, p99, cpu, postgres) in PEER_TARGETS.items():
+        record = find(records, f"side by side: {name}")
+        if record is None:
+            if name in ("floor", "daphne", "production"):
+                rows.append((f"side by side: {name}", "-", "-", note or "no figures", False, "-"))
+            continue
+        f = record["figures"]
+        measured = (
+            f"{f['msgs/s']:.0f} msgs/s = {f['x floor throughput']:.2f} x floor, "
+            f"delivery p99 {f['delivery p99 ms']:.0f} ms, "
+            f"CPU {f['server CPU ms/msg']:.2f} ms/msg + PostgreSQL {f['PostgreSQL CPU ms/msg']:.2f}, lost {f['lost']}"
+        )
+        wanted = [f">= {ratio} x floor" if ratio else None, f"p99 <= {p99} ms" if p99 else None]
+        wanted += [f"CPU <= {cpu} ms/msg" if cpu else None, f"PostgreSQL <= {postgres} ms/msg" if postgres else None]
+        target = ", ".join(w for w in wanted if w) or "(reference)"
+        met = None
+        if ratio:
+            met = (
+                f["x floor throughput"] >= ratio
+                and f["delivery p99 ms"] <= p99
+                and not f["lost"]
+                and not f["duplicates"]
+            )
+            met &= cpu is None or f["server CPU ms/msg"] <= cpu
+            met &= postgres is None or f["PostgreSQL CPU ms/msg"] <= postgres
+        rows.append((f"side by side (chatload): {name}", target, "-", measured, met, record["command"]))
+    return rows
+
+
 def markdown(rows, header):
     lines = [
         *header,
@@ -340,6 +384,7 @@ def main(argv=None):
     parser.add_argument("--deployments", default="daphne,production")
     parser.add_argument("--full", action="store_true", help="issue 7's sizes (longer)")
     parser.add_argument("--skip-fanout", action="store_true")
+    parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args(argv)
     size = "full" if args.full else "short"
 
@@ -355,6 +400,9 @@ def main(argv=None):
             ["fanout_layers.py", "--rates", SIZES[size]["rates"], "--seconds", "2" if size == "short" else "3"],
         )
         rows.extend(fanout_rows(records, note))
+    if not args.skip_peers:
+        records, note = run_tool("peers", "-", ["peers.py"])
+        rows.extend(peer_rows(records, note))
     records, note = run_tool("push", "-", ["push.py", "--messages", "5" if size == "short" else "20"])
     rows.extend(push_rows(records, note))
     if size == "full":
