@@ -115,6 +115,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "social_django",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "imserver",
     "accounts",
     "contacts",
@@ -140,6 +142,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -523,6 +526,13 @@ USE_TZ = True
 # on with every request).
 SESSION_COOKIE_AGE = env_int("ADMIN_SESSION_IDLE_MINUTES", 30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
+# Two-factor login for staff (TOTP, django-otp): an account with a confirmed device logs in to the
+# admin with its current code as well; with ADMIN_REQUIRE_2FA every staff account must enrol one
+# before it can do anything else there. Wrong codes count in the login lockout (contract 23), so
+# django-otp's own throttle is off; a code is accepted once (django-otp refuses a replay).
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "imserver")
+OTP_TOTP_THROTTLE_FACTOR = 0
 
 # --- Security (production) ------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
