@@ -324,6 +324,9 @@ SOCIAL_AUTH_URLOPEN_TIMEOUT = OAUTH_TIMEOUT
 
 PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES", 30))
 PASSWORD_RESET_MAX_ATTEMPTS = 5
+# Live reset codes of one account asked for from other addresses than the newest request's: past
+# it, a request from a new address is dropped (strangers cannot multiply the codes a guess may hit).
+PASSWORD_RESET_MAX_LIVE_CODES = 5
 # The code mailed at registration to confirm the email (contract 23), and its wrong guesses.
 EMAIL_CONFIRM_CODE_TTL = timedelta(minutes=env_int("EMAIL_CONFIRM_CODE_MINUTES", 30))
 EMAIL_CONFIRM_MAX_ATTEMPTS = 5
