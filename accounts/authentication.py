@@ -1,3 +1,4 @@
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
@@ -15,3 +16,13 @@ class AccessTokenAuthentication(JWTAuthentication):
 
     def get_user(self, validated_token):
         return user_for_token(validated_token)
+
+
+def token_user_or_none(request):
+    """The user of a valid bearer token on a public route, else None (there a stale or bad token
+    is no error: the route needs none)."""
+    try:
+        authenticated = AccessTokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        return None
+    return authenticated[0] if authenticated else None

@@ -82,9 +82,14 @@ class User(AbstractUser):
 
 
 class PasswordResetCode(models.Model):
-    """A one-time code mailed for a password reset; only its hash is stored."""
+    """A one-time code mailed for a password reset; only its hash is stored. Each requester (an
+    address) has its own live code: a new request replaces only the code asked for from the same
+    address, so another party's requests never void the owner's; using any code voids them all."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="password_reset_codes")
+    # Who asked: the client address, and the signed-in user when the request carried a token.
+    requested_from = models.CharField(max_length=64, blank=True)
+    requested_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     code_hash = models.CharField(max_length=128)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()

@@ -1,5 +1,6 @@
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.exceptions import NotFound
 from social_django.models import UserSocialAuth
 
@@ -62,3 +63,8 @@ def _social_accounts(user: User) -> list[dict]:
 def export_sections(user: User) -> dict:
     """The account's part of a data export (privacy.services.user_export)."""
     return {"profile": _profile(user), "social_accounts": _social_accounts(user)}
+
+
+def totp_device_confirmed(*, user: User) -> TOTPDevice | None:
+    """The user's confirmed TOTP device (the admin's second factor), if they enrolled one."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()

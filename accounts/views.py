@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from accounts import devices, oauth, selectors, services
+from accounts.authentication import token_user_or_none
 from accounts.serializers import (
     AccountDeleteIn,
     AuthOut,
@@ -114,7 +115,9 @@ class AuthViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], url_path="password/reset", throttle_scope="password_reset", **PUBLIC)
     def password_reset(self, request):
         data = validated(PasswordResetIn, request.data)
-        services.password_reset_request(**data, address=client_address(request.META))
+        services.password_reset_request(
+            **data, address=client_address(request.META), requester=token_user_or_none(request)
+        )
         return Response(status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=PasswordResetConfirmIn, responses={204: None}, auth=[])

@@ -115,6 +115,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "social_django",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "imserver",
     "accounts",
     "contacts",
@@ -140,6 +142,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -321,6 +324,9 @@ SOCIAL_AUTH_URLOPEN_TIMEOUT = OAUTH_TIMEOUT
 
 PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES", 30))
 PASSWORD_RESET_MAX_ATTEMPTS = 5
+# Live reset codes of one account asked for from other addresses than the newest request's: past
+# it, a request from a new address is dropped (strangers cannot multiply the codes a guess may hit).
+PASSWORD_RESET_MAX_LIVE_CODES = 5
 # The code mailed at registration to confirm the email (contract 23), and its wrong guesses.
 EMAIL_CONFIRM_CODE_TTL = timedelta(minutes=env_int("EMAIL_CONFIRM_CODE_MINUTES", 30))
 EMAIL_CONFIRM_MAX_ATTEMPTS = 5
@@ -523,6 +529,13 @@ USE_TZ = True
 # on with every request).
 SESSION_COOKIE_AGE = env_int("ADMIN_SESSION_IDLE_MINUTES", 30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
+# Two-factor login for staff (TOTP, django-otp): an account with a confirmed device logs in to the
+# admin with its current code as well; with ADMIN_REQUIRE_2FA every staff account must enrol one
+# before it can do anything else there. Wrong codes count in the login lockout (contract 23), so
+# django-otp's own throttle is off; a code is accepted once (django-otp refuses a replay).
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "imserver")
+OTP_TOTP_THROTTLE_FACTOR = 0
 
 # --- Security (production) ------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

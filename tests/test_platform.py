@@ -195,19 +195,6 @@ class TestProductionSettings:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_rate_limits_fail_open_when_the_cache_is_down(user_api, settings, monkeypatch):
-    from redis import RedisError
-
-    settings.RATE_LIMITS_ENABLED = True
-
-    def down(*args, **kwargs):
-        raise RedisError("connection refused")
-
-    monkeypatch.setattr("imserver.ratelimit.cache.add", down)
-    monkeypatch.setattr("imserver.ratelimit.cache.get", down)
-    assert user_api.get("/v1/users/search", {"query": "a"}).status_code == 200
-
-
 @pytest.mark.parametrize("query, accept", [("", "text/html"), ("?format=api", "*/*"), ("", "text/html,*/*;q=0.8")])
 def test_no_browsable_api_only_json(user_api, query, accept):
     response = user_api.get(f"/v1/user/me{query}", HTTP_ACCEPT=accept)

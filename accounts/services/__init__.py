@@ -2,7 +2,14 @@
 
 from accounts.services.email import email_confirm, email_confirmation_send
 from accounts.services.erasure import DELETED_USER_NAME, erase_user
-from accounts.services.login import INVALID_CREDENTIALS, password_confirm, user_login
+from accounts.services.login import (
+    INVALID_CREDENTIALS,
+    admin_login,
+    password_confirm,
+    totp_device_confirm,
+    totp_device_start,
+    user_login,
+)
 from accounts.services.passwords import (
     mail_sender,
     password_reset_confirm,
@@ -19,6 +26,7 @@ __all__ = [
     "DELETED_USER_NAME",
     "INVALID_CREDENTIALS",
     "USERNAME_RE",
+    "admin_login",
     "email_confirm",
     "email_confirmation_send",
     "erase_user",
@@ -29,6 +37,8 @@ __all__ = [
     "token_logout",
     "token_refresh",
     "tokens_prune",
+    "totp_device_confirm",
+    "totp_device_start",
     "user_mark_banned",
     "user_mark_unbanned",
     "user_login",

@@ -1,5 +1,6 @@
 """The account's part of erasing a user (privacy.services.user_delete runs the whole)."""
 
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from social_django.models import UserSocialAuth
 
 from accounts.models import EmailConfirmation, PasswordResetCode, Status, User, deleted_username
@@ -11,7 +12,8 @@ DELETED_USER_NAME = "Deleted user"
 
 def erase_user(user: User) -> User:
     """The account's part of an erasure (privacy.services.user_delete), in the caller's transaction:
-    profile, password, social-auth links, reset and confirmation codes go, tokens are revoked and sockets closed."""
+    profile, password, social-auth links, TOTP devices, reset and confirmation codes go, tokens are
+    revoked and sockets closed."""
     user = User.objects.select_for_update().get(pk=user.pk)
     user_update_profile(user=user, avatar="")  # the file goes once this commits
     user.username = deleted_username(user.pk)
@@ -27,5 +29,6 @@ def erase_user(user: User) -> User:
     UserSocialAuth.objects.filter(user=user).delete()
     PasswordResetCode.objects.filter(user=user).delete()
     EmailConfirmation.objects.filter(user=user).delete()
+    TOTPDevice.objects.filter(user=user).delete()
     user_revoke_tokens(user)
     return user

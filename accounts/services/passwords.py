@@ -85,10 +85,14 @@ def _mail_send(user_id, template, message):
         logger.exception("%s mail to user %s failed", template, user_id)
 
 
-def password_reset_request(*, email: str, address: str) -> None:
+def password_reset_request(*, email: str, address: str, requester: User | None = None) -> None:
     """Mails a one-time code to a known, active account; says nothing either way, nor when the
     email is over its rate limit (the request is then dropped). The limit is counted per email
-    and address: requests from elsewhere never use up the owner's (contract 23)."""
+    and address: requests from elsewhere never use up the owner's (contract 23). A new code
+    replaces only the live one asked for from the same address: another party's requests never
+    void the owner's code. At most PASSWORD_RESET_MAX_LIVE_CODES live codes from other addresses
+    (the account's own signed-in requests aside): past it a request from a new address is dropped,
+    so a stranger cannot multiply the codes a guess may hit."""
     if ratelimit.check_rate("password_reset", f"email:{normalize(email)}:addr:{address}"):
         return
     user = user_matching("email", email, User.objects.filter(is_active=True, is_banned=False))
@@ -98,42 +102,54 @@ def password_reset_request(*, email: str, address: str) -> None:
     now = timezone.now()
     context = {"user": user, "code": code, "minutes": int(settings.PASSWORD_RESET_CODE_TTL.total_seconds() // 60)}
     with transaction.atomic():
-        # Only the newest code is valid.
-        PasswordResetCode.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
+        User.objects.select_for_update().filter(pk=user.pk).first()  # one request of the user at a time
+        live = PasswordResetCode.objects.filter(user=user, used_at__isnull=True, expires_at__gt=now)
+        live.filter(requested_from=address).update(used_at=now)
+        others = live.exclude(requested_from=address).count()
+        if others >= settings.PASSWORD_RESET_MAX_LIVE_CODES and requester != user:
+            return
         PasswordResetCode.objects.create(
-            user=user, code_hash=code_hash(code), expires_at=now + settings.PASSWORD_RESET_CODE_TTL
+            user=user,
+            code_hash=code_hash(code),
+            expires_at=now + settings.PASSWORD_RESET_CODE_TTL,
+            requested_from=address,
+            requested_by=requester,
         )
         mail_send_on_commit(user, "password_reset", context)
 
 
 def password_reset_confirm(*, email: str, code: str, new_password: str) -> None:
+    """Sets the new password with any live code of the account (each requester's is valid on its
+    own); using one voids them all. A wrong code counts as a guess at every live code, each burnt
+    after PASSWORD_RESET_MAX_ATTEMPTS."""
     wait = ratelimit.check_rate("password_reset_confirm", f"email:{normalize(email)}")
     if wait:
         raise Throttled(wait)
     invalid = ValidationError({"code": ["The code is invalid or has expired."]})
     with transaction.atomic():
         user = user_matching("email", email, User.objects.filter(is_active=True))
-        reset = (
+        live = list(
             PasswordResetCode.objects.select_for_update()
             .filter(user=user, used_at__isnull=True, expires_at__gt=timezone.now())
-            .order_by("-created_at")
-            .first()
+            .order_by("pk")
             if user is not None
-            else None
+            else ()
         )
-        if reset is None:
+        if not live:
             raise invalid
-        matched = hmac.compare_digest(reset.code_hash, code_hash(str(code)))
+        guess = code_hash(str(code))
+        matched = [reset for reset in live if hmac.compare_digest(reset.code_hash, guess)]
+        now = timezone.now()
         if matched:
             validate_new_password(new_password, user, field="new_password")
-            reset.used_at = timezone.now()
-            reset.save(update_fields=["used_at"])
+            PasswordResetCode.objects.filter(pk__in=[reset.pk for reset in live]).update(used_at=now)
             user_password_set(user=user, password=new_password)
         else:
             # Counted in a committed write (the error is raised after), so guesses add up.
-            reset.attempts += 1
-            if reset.attempts >= settings.PASSWORD_RESET_MAX_ATTEMPTS:
-                reset.used_at = timezone.now()  # burn the code after too many guesses
-            reset.save(update_fields=["attempts", "used_at"])
+            for reset in live:
+                reset.attempts += 1
+                if reset.attempts >= settings.PASSWORD_RESET_MAX_ATTEMPTS:
+                    reset.used_at = now  # burn the code after too many guesses
+            PasswordResetCode.objects.bulk_update(live, ["attempts", "used_at"])
     if not matched:
         raise invalid

@@ -3,6 +3,7 @@
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from social_django.models import UserSocialAuth
 
 from accounts.models import PasswordResetCode, User
@@ -69,6 +70,7 @@ class TestTombstone:
         name = default_storage.save("avatars/alice.png", ContentFile(b"png"))
         User.objects.filter(pk=user.pk).update(avatar=name, status_message="hi", is_staff=True, first_name="Al")
         PasswordResetCode.objects.create(user=user, code_hash="x", expires_at="2030-01-01T00:00:00Z")
+        TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
         version = user.token_version
 
         with django_capture_on_commit_callbacks(execute=True):
@@ -83,6 +85,7 @@ class TestTombstone:
         assert not (user.is_active or user.is_staff or user.is_superuser or user.is_online)
         assert user.token_version == version + 1
         assert not PasswordResetCode.objects.exists()
+        assert not TOTPDevice.objects.exists()
 
     def test_contacts_both_ways_are_removed(self, user, other_user, stranger):
         Contact.objects.create(owner=user, user=other_user)

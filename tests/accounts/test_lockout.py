@@ -1,14 +1,18 @@
 """The login lockout against other spellings of a name and against strangers (contract 23)."""
 
+import re
+
 import pytest
-from rest_framework.exceptions import AuthenticationFailed, Throttled
+from django.core import mail
+from rest_framework.exceptions import AuthenticationFailed, Throttled, ValidationError
 
 from accounts import services
+from accounts.models import PasswordResetCode
 from accounts.normalization import normalize
 from accounts.services import passwords
-from tests.accounts.test_auth import assert_error
+from tests.accounts.test_auth import assert_error, mail_sent
 from tests.accounts.test_delete import delete_me
-from tests.conftest import PASSWORD, is_postgres, make_user
+from tests.conftest import PASSWORD, is_postgres, make_user, session_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -83,6 +87,79 @@ class TestTargetedLockouts:
         with django_capture_on_commit_callbacks() as owners:
             passwords.password_reset_request(email="alice@example.com", address=OWNER)
         assert (len(attackers), len(owners)) == (5, 1)
+
+
+class TestResetCodesPerRequester:
+    """A stranger's reset requests neither consume nor void the owner's code (issue 19)."""
+
+    @pytest.fixture(autouse=True)
+    def _limits(self, settings):
+        settings.RATE_LIMITS_ENABLED = True
+
+    def request_code(self, address, capture, **extra):
+        before = len(mail.outbox)
+        with capture(execute=True):
+            passwords.password_reset_request(email="alice@example.com", address=address, **extra)
+        mail_sent()
+        return re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1) if len(mail.outbox) > before else None
+
+    def confirm(self, code, new="Brand-new-pass1"):
+        passwords.password_reset_confirm(email="alice@example.com", code=code, new_password=new)
+
+    def test_the_owners_code_outlives_a_strangers_requests(self, user, django_capture_on_commit_callbacks):
+        owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        strangers = [self.request_code(ATTACKER, django_capture_on_commit_callbacks) for _ in range(5)]
+        assert all(strangers)
+        self.confirm(owners)
+        user.refresh_from_db()
+        assert user.check_password("Brand-new-pass1")
+        with pytest.raises(ValidationError):  # using one code voided every other
+            self.confirm(strangers[-1], new="Yet-another-pass2")
+
+    def test_a_request_replaces_the_code_from_the_same_address(self, user, django_capture_on_commit_callbacks):
+        first = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        second = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        if first != second:
+            with pytest.raises(ValidationError):
+                self.confirm(first)
+        self.confirm(second)
+
+    def test_the_owners_own_limit_still_holds(self, user, django_capture_on_commit_callbacks):
+        codes = [self.request_code(OWNER, django_capture_on_commit_callbacks) for _ in range(6)]
+        assert codes[-1] is None and all(codes[:5])
+
+    def test_records_the_requester(self, api, user, other_user):
+        token = session_tokens(other_user)["token"]
+        body = {"email": "alice@example.com"}
+        assert api.post("/v1/auth/password/reset", body, format="json", REMOTE_ADDR=OWNER).status_code == 202
+        response = api.post(
+            "/v1/auth/password/reset", body, format="json", REMOTE_ADDR=ATTACKER, HTTP_AUTHORIZATION=f"Bearer {token}"
+        )
+        assert response.status_code == 202
+        rows = PasswordResetCode.objects.order_by("pk").values_list("requested_from", "requested_by", "used_at")
+        assert list(rows) == [(OWNER, None, None), (ATTACKER, other_user.pk, None)]
+
+    def test_a_stale_token_does_not_fail_the_request(self, api, user):
+        response = api.post(
+            "/v1/auth/password/reset", {"email": "alice@example.com"}, format="json", HTTP_AUTHORIZATION="Bearer x.y.z"
+        )
+        assert response.status_code == 202
+
+    def test_live_codes_from_other_addresses_are_capped(self, user, settings, django_capture_on_commit_callbacks):
+        settings.PASSWORD_RESET_MAX_LIVE_CODES = 3
+        codes = [self.request_code(f"203.0.113.{n}", django_capture_on_commit_callbacks) for n in range(4)]
+        assert all(codes[:3]) and codes[3] is None  # a 4th address gets no code: guesses hit at most 3
+        assert self.request_code("203.0.113.0", django_capture_on_commit_callbacks)  # a requester renews its own
+        assert self.request_code(OWNER, django_capture_on_commit_callbacks, requester=user)  # the signed-in owner
+
+    def test_a_wrong_guess_counts_against_every_live_code(self, user, django_capture_on_commit_callbacks):
+        owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        self.request_code(ATTACKER, django_capture_on_commit_callbacks)
+        wrong = "000000" if owners != "000000" else "111111"
+        for _ in range(5):
+            with pytest.raises(ValidationError):
+                self.confirm(wrong)
+        assert not PasswordResetCode.objects.filter(used_at__isnull=True).exists()
 
 
 class TestPasswordOracles:
