@@ -236,6 +236,22 @@ def user_api(user):
     return client_for(user)
 
 
+# The people above, by the names conversations read best with (tests that stage one).
+@pytest.fixture
+def alice(user):
+    return user
+
+
+@pytest.fixture
+def bob(other_user):
+    return other_user
+
+
+@pytest.fixture
+def carol(stranger):
+    return stranger
+
+
 def events_of(user, type=None):
     """The user's recorded change events, oldest first, as frames {"id", "type", "data"}."""
     rows = UserEvent.objects.filter(user=user).select_related("payload").order_by("seq")
