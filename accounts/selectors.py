@@ -20,7 +20,7 @@ def user_visible(*, user_id: int | None) -> User:
     return user
 
 
-def users_search(*, query: str, limit: int, offset: int, hidden=None) -> tuple[int, list[User]]:
+def users_search(*, query: str, limit: int, offset: int, hidden: Q | None = None) -> tuple[int, list[User]]:
     """Case-insensitive match on username or nickname; exact username matches first. `hidden`:
     a filter for users the searcher may not find (contacts.selectors.users_search_for)."""
     matches = visible_users().filter(Q(username__icontains=query) | Q(nickname__icontains=query))

@@ -1,7 +1,7 @@
 """Reads scoped to the caller: a conversation that is not the caller's does not exist (404)."""
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from django.db import connection
@@ -93,7 +93,7 @@ def _mention_count(reader):
     )
 
 
-def unread_summaries(user_ids) -> dict[int, dict]:
+def unread_summaries(user_ids: Iterable[int]) -> dict[int, dict]:
     """{user id: {badge, unread_conversations, unread_messages, mentions}} for these users, in one query.
 
     The one definition of the badge (contract 12, 13): conversations with unread messages that are
@@ -124,7 +124,7 @@ def unread_summaries(user_ids) -> dict[int, dict]:
     return summaries
 
 
-def unread_count(membership) -> int:
+def unread_count(membership: Membership) -> int:
     """The unread count of one membership (as _unread_count)."""
     return (
         Message.objects.filter(
@@ -137,7 +137,7 @@ def unread_count(membership) -> int:
     )
 
 
-def mention_count(membership) -> int:
+def mention_count(membership: Membership) -> int:
     """The mention count of one membership (as the conversation list counts it)."""
     row = Membership.objects.filter(pk=membership.pk).annotate(n=_mention_count(membership.user_id))
     return row.values_list("n", flat=True).get()
@@ -316,7 +316,7 @@ def message_page(
     return rows, has_more
 
 
-def page_reactions(rows) -> dict[int, list[dict]]:
+def page_reactions(rows: list[Message]) -> dict[int, list[dict]]:
     """reactions_of's answer for a page from plain SQL (MESSAGE_COLUMNS), from its own rows."""
     summaries = {}
     for message in rows:
@@ -330,7 +330,7 @@ def page_reactions(rows) -> dict[int, list[dict]]:
     return summaries
 
 
-def attach_senders_and_media(rows):
+def attach_senders_and_media(rows: list[Message]) -> None:
     """Gives each message of a page from plain SQL (MESSAGE_COLUMNS) its sender, the original it
     replies to and its upload: each sender made once, the uploads in one query."""
     senders = {}
@@ -369,7 +369,7 @@ ORDER BY MIN(id)
 """
 
 
-def reactions_of(message_ids, *, viewer_id: int) -> dict[int, list[dict]]:
+def reactions_of(message_ids: Iterable[int], *, viewer_id: int) -> dict[int, list[dict]]:
     """{message id: [{emoji, count, reacted}]} for these messages, each emoji in the order it was
     first used, `reacted` for the viewer's own: one query for a whole page."""
     message_ids = list(message_ids)
@@ -432,7 +432,7 @@ def member_read_horizon(*, user: User, conversation_id: int) -> Callable[[int, i
     return _status_of(pointers["r"], pointers["d"])
 
 
-def read_horizons(conversation_ids):
+def read_horizons(conversation_ids: Iterable[int]) -> dict[int, Callable[[int, int], str]]:
     """read_horizon for many conversations in one query: {conversation_id: status_of}."""
     lowest = {conversation_id: {"receipt_seq": [], "delivered_seq": []} for conversation_id in conversation_ids}
     if lowest:

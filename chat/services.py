@@ -1,9 +1,9 @@
 """Conversation and message writes. Each ends by recording the events others should see."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
@@ -21,6 +21,7 @@ from chat.serializers import (
 from chat.typing import typing_stop_rollback_unsafe
 from contacts.selectors import message_refusal, sends_read_receipts
 from imserver.api import Conflict, format_id, parse_id
+from media.models import Media
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
 from realtime import events
 from realtime.cache import MEMBERS
@@ -100,19 +101,19 @@ WHERE id = %(conversation)s
 
 def message_store(
     *,
-    sender,
-    conversation_id,
-    type,
-    content,
-    caption=None,
-    media=None,
-    call=None,
-    temp_id=None,
-    check_peer=False,
-    reply_to=None,
-    mentions=None,
-    forwarded_from=None,
-):
+    sender: User,
+    conversation_id: int,
+    type: str,
+    content: str,
+    caption: str | None = None,
+    media: Media | None = None,
+    call: models.Model | None = None,
+    temp_id: str | None = None,
+    check_peer: bool = False,
+    reply_to: int | None = None,
+    mentions: list[str] | None = None,
+    forwarded_from: tuple[str, datetime] | None = None,
+) -> tuple[Message, bool]:
     """Stores a message with the conversation's next seq: (message, created).
 
     The conversation row stays locked until commit, so seqs commit in order, and a second send
@@ -193,7 +194,7 @@ def _reply_target(conversation_id, message_id):
     return original
 
 
-def mentions_validated(*, conversation_id: int, sender: User, raw) -> tuple[list[int], bool]:
+def mentions_validated(*, conversation_id: int, sender: User, raw: list[str]) -> tuple[list[int], bool]:
     """(mentioned user ids, mentions_all) from a request's `mentions` (contract 18): members'
     user ids, and "all" in a group from its owner or an admin. A non-member (or anything that is
     not a user id): 400; "all" from a plain member: 403; in a private conversation: 400. One
@@ -238,7 +239,7 @@ def message_send(
     temp_id: str | None = None,
     caption: str | None = None,
     reply_to: int | None = None,
-    mentions=None,
+    mentions: list[str] | None = None,
 ) -> tuple[Message, bool]:
     """Sends a message (message_store): (message, created). reply_to is a message id of the
     conversation, mentions the request's list (mentions_validated)."""
@@ -407,7 +408,7 @@ def delivered_flush() -> int:
     return sent
 
 
-def conversation_read_event(membership, updated_at):
+def conversation_read_event(membership: Membership, updated_at: datetime) -> None:
     """The reader's own devices learn the new read pointer (contract 13) and clear what they show."""
     last_read = selectors.message_id_at(membership.conversation_id, membership.last_read_seq)
     return events.Event(
@@ -635,7 +636,7 @@ MAX_PINNED = 20  # pinned conversations a user may have (contract 17)
 
 
 @transaction.atomic
-def conversation_settings_update(*, user, conversation_id, **changes):
+def conversation_settings_update(*, user: User, conversation_id: int, **changes: object) -> Membership:
     """Changes the caller's own settings of a conversation (ConversationSettingsIn's keys) and
     tells their devices (conversation_settings); returns the conversation's list item."""
     # The user's row serializes their pins, so the cap holds under concurrent requests.

@@ -3,6 +3,8 @@
 every answer is read from the database at the time of asking, so a block or a setting takes effect
 on every process with the next request."""
 
+from collections.abc import Iterable
+
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 from rest_framework.exceptions import NotFound
@@ -35,7 +37,7 @@ def _presence_hidden(subject, viewer):
     return _blocks(subject, viewer) | _hides_last_seen(subject, viewer)
 
 
-def presence_seen_by(*, viewer_id: int, users) -> dict[int, dict]:
+def presence_seen_by(*, viewer_id: int, users: Iterable[User]) -> dict[int, dict]:
     """user id -> {status, status_message, last_online} as viewer_id may see them, for every
     profile, contact, group member and event that shows presence. One query for any number of users.
 
@@ -110,14 +112,14 @@ def _contacts(user: User) -> list[dict]:
     ]
 
 
-def block_list(*, owner, limit, offset):
+def block_list(*, owner: User, limit: int, offset: int) -> tuple[int, list[Block]]:
     """(total, blocks with their users), newest first."""
     return paginate(
         Block.objects.filter(owner=owner).select_related("user"), order_by=("-pk",), limit=limit, offset=offset
     )
 
 
-def privacy_settings_of(user) -> PrivacySettings:
+def privacy_settings_of(user: User) -> PrivacySettings:
     """The user's settings; the contract's defaults for an account that has no row."""
     return PrivacySettings.objects.filter(user=user).first() or PrivacySettings(user=user)
 
@@ -128,7 +130,7 @@ def _limited_to_contacts(setting: str, actor_id: int):
     return Exists(restricted) & ~Exists(Contact.objects.filter(owner_id=OuterRef("pk"), user_id=actor_id))
 
 
-def refusing(*, actor_id: int, setting: str | None = None):
+def refusing(*, actor_id: int, setting: str | None = None) -> Q:
     """A filter for User querysets: the users who blocked actor_id, or, with a setting
     (who_can_add_to_groups, ...), keep it to their contacts and do not have actor_id among them.
 
@@ -182,7 +184,7 @@ def call_refusal(*, caller_id: int, callee_id: int) -> str | None:
     )
 
 
-def users_search_for(*, searcher, query: str, limit: int, offset: int):
+def users_search_for(*, searcher: User, query: str, limit: int, offset: int) -> tuple[int, list[User]]:
     """accounts' user search, without the users who blocked the searcher (they are not found)."""
     return users_search(query=query, limit=limit, offset=offset, hidden=refusing(actor_id=searcher.pk))
 
@@ -192,7 +194,7 @@ def blocked_between(a_id: int, b_id: int) -> bool:
     return Block.objects.filter(Q(owner_id=a_id, user_id=b_id) | Q(owner_id=b_id, user_id=a_id)).exists()
 
 
-def not_refusing_ids(*, actor_id: int, user_ids) -> set[int]:
+def not_refusing_ids(*, actor_id: int, user_ids: Iterable[int]) -> set[int]:
     """Those of user_ids who have not blocked actor_id, in one query: who hears actor's typing,
     whose mention_count and mention pushes actor's mentions reach."""
     return set(User.objects.filter(pk__in=user_ids).exclude(refusing(actor_id=actor_id)).values_list("pk", flat=True))

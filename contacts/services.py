@@ -45,7 +45,7 @@ def _notify_block(owner, user_id, blocked):
 
 
 @transaction.atomic
-def block_create(*, owner, user_id: int) -> None:
+def block_create(*, owner: User, user_id: int) -> None:
     """owner blocks user_id (idempotent); owner's devices get block_update when it is new."""
     if user_id == owner.pk:
         raise ValidationError({"user_id": ["You cannot block yourself."]})
@@ -64,7 +64,7 @@ def block_create(*, owner, user_id: int) -> None:
 
 
 @transaction.atomic
-def block_delete(*, owner, user_id: int) -> None:
+def block_delete(*, owner: User, user_id: int) -> None:
     """owner unblocks user_id (idempotent); owner's devices get block_update when it was blocked."""
     if not User.objects.filter(pk=user_id, is_active=True).exists():
         raise NotFound("User not found")
@@ -73,13 +73,13 @@ def block_delete(*, owner, user_id: int) -> None:
         _notify_block(owner, user_id, False)
 
 
-def privacy_settings_create(user) -> PrivacySettings:
+def privacy_settings_create(user: User) -> PrivacySettings:
     """A new account's settings: the operators' defaults of this moment (contacts.apps connects it)."""
     return PrivacySettings.objects.create(user=user, **settings.PRIVACY_DEFAULTS)
 
 
 @transaction.atomic
-def privacy_settings_update(*, user, **changes) -> PrivacySettings:
+def privacy_settings_update(*, user: User, **changes: object) -> PrivacySettings:
     """Stores the changes. A new last_seen tells the watchers it moves in or out: those who no
     longer may see the user's presence get one last contact_status showing them offline (then no
     more), those who now may get the current one."""

@@ -5,6 +5,7 @@ transaction as the action, so the admin's actions and the operators' commands ar
 """
 
 import getpass
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -60,7 +61,7 @@ def _audit(*, actor, action, target_type, target_id, target_repr, reason=""):
 MESSAGE_VIEW_AUDIT_INTERVAL = timedelta(hours=1)
 
 
-def private_messages_viewed(*, actor: User, conversation_ids) -> None:
+def private_messages_viewed(*, actor: User, conversation_ids: Iterable[int]) -> None:
     """Audits a moderator's reading of private conversations' messages (an admin page showing
     them): one entry per moderator and conversation per hour, two queries whatever the page."""
     ids = set(conversation_ids)

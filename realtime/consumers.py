@@ -1,8 +1,9 @@
 """The WebSocket protocol (contract 7): authenticate, resume, forward events, dispatch frames.
 
 The consumer does no business work: client frames go to the owning app's handler through
-FRAME_HANDLERS, server events arrive from the hub already encoded and are forwarded in the
-user's event-id order, any gap being filled from the event log.
+FRAME_HANDLERS, server events arrive from the hub already encoded and are handed to the socket's
+Delivery (realtime/delivery.py), which sends them in the user's event-id order, any gap being
+filled from the event log.
 """
 
 import asyncio
@@ -10,7 +11,6 @@ import functools
 import logging
 import time
 import uuid
-from collections import deque
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -27,8 +27,9 @@ from imserver import metrics
 from imserver.api import _flatten_validation, dumps
 from presence.registry import presence
 from realtime import selectors
-from realtime.bus import frame_text, hub
+from realtime.bus import hub
 from realtime.db import in_db_thread
+from realtime.delivery import Delivery
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +47,15 @@ FRAME_HANDLERS = {
 CLOSED_HANDLERS = ("chat.frames.socket_closed",)
 
 MAX_FRAME_BYTES = 64 * 1024
-MAX_PENDING_FRAMES = 5000  # a socket that falls this far behind is closed; it resumes with since
-REORDER_WAIT = 0.2  # seconds an event waits for earlier ones before they are read from the log
-RESYNC, FILL = "resync", "fill"  # markers queued beside frames
-REPLAY_PAGE = 500
 FRAME_RATE = 20  # client frames per second, sustained
 FRAME_BURST = 100
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 CLOSE_GONE = 4410
-CLOSE_TOO_SLOW = 4408
 CLOSE_FLOOD = 4429  # too many frames, or too many sockets of the user
 CLOSE_TOO_BIG = 1009
 TOKEN_PROTOCOL_PREFIX = "bearer."
-# Exceptions ASGI servers raise when a send meets a closed socket (uvicorn, websockets).
-CLIENT_GONE = {"ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError", "Disconnected"}
 
 
 def _decode(raw_token):
@@ -100,12 +94,8 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.user_id = None
         self.device_id = None
         self.expiry = None
-        self.ready = False
         self.counted = False  # holds one of the user's WS_MAX_PER_USER slots
-        self.pending = deque()
-        self.held = {}  # event id -> frame, for events that arrived ahead of earlier ones
-        self.gap_timer = None
-        self.sender = None
+        self.delivery = None
         self.closing = False
         self.tokens = FRAME_BURST
         self.tokens_at = time.monotonic()
@@ -138,6 +128,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         # then certain to reach this socket live, one committed before it is in the log.
         await hub.start()
         user_id = int(token.get("user_id", 0))
+        self.delivery = Delivery(user_id, send=self.send, close=self.close_from_server)
         hub.register(user_id, self)
         try:
             live = await self._go_live(token, user_id, (query.get("since") or [None])[0])
@@ -156,7 +147,7 @@ class EventConsumer(AsyncWebsocketConsumer):
     async def _go_live(self, token, user_id, since):
         """Checks the user, replays what the socket missed and counts it in; False if closed."""
         try:
-            user, self.last_id = await _open_session(token, since)
+            user, self.delivery.last_id = await _open_session(token, since)
         except selectors.ResumeError as exc:
             await self._send_error(exc.code, str(exc), "connect")
             await self.close(CLOSE_GONE if exc.code == 410 else CLOSE_BAD_REQUEST)
@@ -175,9 +166,8 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.counted = True
         if since is not None:
             await self._catch_up()
-        self.ready = True
         metrics.OPEN_SOCKETS.inc()
-        self._kick()
+        self.delivery.go_live()
         # The database and the watchers follow in the background, the socket is live already.
         self.presence = asyncio.ensure_future(presence.apply(self.user_id))
         return True
@@ -186,13 +176,11 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.closing = True
         if self.user_id is None:
             return
-        for timer in (self.expiry, self.gap_timer):
-            if timer is not None:
-                timer.cancel()
+        if self.expiry is not None:
+            self.expiry.cancel()
         hub.unregister(self.user_id, self)
-        if self.sender is not None:
-            self.sender.cancel()
-        if self.ready:
+        self.delivery.cancel()
+        if self.delivery.live:
             metrics.OPEN_SOCKETS.dec()
             try:
                 await self.presence  # online before offline
@@ -206,108 +194,26 @@ class EventConsumer(AsyncWebsocketConsumer):
                 except Exception:
                     logger.exception("%s failed for user %s", handler, self.user_id)
 
-    # --- server -> client -------------------------------------------------------------------
+    # --- server -> client: the hub's side, handed to the socket's Delivery ----------------
 
     def deliver(self, event_id, text):
         """Called by the hub for every frame addressed to this user (event_id None: ephemeral)."""
-        if self.closing:
-            return
-        self.pending.append((event_id, text))
-        if len(self.pending) > MAX_PENDING_FRAMES:
-            metrics.BACKPRESSURE_CLOSES.inc()
-            self.pending.clear()
-            self.close_from_server(CLOSE_TOO_SLOW)
-            return
-        self._kick()
+        self.delivery.push(event_id, text)
 
     def resync(self):
         """The bus reconnected: whatever it lost is in the event log."""
-        metrics.RESYNCS.inc()
-        self.deliver(RESYNC, None)
+        self.delivery.resync()
 
     def close_from_server(self, code):
         if not self.closing:
             self.closing = True
+            if self.delivery is not None:
+                self.delivery.stop()
             asyncio.ensure_future(self.close(code))
 
-    def _kick(self):
-        if self.ready and (self.sender is None or self.sender.done()):
-            self.sender = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self):
-        try:
-            while self.pending and not self.closing:
-                event_id, text = self.pending.popleft()
-                if event_id is None:
-                    await self.send(text)
-                elif event_id == RESYNC:
-                    await self._catch_up()
-                elif event_id == FILL:
-                    await self._fill_gap()
-                elif event_id == self.last_id + 1:
-                    await self.send(text)
-                    metrics.EVENTS_DELIVERED.inc()
-                    self.last_id = event_id
-                    await self._send_held()
-                elif event_id > self.last_id:
-                    self._hold(event_id, text)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # A client gone mid-send is routine (each server names that its own way); else a bug.
-            if isinstance(exc, OSError) or type(exc).__name__ in CLIENT_GONE:
-                logger.info("websocket of user %s went away while sending", self.user_id)
-            else:
-                logger.exception("websocket delivery failed for user %s", self.user_id)
-            self.close_from_server(1011)
-
-    def _hold(self, event_id, text):
-        """An event ahead of the next expected one: processes publish after commit in their own
-        order, so the missing ones are usually a moment behind. Wait for them a little; after
-        that the log has them (ids are allocated in commit order)."""
-        self.held[event_id] = text
-        if self.gap_timer is None:
-            self.gap_timer = asyncio.get_running_loop().call_later(REORDER_WAIT, self.deliver, FILL, None)
-
-    async def _send_held(self):
-        while self.last_id + 1 in self.held:
-            self.last_id += 1
-            await self.send(self.held.pop(self.last_id))
-            metrics.EVENTS_DELIVERED.inc()
-        self._forget_held()
-
-    def _forget_held(self):
-        for event_id in [e for e in self.held if e <= self.last_id]:
-            del self.held[event_id]
-        if not self.held and self.gap_timer is not None:
-            self.gap_timer.cancel()
-            self.gap_timer = None
-
-    async def _fill_gap(self):
-        self.gap_timer = None
-        if self.held:
-            metrics.GAP_FILLS.inc()
-            logger.warning(
-                "realtime: reading events %d..%d of user %s from the log (not delivered by the bus)",
-                self.last_id + 1,
-                max(self.held),
-                self.user_id,
-            )
-            await self._catch_up(upto=max(self.held))
-
-    async def _catch_up(self, upto=None):
-        """Sends the user's events after last_id (up to `upto`) from the log."""
-        while True:
-            rows = await in_db_thread(selectors.events_after)(
-                user_id=self.user_id, after=self.last_id, upto=upto, limit=REPLAY_PAGE
-            )
-            for event_id, type, data in rows:
-                await self.send(frame_text(type, data, event_id))
-                metrics.EVENTS_DELIVERED.inc()
-                self.last_id = event_id
-            if len(rows) < REPLAY_PAGE:
-                self._forget_held()
-                return
+    async def _catch_up(self):
+        """Replays, before the socket goes live, what it missed after its `since`."""
+        await self.delivery.catch_up()
 
     # --- client -> server -------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ import copy
 
 import orjson
 import pytest
+import websockets.asyncio.client
+import websockets.sync.client
 from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 from django.db import connection
@@ -155,17 +157,52 @@ def check_frame(frame):
     assert ("id" in frame) is SERVER_EVENTS[frame["type"]][2], f"{frame['type']} frame {frame}: id when durable only"
 
 
+def check_raw_frame(raw):
+    """check_frame of a frame as it came over a real socket (text or bytes): it must be JSON."""
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise AssertionError(f"frame {raw[:200]!r} is not JSON") from None
+    assert isinstance(frame, dict) and {"type", "data"} <= frame.keys(), f"frame {frame} lacks type or data"
+    check_frame(frame)
+
+
 @pytest.fixture(autouse=True)
 def _received_frames_match_their_schemas(monkeypatch):
-    """Every frame a consumer test receives, ephemeral ones too, is checked as it arrives."""
+    """Every frame a test receives, ephemeral ones too, is checked as it arrives: from the
+    in-process consumer (WebsocketCommunicator) and from real server processes (tests/servers.py:
+    the `websockets` client, asyncio and sync, whichever helper reads it). A violation fails the
+    read, and the test at its end too, should a helper's background task have swallowed it.
+    Yields the list of violations seen (a test that provokes one clears it)."""
+    violations = []
     receive = WebsocketCommunicator.receive_json_from
+    recv_async = websockets.asyncio.client.ClientConnection.recv
+    recv_sync = websockets.sync.client.ClientConnection.recv
 
     async def receive_checked(self, timeout=1):
         frame = await receive(self, timeout)
         check_frame(frame)
         return frame
 
+    def checked(raw):
+        try:
+            check_raw_frame(raw)
+        except AssertionError as exc:
+            violations.append(str(exc))
+            raise
+        return raw
+
+    async def recv_checked(self, decode=None):
+        return checked(await recv_async(self, decode))
+
+    def recv_sync_checked(self, timeout=None, decode=None):
+        return checked(recv_sync(self, timeout, decode))
+
     monkeypatch.setattr(WebsocketCommunicator, "receive_json_from", receive_checked)
+    monkeypatch.setattr(websockets.asyncio.client.ClientConnection, "recv", recv_checked)
+    monkeypatch.setattr(websockets.sync.client.ClientConnection, "recv", recv_sync_checked)
+    yield violations
+    assert not violations, "frames received from a server do not match their schemas: " + "; ".join(violations)
 
 
 @pytest.fixture(autouse=True)
@@ -234,6 +271,22 @@ def stranger(db):
 @pytest.fixture
 def user_api(user):
     return client_for(user)
+
+
+# The people above, by the names conversations read best with (tests that stage one).
+@pytest.fixture
+def alice(user):
+    return user
+
+
+@pytest.fixture
+def bob(other_user):
+    return other_user
+
+
+@pytest.fixture
+def carol(stranger):
+    return stranger
 
 
 def events_of(user, type=None):

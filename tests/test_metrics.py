@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import private_chat
-from tests.realtime.test_consumer import alice, bob, open_socket, send_message  # noqa: F401  (fixtures)
+from tests.realtime.test_consumer import open_socket, send_message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ class TestEndpoint:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_sockets_events_published_and_delivered_are_counted(alice, bob):  # noqa: F811
+async def test_sockets_events_published_and_delivered_are_counted(alice, bob):
     from channels.db import database_sync_to_async
 
     conversation = await database_sync_to_async(private_chat)(alice, bob)

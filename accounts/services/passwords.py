@@ -57,7 +57,7 @@ def user_password_change(
     return token_pair_for(user, device_id)
 
 
-def code_hash(code):
+def code_hash(code: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).hexdigest()
 
 
@@ -66,7 +66,7 @@ def code_hash(code):
 mail_sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
 
 
-def mail_send_on_commit(user, template, context):
+def mail_send_on_commit(user: User, template: str, context: dict) -> None:
     """Mails templates/accounts/email/<template>{_subject,}.txt to the user after the commit, from
     mail_sender (a failure is logged: the user asks again)."""
     message = {

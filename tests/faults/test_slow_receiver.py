@@ -7,7 +7,7 @@ What bounds it depends on the server:
   websocket keepalive: a client that does not read does not answer pings, and after
   --ping-interval (checked every 2 s) plus --ping-timeout the connection is dropped (TCP abort).
 - uvicorn (websockets) applies backpressure: send() waits while the socket's buffer is full,
-  frames pile up in the consumer (realtime.consumers.MAX_PENDING_FRAMES), and past that the
+  frames pile up in the consumer (realtime.delivery.MAX_PENDING_FRAMES), and past that the
   consumer drops them and closes with 4408; the client sees the close frame when it reads again.
   (uvicorn's close waits for the buffer to drain too, so the connection itself ends only when
   the client reads again or goes away; what it holds meanwhile is bounded.)
@@ -18,7 +18,7 @@ import time
 
 import httpx
 
-from realtime.consumers import MAX_PENDING_FRAMES
+from realtime.delivery import MAX_PENDING_FRAMES
 from tests.faults.clients import Receiver, Sender, assert_delivery_invariant, auth, open_group
 from tests.faults.infra import Sampler, SlowSocket, async_wait_for, fault_marks
 from tests.servers import register

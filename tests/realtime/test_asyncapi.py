@@ -1,7 +1,14 @@
 """docs/asyncapi.yaml (the WebSocket protocol as AsyncAPI 3) is generated from the registry of
 imserver/asyncapi.py, and every recorded event matches its schema (conftest checks each test's)."""
 
+import asyncio
+import threading
+
 import pytest
+import websockets.asyncio.client
+import websockets.asyncio.server
+import websockets.sync.client
+import websockets.sync.server
 import yaml
 from django.core.management import CommandError, call_command
 from jsonschema import Draft202012Validator
@@ -154,3 +161,48 @@ def test_recorded_events_are_checked_with_their_own_data(user, other_user):
     with pytest.raises(AssertionError, match="not registered"):
         check_recorded_events()
     EventPayload.objects.filter(type="unheard_of").delete()
+
+
+BAD_FRAME = '{"id":"3","type":"block_update","data":{"user_id":"12"}}'  # no "blocked"
+
+
+async def test_a_frame_from_a_real_server_is_checked_as_it_is_read(_received_frames_match_their_schemas):
+    """The websockets client the real-server tests read with (tests/servers.py) checks each frame,
+    however it is read; the server here is a websockets one speaking the protocol's frames."""
+
+    async def serve(connection):
+        await connection.send('{"type":"pong","data":{"timestamp":1}}')
+        await connection.send(BAD_FRAME)
+        await connection.send("not json")
+        await connection.wait_closed()
+
+    async with websockets.asyncio.server.serve(serve, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with asyncio.timeout(5), websockets.asyncio.client.connect(f"ws://127.0.0.1:{port}") as socket:
+            assert "pong" in await socket.recv()
+            with pytest.raises(AssertionError, match="block_update event .* does not match its schema"):
+                async for _ in socket:  # iteration reads through recv too
+                    pass
+            with pytest.raises(AssertionError, match="is not JSON"):
+                await socket.recv()
+    assert len(_received_frames_match_their_schemas) == 2  # the test would fail at its end
+    _received_frames_match_their_schemas.clear()
+
+
+def test_a_frame_read_by_the_sync_client_is_checked(_received_frames_match_their_schemas):
+    def serve(connection):
+        connection.send(BAD_FRAME)
+        connection.recv()  # until the client closes
+
+    with websockets.sync.server.serve(serve, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        address = f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        with (
+            websockets.sync.client.connect(address) as socket,
+            pytest.raises(AssertionError, match="does not match its schema"),
+        ):
+            socket.recv(timeout=5)
+        server.shutdown()
+    assert _received_frames_match_their_schemas
+    _received_frames_match_their_schemas.clear()

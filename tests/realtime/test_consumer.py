@@ -37,22 +37,6 @@ def _fresh_hub():
     hub.connections.clear()
 
 
-# The conftest's people, by the names these conversations read best with.
-@pytest.fixture
-def alice(user):
-    return user
-
-
-@pytest.fixture
-def bob(other_user):
-    return other_user
-
-
-@pytest.fixture
-def carol(stranger):
-    return stranger
-
-
 token_for = database_sync_to_async(lambda user: token_pair_for(user)["token"])
 send_message = database_sync_to_async(
     lambda sender, conversation, content, **kw: message_send(

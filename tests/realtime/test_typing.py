@@ -30,21 +30,6 @@ def _fresh_typing_state():
     typing._state_for.cache_clear()
 
 
-@pytest.fixture
-def alice(user):
-    return user
-
-
-@pytest.fixture
-def bob(other_user):
-    return other_user
-
-
-@pytest.fixture
-def carol(stranger):
-    return stranger
-
-
 db = database_sync_to_async
 
 
