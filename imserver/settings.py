@@ -387,6 +387,13 @@ WS_MAX_PER_USER = env_int("WS_MAX_PER_USER", 20)
 # not read up to that close within WS_SLOW_CLOSE_SECONDS (imserver.daphne_limits).
 WS_MAX_BUFFERED_BYTES = env_int("WS_MAX_BUFFERED_BYTES", 4 * 1024 * 1024)
 WS_SLOW_CLOSE_SECONDS = env_int("WS_SLOW_CLOSE_SECONDS", 10)
+# Connections under daphne (contract 23, issue 19): one that sends nothing (or no request after its
+# last) is closed after HTTP_IDLE_SECONDS (Twisted's default is 60), and the process keeps
+# HTTP_DESCRIPTOR_RESERVE of its descriptors (`ulimit -n`) for its own files, database and Redis:
+# at that point a new connection closes the longest-open one that has no request in progress
+# (half-open, or idle between requests), or is itself closed at once (imserver.daphne_limits).
+HTTP_IDLE_SECONDS = env_int("HTTP_IDLE_SECONDS", 20)
+HTTP_DESCRIPTOR_RESERVE = env_int("HTTP_DESCRIPTOR_RESERVE", 64)
 
 # --- Calls ----------------------------------------------------------------------------------
 # A call nobody answers within this many seconds becomes "missed" (contract 9).
