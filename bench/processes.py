@@ -93,16 +93,19 @@ def _fd_targets(pids):
 class ServerProcess:
     """One server process started with `command` in `environment`, its output in the file `log`.
 
-    The constructor returns once the server answers `/healthz` with 200 (or raises with the log)."""
+    The constructor returns once the server answers `/healthz` with 200 (or raises with the log);
+    `preexec_fn` runs in the child before the server starts (e.g. to lower its `ulimit -n`)."""
 
-    def __init__(self, kind, port, command, environment, log):
+    def __init__(self, kind, port, command, environment, log, preexec_fn=None):
         self.kind = kind
         self.port = port
         self.environment = environment
         self.log = Path(log)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as output:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+            )
         try:
             self.wait_healthy()
         except BaseException:

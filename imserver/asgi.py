@@ -11,7 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from django.urls import re_path  # noqa: E402
 
 from imserver.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
-from imserver.daphne_limits import bound_request_bodies, bound_socket_buffers  # noqa: E402
+from imserver.daphne_limits import bound_connections, bound_request_bodies, bound_socket_buffers  # noqa: E402
 from imserver.gc_tuning import tune  # noqa: E402
 from imserver.logs import redact_daphne_access_log  # noqa: E402
 from realtime.background import BackgroundJobsMiddleware  # noqa: E402
@@ -29,4 +29,5 @@ tune()
 allow_protocol_close_codes()
 bound_socket_buffers()
 bound_request_bodies()
+bound_connections()
 redact_daphne_access_log()

@@ -1,4 +1,5 @@
-"""Bounds on what daphne holds for a client (contract 23): socket write buffers, request bodies.
+"""Bounds on what daphne holds for a client (contract 23): socket write buffers, request bodies,
+connections that send nothing.
 
 daphne writes whatever the application sends into the socket's Twisted transport, which buffers
 without bound when the client stops reading (the consumer's send() never waits under daphne). The
@@ -7,6 +8,7 @@ frames, only a close with 4408 (contract 23), queued behind what it has not read
 it has not read up to it within WS_SLOW_CLOSE_SECONDS."""
 
 import re
+import resource
 import sys
 from http import HTTPStatus
 
@@ -131,3 +133,97 @@ def bound_request_bodies():
     web_request.handleContentChunk = handleContentChunk
     web_request.requestReceived = requestReceived
     web_request.bounds_bodies = True
+
+
+# --- Connections -------------------------------------------------------------------------------
+# Every connection holds a descriptor, and daphne keeps one that never sends a request for Twisted's
+# idle timeout (60 s): 1,100 half-open connections exhausted a daphne limited to 1,024 descriptors,
+# after which Twisted accepted and dropped every new client and the application could open no file,
+# database or Redis connection. Here an idle connection is closed after HTTP_IDLE_SECONDS, and the
+# connections of the process stay HTTP_DESCRIPTOR_RESERVE below its descriptor limit: past that, a
+# new connection closes the longest-open one that has no request head in (half-open, slowly sending
+# its head, or idle between requests); when every one has, the new one is closed at once.
+
+
+class ConnectionBound:
+    """The open connections of one daphne process: HTTP ones by transport, longest-open first
+    (until they close or become WebSockets), and a count of WebSockets."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.http = {}  # transport -> daphne's HTTP protocol on it
+        self.websockets = 0
+
+    def make_room(self):
+        """True when one more connection fits, after closing an idle HTTP connection if need be."""
+        if len(self.http) + self.websockets < self.limit:
+            return True
+        for transport, protocol in self.http.items():
+            if _has_no_request_head(protocol):
+                del self.http[transport]
+                transport.abortConnection()  # nothing of ours to send it: free the descriptor now
+                return True
+        return False
+
+
+def _has_no_request_head(protocol):
+    """Twisted's HTTP/1.1 channel reads request lines and headers in line mode, and bodies (and
+    what comes while it handles a request) in raw mode. HTTP/2 connections are never chosen."""
+    channel = protocol._channel
+    return bool(getattr(channel, "line_mode", 0)) and not getattr(channel, "_handlingRequest", True)
+
+
+_connections = None
+
+
+def connection_bound():
+    """The process's ConnectionBound, its limit taken from `ulimit -n` when first asked."""
+    global _connections
+    if _connections is None:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _connections = ConnectionBound(max(1, soft - settings.HTTP_DESCRIPTOR_RESERVE))
+    return _connections
+
+
+def bound_connections():
+    """Times out idle connections and keeps descriptors in reserve; nothing to do when another
+    server runs the application."""
+    http_protocol, ws_protocol = sys.modules.get("daphne.http_protocol"), sys.modules.get("daphne.ws_protocol")
+    if http_protocol is None or ws_protocol is None or getattr(http_protocol.HTTPFactory, "bounds_connections", False):
+        return
+    build_protocol = http_protocol.HTTPFactory.buildProtocol
+    websocket = ws_protocol.WebSocketProtocol
+    ws_made, ws_lost = websocket.connectionMade, websocket.connectionLost
+
+    def buildProtocol(self, addr):
+        bound = connection_bound()
+        if not bound.make_room():
+            return None  # Twisted closes the new connection
+        protocol = build_protocol(self, addr)
+        protocol.timeOut = settings.HTTP_IDLE_SECONDS
+        make_connection, connection_lost = protocol.makeConnection, protocol.connectionLost
+
+        def makeConnection(transport):
+            bound.http[transport] = protocol
+            make_connection(transport)
+
+        def connectionLost(reason):
+            bound.http.pop(protocol._channel.transport, None)
+            connection_lost(reason)
+
+        protocol.makeConnection, protocol.connectionLost = makeConnection, connectionLost
+        return protocol
+
+    def connectionMade(self):  # an HTTP connection upgraded: the same transport, a WebSocket now
+        bound = connection_bound()
+        bound.http.pop(self.transport, None)
+        bound.websockets += 1
+        ws_made(self)
+
+    def connectionLost(self, reason):
+        connection_bound().websockets -= 1
+        ws_lost(self, reason)
+
+    http_protocol.HTTPFactory.buildProtocol = buildProtocol
+    websocket.connectionMade, websocket.connectionLost = connectionMade, connectionLost
+    http_protocol.HTTPFactory.bounds_connections = True

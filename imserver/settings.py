@@ -393,6 +393,13 @@ WS_MAX_PER_USER = env_int("WS_MAX_PER_USER", 20)
 # not read up to that close within WS_SLOW_CLOSE_SECONDS (imserver.daphne_limits).
 WS_MAX_BUFFERED_BYTES = env_int("WS_MAX_BUFFERED_BYTES", 4 * 1024 * 1024)
 WS_SLOW_CLOSE_SECONDS = env_int("WS_SLOW_CLOSE_SECONDS", 10)
+# Connections under daphne (contract 23, issue 19): one that sends nothing (or no request after its
+# last) is closed after HTTP_IDLE_SECONDS (Twisted's default is 60), and the process keeps
+# HTTP_DESCRIPTOR_RESERVE of its descriptors (`ulimit -n`) for its own files, database and Redis:
+# at that point a new connection closes the longest-open one that has no request in progress
+# (half-open, or idle between requests), or is itself closed at once (imserver.daphne_limits).
+HTTP_IDLE_SECONDS = env_int("HTTP_IDLE_SECONDS", 20)
+HTTP_DESCRIPTOR_RESERVE = env_int("HTTP_DESCRIPTOR_RESERVE", 64)
 
 # --- Calls ----------------------------------------------------------------------------------
 # A call nobody answers within this many seconds becomes "missed" (contract 9).
@@ -475,7 +482,12 @@ MEDIA_THUMBNAIL_SIDE = 320  # thumbnails (images, video posters) are at most thi
 # beyond it 400 before decoding. At most MEDIA_DECODE_CONCURRENCY images decode at once per process;
 # a request waits MEDIA_DECODE_WAIT seconds for its turn, then gets 503.
 MEDIA_IMAGE_MAX_PIXELS = env_int("MEDIA_IMAGE_MAX_PIXELS", 50_000_000)
-MEDIA_ANIMATION_MAX_PIXELS = env_int("MEDIA_ANIMATION_MAX_PIXELS", 25_000_000)
+# 12 Mpx: a 480x270 GIF of 90 frames; re-encoding that many pixels of noise as GIF cost 1.2 s of CPU
+# (25 Mpx: 2.6 s). Animated WebP frames count twice (media.images.ANIMATION_COST).
+MEDIA_ANIMATION_MAX_PIXELS = env_int("MEDIA_ANIMATION_MAX_PIXELS", 12_000_000)
+# PNG, WebP and GIF stills are re-encoded in their own format, ten to twenty times JPEG's CPU a
+# pixel: at most 4096x2048 of them (8.4 Mpx: a WebP of noise costs 1.4 s of CPU, 4096x4096 3.9 s).
+MEDIA_REENCODED_MAX_PIXELS = env_int("MEDIA_REENCODED_MAX_PIXELS", 4096 * 2048)
 MEDIA_DECODE_CONCURRENCY = env_int("MEDIA_DECODE_CONCURRENCY", 2)
 MEDIA_DECODE_WAIT = timedelta(seconds=env_int("MEDIA_DECODE_WAIT", 10))
 

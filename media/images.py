@@ -28,6 +28,21 @@ KEPT_INFO = ("icc_profile", "transparency", "duration", "loop", "background")
 # so are JPEGs that Pillow reads as MPO (a JPEG with extra pictures, e.g. depth, appended).
 CONVERTED_FORMATS = {"HEIF": "JPEG", "MPO": "JPEG"}
 ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
+# Re-encoding in these formats costs ten to twenty times JPEG's CPU per pixel (deflate, WebP's
+# encoder): their stills get the smaller budget MEDIA_REENCODED_MAX_PIXELS. A 7000x7000 WebP of
+# 1.9 kB cost 3 s of CPU, a 4096x4096 one of noise 3.9 s; JPEG and HEIC photos (stored as JPEG) keep
+# MEDIA_IMAGE_MAX_PIXELS.
+COSTLY_FORMATS = {"GIF", "PNG", "WEBP"}
+# The encoders' fastest settings (4096x2048 of noise: WebP 1.1 s -> 0.8 s with method 0; a 4096^2
+# PNG of coarse noise 3.4 s -> 0.9 s with deflate level 1, the file a fifth larger).
+SAVE_OPTIONS = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90, "method": 0}, "PNG": {"compress_level": 1}}
+# WebP's animation encoder costs twice GIF's and APNG's per pixel (8 Mpx of noise: 1.2 s against
+# 0.8 s), so an animated WebP's frames count twice against MEDIA_ANIMATION_MAX_PIXELS.
+ANIMATION_COST = {"WEBP": 2}
+# What Pillow may open: the formats uploads accept (media.content.IMAGE_TYPES), for avatars too,
+# which are not sniffed first. Pillow's other decoders (PSD, TIFF, EPS through Ghostscript, ...)
+# never see a client's bytes.
+OPENED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "HEIF")  # JPEG opens MPO too
 
 register_heif_opener()  # Pillow opens HEIC/HEIF through pillow-heif
 # What Pillow's decoders (and gif_canvas_sizes) raise for a file that is not what it claims to be.
@@ -90,9 +105,12 @@ def frame_sizes(image):
 def check_pixel_budget(image, field):
     """400 unless every frame, at its real size, and all frames together fit the image budget."""
     sizes = frame_sizes(image)
-    if max(width * height for width, height in sizes) > settings.MEDIA_IMAGE_MAX_PIXELS:
+    costly = image.format in COSTLY_FORMATS
+    limit = settings.MEDIA_REENCODED_MAX_PIXELS if costly else settings.MEDIA_IMAGE_MAX_PIXELS
+    if max(width * height for width, height in sizes) > limit:
         raise ValidationError({field: ["Image dimensions are too large."]})
-    if len(sizes) > 1 and sum(width * height for width, height in sizes) > settings.MEDIA_ANIMATION_MAX_PIXELS:
+    animation_pixels = sum(width * height for width, height in sizes) * ANIMATION_COST.get(image.format, 1)
+    if len(sizes) > 1 and animation_pixels > settings.MEDIA_ANIMATION_MAX_PIXELS:
         raise ValidationError({field: ["Animation is too large."]})
 
 
@@ -100,7 +118,7 @@ def open_image(source, field="file"):
     """A Pillow image with its first frame decoded, from bytes or a file, or a 400 naming the field.
     Every frame is budgeted (check_pixel_budget) before any is decoded."""
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=OPENED_FORMATS)
         check_pixel_budget(image, field)
         image.load()
     except Image.DecompressionBombError:
@@ -162,7 +180,7 @@ def _reencode(image):
         if image_format == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
             image = image.convert("RGB")
     image.info = {key: value for key, value in image.info.items() if key in KEPT_INFO}
-    options = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90}}.get(image_format, {})
+    options = SAVE_OPTIONS.get(image_format, {})
     out = io.BytesIO()
     image.save(out, format=image_format, save_all=frames > 1, **options)
     return out.getvalue(), first

@@ -47,10 +47,11 @@ class Server(ServerProcess):
 
     On PostgreSQL it shares the test run's database. On SQLite (whose test database lives in the
     test process's memory) it gets a database file of its own in its var directory, migrated
-    first: a test then sets up through the server's API and `manage()`, not the ORM.
+    first: a test then sets up through the server's API and `manage()`, not the ORM. `preexec_fn`
+    runs in the server's process before it starts.
     """
 
-    def __init__(self, tmp_path, args=(), kind="daphne", **env):
+    def __init__(self, tmp_path, args=(), kind="daphne", preexec_fn=None, **env):
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.ws = f"ws://127.0.0.1:{port}/ws"
@@ -70,7 +71,12 @@ class Server(ServerProcess):
             migrated = self.manage("migrate", "--noinput")
             assert migrated.returncode == 0, migrated.stderr
         super().__init__(
-            kind, port, server_command(kind, port, args), self.environment, tmp_path / f"{kind}-{port}.log"
+            kind,
+            port,
+            server_command(kind, port, args),
+            self.environment,
+            tmp_path / f"{kind}-{port}.log",
+            preexec_fn=preexec_fn,
         )
 
     def manage(self, *args, input=None):

@@ -1,5 +1,8 @@
 """Property-based fuzzing of every operation in the served OpenAPI schema (schemathesis):
-no 5xx, no response that contradicts the schema, and no operation that works without auth."""
+no 5xx, no response that contradicts the schema, no operation that works without auth, and no
+request over 2 s of CPU (contract 23; uploads have their own corpus: tests/media/test_fuzz_uploads.py)."""
+
+import time
 
 import pytest
 import schemathesis
@@ -11,6 +14,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import ignored_auth, response_schema_conformance, status_code_conformance
 
 from accounts.tokens import token_pair_for
+from tests import fuzzing
 from tests.conftest import make_user
 
 # OAuth exchanges the code with the provider, which is not configured here (503, as the
@@ -40,7 +44,22 @@ def token(db):
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_every_operation(case, token):
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {token}"},
+    headers = {"Authorization": f"Bearer {token}"}
+    response = fuzzing.cpu_bounded(f"{case.method} {case.formatted_path}", case.call, headers=headers)
+    case.validate_response(
+        response,
         checks=[not_a_server_error, status_code_conformance, response_schema_conformance, ignored_auth],
+        headers=headers,
     )
+
+
+def test_the_cpu_bound_fails_a_costly_request(monkeypatch):
+    monkeypatch.setattr(fuzzing, "MAX_CPU_SECONDS", 0.05)
+
+    def busy():
+        started = time.process_time()
+        while time.process_time() - started < 0.1:
+            pass
+
+    with pytest.raises(AssertionError, match="s of CPU"):
+        fuzzing.cpu_bounded("busy", busy)
