@@ -142,12 +142,14 @@ def generate(messages, conversations):
         sender = rng.choice(members[conversation_id])
         created = (first + step * n).isoformat()
         message_copy.write(f"{message_id}\t{conversation_id}\t{seqs[conversation_id]}\t{sender}\ttext\t{text}\t\t")
-        message_copy.write(f"sent\t{created}\n")
+        message_copy.write(f"sent\t{created}\t[]\tf\n")
         document = tsvector_literal(scoped_tokens(conversation_id, document_tokens(text)))
         search_copy.write(f"{message_id}\t{conversation_id}\t{sender}\t{document}\n")
     print(f"  texts and tokens made: {time.monotonic() - started:.0f} s", flush=True)
     with raw.cursor() as cursor:
-        columns = "id, conversation_id, seq, sender_id, type, content, caption, status, created_at"
+        columns = (
+            "id, conversation_id, seq, sender_id, type, content, caption, status, created_at, mentions, mentions_all"
+        )
         with cursor.copy(f"COPY chat_message ({columns}) FROM STDIN") as copy:
             copy.write(message_copy.getvalue())
         with cursor.copy(
