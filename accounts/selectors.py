@@ -1,4 +1,4 @@
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Lower
 from rest_framework.exceptions import NotFound
 from social_django.models import UserSocialAuth
@@ -20,9 +20,10 @@ def user_visible(*, user_id: int | None) -> User:
 
 
 def users_search(*, query: str, limit: int, offset: int, hidden=None) -> tuple[int, list[User]]:
-    """Case-insensitive match on username or nickname; exact username matches first. `hidden`:
-    a filter for users the searcher may not find (contacts.selectors.users_search_for)."""
-    matches = visible_users().filter(Q(username__icontains=query) | Q(nickname__icontains=query))
+    """Users whose username or nickname contains query, normalized (case, full and half width) and
+    in any script, through their search tokens (imserver/namesearch.py); exact username matches
+    first. `hidden`: a filter for users the searcher may not find (contacts.selectors.users_search_for)."""
+    matches = visible_users().filter(search_document__matches=query)
     if hidden is not None:
         matches = matches.exclude(hidden)
     ranked = matches.annotate(
