@@ -8,7 +8,7 @@ from chat.models import Message
 from chat.services import message_remove
 from groups.services import group_member_leave
 from privacy.services import user_delete
-from tests.conftest import group_of, make_user, private_chat, send
+from tests.conftest import group_of, is_postgres, make_user, private_chat, send
 
 
 def found(client, q, **params):
@@ -178,6 +178,40 @@ class TestIndexFollowsChanges:
         call_command("search_reindex", "--batch-size", "2", stdout=Out())
         assert len(found(user_api, "old")) == 5
         assert "2/5 messages indexed" in "".join(out) and "rebuilt: 5 messages" in "".join(out)
+
+
+class TestIndexedBySend:
+    def test_a_send_writes_its_index_row_in_its_own_insert(self, user_api, user, chat):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            send(user, chat, "一条新消息")
+        writes = [q["sql"] for q in captured if "chat_message_search" in q["sql"]]
+        if is_postgres():  # one statement for the message and its index row (docs/search.md)
+            assert len(writes) == 1 and "INSERT INTO chat_message\n" in writes[0]
+        else:
+            assert len(writes) == 1
+        assert found(user_api, "新消息") == ["一条新消息"]
+
+    def test_a_forwarded_copy_is_found_in_its_new_conversation(self, user, other_user, stranger, chat):
+        from chat.forwarding import messages_forward
+        from tests.conftest import client_for
+
+        original = send(user, chat, "转发的上海照片")
+        theirs = private_chat(user, stranger)
+        messages_forward(forwarder=user, message_ids=[original.pk], conversation_ids=[theirs.pk])
+        assert found(client_for(stranger), "上海") == ["转发的上海照片"]
+        assert found(client_for(other_user), "上海") == ["转发的上海照片"]
+
+    def test_call_records_are_not_indexed(self, user_api, user, other_user, chat):
+        from chat.services import message_store_call
+
+        call = message_store_call(
+            caller=user, conversation_id=chat.pk, call_id="call1", call_type="audio", status="missed", duration=None
+        )
+        assert found(user_api, "call1") == []
+        assert not search.message_document(call)
 
 
 class TestParams:
