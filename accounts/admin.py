@@ -11,7 +11,14 @@ from chat import selectors as chat_selectors
 from chat.admin import audit_private_reads
 from chat.models import Conversation, Membership
 from groups.models import Group
-from imserver.admin_tools import LargeTableMixin, ObjectActionsMixin, ReadOnlyMixin, admin_link, confirm_with_reason
+from imserver.admin_tools import (
+    LargeTableMixin,
+    NameSearchMixin,
+    ObjectActionsMixin,
+    ReadOnlyMixin,
+    admin_link,
+    confirm_with_reason,
+)
 from moderation import services
 
 
@@ -25,13 +32,14 @@ class PasswordChangeForm(AdminPasswordChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(LargeTableMixin, ObjectActionsMixin, DjangoUserAdmin):
+class UserAdmin(LargeTableMixin, NameSearchMixin, ObjectActionsMixin, DjangoUserAdmin):
     """Users: moderators view them and ban or unban (accounts.ban_user); only superusers edit
     accounts, and nobody deletes one here (deletion is `manage.py delete_user`, a tombstone)."""
 
     list_display = ("username", "nickname", "email", "status", "is_banned", "is_staff", "date_joined")
     list_filter = ("is_online", "chosen_status", "is_banned", "is_staff", "is_active", "date_joined")
     search_fields = ("username", "email", "nickname")
+    search_also = ("email",)  # names through NameSearchMixin
     ordering = ("-pk",)  # the primary key index; "username" would sort the whole table
     actions = ["ban_users", "unban_users"]
     change_password_form = PasswordChangeForm

@@ -7,6 +7,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from imserver.namesearch import NameSearchField, update_fields_with_document
+
 # Deleting an account renames it deleted-<id> (privacy.services.user_delete): no other account
 # may hold such a name, in any case, or that deletion would fail on the unique username.
 DELETED_USERNAME_RE = re.compile(r"^deleted-[0-9]+$", re.IGNORECASE)
@@ -44,6 +46,9 @@ class User(AbstractUser):
     is_banned = models.BooleanField(default=False)
     banned_at = models.DateTimeField(null=True, blank=True)
     ban_reason = models.TextField(blank=True)
+    # What users/search finds a user by (imserver/namesearch.py): made again whenever a name is
+    # saved, so an erasure's new name leaves nothing of the old one.
+    search_document = NameSearchField(sources=("username", "nickname"))
 
     class Meta:
         constraints = [
@@ -59,6 +64,9 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.username
+
+    def save(self, *args, update_fields=None, **kwargs):
+        super().save(*args, update_fields=update_fields_with_document(User, update_fields), **kwargs)
 
     def get_session_auth_hash(self):
         """Django checks this against the session's on every request: with token_version in it,

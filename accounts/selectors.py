@@ -21,9 +21,10 @@ def user_visible(*, user_id: int | None) -> User:
 
 
 def users_search(*, query: str, limit: int, offset: int, hidden: Q | None = None) -> tuple[int, list[User]]:
-    """Case-insensitive match on username or nickname; exact username matches first. `hidden`:
-    a filter for users the searcher may not find (contacts.selectors.users_search_for)."""
-    matches = visible_users().filter(Q(username__icontains=query) | Q(nickname__icontains=query))
+    """Users whose username or nickname contains query, normalized (case, full and half width) and
+    in any script, through their search tokens (imserver/namesearch.py); exact username matches
+    first. `hidden`: a filter for users the searcher may not find (contacts.selectors.users_search_for)."""
+    matches = visible_users().filter(search_document__matches=query)
     if hidden is not None:
         matches = matches.exclude(hidden)
     ranked = matches.annotate(

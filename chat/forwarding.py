@@ -11,7 +11,6 @@ from django.db import transaction
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
-from chat import search
 from chat.models import Membership, Message
 from chat.services import message_store, new_message_event
 from realtime import events
@@ -84,6 +83,5 @@ def messages_forward(
             copies[conversation_id, index] = copy
             if created:
                 new.append(copy)
-                search.message_index_update(copy)
     events.record(*(new_message_event(copy) for copy in sorted(new, key=lambda copy: copy.pk)))
     return [copies[conversation_id, index] for conversation_id in targets for index in range(len(sources))], bool(new)

@@ -2,7 +2,8 @@
 
 The index, table chat_message_search (migration 0005), holds the tokens of imserver.textsearch
 for each searchable message: a `tsvector` under a GIN index on PostgreSQL, an FTS5 table on
-SQLite (rowid = message id). Every write that changes what a message says calls
+SQLite (rowid = message id). A new message is indexed by the statement that stores it
+(message_insert); every later write that changes what a message says calls
 message_index_update or message_index_remove in its own transaction, so the index is never
 behind what the database says (docs/search.md).
 """
@@ -36,7 +37,9 @@ def scoped_tokens(conversation_id: int, tokens: list[str]) -> list[str]:
     return [f"{conversation_id}:{token}" for token in tokens]
 
 
-def _document(message):
+def message_document(message: Message) -> str | None:
+    """The index's form of what a message is found by, for the database in use; None when
+    nothing of it is searchable."""
     tokens = textsearch.document_tokens(searchable_text(message))
     if not tokens:
         return None
@@ -54,6 +57,37 @@ _INSERT_SQLITE = "INSERT INTO chat_message_search (rowid, conversation_id, sende
 _DELETE_SQLITE = "DELETE FROM chat_message_search WHERE rowid = %s"
 
 
+# A new message and its index row in one statement, one round trip (issue 16's send overhead).
+_INSERT_INDEXED_POSTGRES = """
+WITH m AS ({insert})
+, s AS (
+    INSERT INTO chat_message_search (message_id, conversation_id, sender_id, document)
+    SELECT id, %(search_conversation)s, %(search_sender)s, %(search_document)s::tsvector FROM m
+)
+SELECT id FROM m
+"""
+
+
+def message_insert(cursor, insert_sql: str, params: dict, message: Message) -> int:
+    """Runs a new message's `INSERT ... RETURNING id` (chat.services.message_store) and indexes the
+    message: on PostgreSQL in the same statement, on SQLite right after it. Returns the id."""
+    document = message_document(message)
+    if document is not None and _is_postgres():
+        indexed = {
+            **params,
+            "search_conversation": message.conversation_id,
+            "search_sender": message.sender_id,
+            "search_document": document,
+        }
+        cursor.execute(_INSERT_INDEXED_POSTGRES.format(insert=insert_sql.strip()), indexed)
+        return cursor.fetchone()[0]
+    cursor.execute(insert_sql, params)
+    message_id = cursor.fetchone()[0]
+    if document is not None:
+        cursor.execute(_INSERT_SQLITE, [message_id, message.conversation_id, message.sender_id, document])
+    return message_id
+
+
 def message_index_update(message: Message) -> None:
     """Indexes a message as it now is (send, edit), or takes it out when nothing of it is
     searchable any more (removed, recalled). Call it inside the transaction of the change."""
@@ -67,7 +101,7 @@ def message_index_remove(message: Message) -> None:
 
 
 def _index_write(messages):
-    rows = [(message, _document(message)) for message in messages]
+    rows = [(message, message_document(message)) for message in messages]
     kept = [(m.pk, m.conversation_id, m.sender_id, document) for m, document in rows if document]
     with connection.cursor() as cursor:
         if _is_postgres():

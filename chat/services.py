@@ -176,8 +176,7 @@ def message_store(
         params["media"] = media.pk if media else None
         for field in ("call", "mentions"):
             params[field] = Message._meta.get_field(field).get_db_prep_save(getattr(message, field), connection)
-        cursor.execute(_SEND_INSERT, params)
-        message.pk = cursor.fetchone()[0]
+        message.pk = search.message_insert(cursor, _SEND_INSERT, params, message)  # indexed by it too
         cursor.execute(_SEND_ADVANCE, {**params, "message": message.pk})
     if mentioned:
         Mention.objects.bulk_create([Mention(message_id=message.pk, user_id=user_id) for user_id in mentioned])
@@ -259,7 +258,6 @@ def message_send(
     if created:
         if media is not None and not media_mark_attached(media):  # a moderator removed it just now
             raise ValidationError({"content": ["That upload no longer exists."]})
-        search.message_index_update(message)
         events.record(new_message_event(message))
         transaction.on_commit(
             lambda: typing_stop_rollback_unsafe(user_id=sender.pk, conversation_id=conversation_id), robust=True

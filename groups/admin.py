@@ -6,15 +6,15 @@ from chat.admin import conversation_label
 from chat.models import Conversation, Membership
 from groups.models import Group
 from groups.selectors import MEMBER_ORDER, groups_with_stats
-from imserver.admin_tools import LargeTableMixin, ReadOnlyMixin, admin_link
+from imserver.admin_tools import LargeTableMixin, NameSearchMixin, ReadOnlyMixin, admin_link
 
 
 @admin.register(Group)
-class GroupAdmin(LargeTableMixin, ReadOnlyMixin, admin.ModelAdmin):
+class GroupAdmin(LargeTableMixin, NameSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Groups and their members with roles; changes go through the app (its owner and admins)."""
 
     list_display = ("group", "name", "owner", "members_count", "created_at")
-    search_fields = ("name",)
+    search_fields = ("name",)  # through NameSearchMixin
     list_filter = ("created_at",)
     ordering = ("-pk",)
     fields = ("name", "announcement", "avatar", "created_at", "conversation_link", "members")

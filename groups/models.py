@@ -2,6 +2,7 @@ from django.db import models
 from django.utils import timezone
 
 from chat.models import Conversation
+from imserver.namesearch import NameSearchField, update_fields_with_document
 
 
 class Group(models.Model):
@@ -14,6 +15,11 @@ class Group(models.Model):
     avatar = models.CharField(max_length=255, blank=True)
     announcement = models.TextField(max_length=2000, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # What the admin's group search finds a group by (imserver/namesearch.py).
+    search_document = NameSearchField(sources=("name",))
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, update_fields=None, **kwargs):
+        super().save(*args, update_fields=update_fields_with_document(Group, update_fields), **kwargs)

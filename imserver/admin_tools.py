@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -58,6 +59,23 @@ class LargeTableMixin:
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
+
+
+class NameSearchMixin:
+    """The search box finds rows by their names through the same index as the app's search
+    (imserver/namesearch.py: any script, by substring, full and half width alike); `search_also`
+    fields (an email) match as the admin's own search does. search_fields still shows the box."""
+
+    search_also = ()
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(search_document__matches=term)
+        for field in self.search_also:
+            condition |= Q(**{f"{field}__icontains": term})
+        return queryset.filter(condition), False
 
 
 class ReadOnlyMixin:

@@ -12,6 +12,10 @@ A query is cut the same way and matched as a phrase whose last token is a prefix
 `Flutter`, `上海` finds `我家在上海东边` but not `海上的东边`. A query that ends inside a CJK run
 drops that run's lone last character (the text may go on after it), unless the run is one
 character long, which then matches any token that starts with it.
+
+Names (usernames, nicknames, group names) are short and found by substring in every script, as
+`users/search` always matched (`doe` finds `janedoe`): name_tokens cuts every run of letters the
+way a CJK run is cut, so `ohn` is the phrase `oh hn` and finds `John`.
 """
 
 import unicodedata
@@ -38,7 +42,7 @@ def _runs(text):
         yield match.lastgroup, match.group()
 
 
-def _cjk_tokens(run):
+def _bigrams(run):
     return [run[i : i + 2] for i in range(len(run) - 1)] + [run[-1]]
 
 
@@ -47,7 +51,7 @@ def document_tokens(text: str) -> list[str]:
     tokens = []
     for kind, run in _runs(text):
         if kind == "cjk":
-            tokens.extend(_cjk_tokens(run))
+            tokens.extend(_bigrams(run))
         else:
             tokens.append(run[:MAX_WORD_LENGTH])
     return tokens
@@ -59,6 +63,24 @@ def query_tokens(query: str) -> list[str]:
     runs = list(_runs(query))
     tokens = document_tokens(query)
     if runs and runs[-1][0] == "cjk" and len(runs[-1][1]) > 1:
+        tokens.pop()
+    return tokens
+
+
+def name_tokens(text: str) -> list[str]:
+    """The tokens of a name: every run of letters cut into bigrams and its last character (a
+    substring of a name is then a phrase of them), each emoji a token."""
+    tokens = []
+    for kind, run in _runs(text):
+        tokens.extend([run] if kind == "emoji" else _bigrams(run[:MAX_WORD_LENGTH]))
+    return tokens
+
+
+def name_query_tokens(query: str) -> list[str]:
+    """The phrase a name query stands for, its last token a prefix (as query_tokens)."""
+    runs = list(_runs(query))
+    tokens = name_tokens(query)
+    if runs and runs[-1][0] != "emoji" and len(runs[-1][1]) > 1:
         tokens.pop()
     return tokens
 

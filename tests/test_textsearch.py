@@ -5,6 +5,8 @@ import pytest
 from imserver.textsearch import (
     document_tokens,
     fts5_query,
+    name_query_tokens,
+    name_tokens,
     normalize,
     query_tokens,
     tsquery_literal,
@@ -15,7 +17,10 @@ from imserver.textsearch import (
 def matches(query, text):
     """The search's rule in plain Python: the query's phrase at consecutive document positions,
     its last token a prefix (what the tsquery and the FTS5 query say)."""
-    phrase, tokens = query_tokens(query), document_tokens(text)
+    return phrase_in(query_tokens(query), document_tokens(text))
+
+
+def phrase_in(phrase, tokens):
     if not phrase:
         return False
     for start in range(len(tokens) - len(phrase) + 1):
@@ -79,3 +84,35 @@ def test_database_forms():
 
 def test_long_words_are_cut_to_the_longest_query():
     assert document_tokens("x" * 500) == ["x" * 100]
+
+
+def name_matches(query, name):
+    """Name search's rule: the same phrase rule over name tokens."""
+    return phrase_in(name_query_tokens(query), name_tokens(name))
+
+
+def test_names_are_bigrams_in_every_script():
+    assert name_tokens("Jane Doe") == ["ja", "an", "ne", "e", "do", "oe", "e"]
+    assert name_tokens("王小明😀") == ["王小", "小明", "明", "😀"]
+    assert name_query_tokens("ohn") == ["oh", "hn"]
+    assert name_query_tokens("j") == ["j"]
+
+
+@pytest.mark.parametrize(
+    "query, name, found",
+    [
+        ("doe", "janedoe", True),  # substrings anywhere, as users/search always matched
+        ("ned", "janedoe", True),
+        ("e", "janedoe", True),
+        ("janedoex", "janedoe", False),
+        ("上海", "我家在上海东边", True),
+        ("上海", "海上的东边", False),
+        ("ｊａｎｅ", "JANE", True),
+        ("e d", "Jane Doe", True),
+        ("ed", "Jane Doe", False),
+        ("😀", "小明😀", True),
+        ("...", "...", False),
+    ],
+)
+def test_name_matching(query, name, found):
+    assert name_matches(query, name) is found

@@ -8,7 +8,7 @@ from chat.models import Message
 from chat.services import message_remove
 from groups.services import group_member_leave
 from privacy.services import user_delete
-from tests.conftest import group_of, make_user, private_chat, send
+from tests.conftest import client_for, group_of, is_postgres, make_user, private_chat, send
 
 
 def found(client, q, **params):
@@ -55,6 +55,15 @@ class TestMatching:
         assert found(user_api, "flutter3") == ["ＦＬＵＴＴＥＲ３"]
         assert found(user_api, "Ｆｌｕ") == ["ＦＬＵＴＴＥＲ３"]
         assert found(user_api, "カタカナ") == ["ｶﾀｶﾅで書く"]
+
+    def test_korean_and_japanese_by_substring(self, user_api, user, chat):
+        send(user, chat, "한국어 공부를 합니다")
+        send(user, chat, "東京タワーに行きました")
+        assert found(user_api, "국어") == ["한국어 공부를 합니다"]
+        assert found(user_api, "공") == ["한국어 공부를 합니다"]
+        assert found(user_api, "タワー") == ["東京タワーに行きました"]
+        assert found(user_api, "京タ") == ["東京タワーに行きました"]
+        assert found(user_api, "어공") == []  # the space separates
 
     def test_emoji(self, user_api, user, chat):
         send(user, chat, "好的😀明天见")
@@ -155,8 +164,6 @@ class TestIndexFollowsChanges:
         assert found(user_api, "never") == ["never mind"]
 
     def test_an_erased_senders_messages_stay_found_by_the_others(self, user, other_user, chat):
-        from tests.conftest import client_for
-
         send(user, chat, "from alice 上海")
         user_delete(user=user)
         assert found(client_for(other_user), "上海") == ["from alice 上海"]
@@ -178,6 +185,101 @@ class TestIndexFollowsChanges:
         call_command("search_reindex", "--batch-size", "2", stdout=Out())
         assert len(found(user_api, "old")) == 5
         assert "2/5 messages indexed" in "".join(out) and "rebuilt: 5 messages" in "".join(out)
+
+
+def reindexed():
+    call_command("search_reindex", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+
+class TestNeverFoundAgain:
+    """Through the services the app and the moderators use; a rebuilt index does not bring any
+    of them back."""
+
+    def test_a_recalled_message(self, user_api, user, other_user, chat):
+        from chat.services import message_recall
+
+        message = send(user, chat, "撤回的上海消息")
+        message_recall(user=user, conversation_id=chat.pk, message_id=message.pk)
+        for client in (user_api, client_for(other_user)):
+            assert found(client, "上海") == [] and found(client, "撤") == []
+        reindexed()
+        assert found(client_for(other_user), "上海") == []
+
+    def test_a_moderators_takedown(self, user_api, user, other_user):
+        from moderation.services import message_takedown
+
+        group = group_of(user, other_user)
+        message = send(other_user, group.conversation, "违规的广告 spam")
+        message_takedown(actor="cli:ops", message=message, reason="spam")
+        assert found(user_api, "广告") == [] and found(user_api, "spam") == []
+        reindexed()
+        assert found(user_api, "广告") == []
+
+    def test_an_edits_old_words(self, user_api, user, other_user, chat):
+        from chat.services import message_edit
+
+        message = send(user, chat, "旧的说法 old")
+        message_edit(user=user, conversation_id=chat.pk, message_id=message.pk, content="新的说法 new")
+        assert found(user_api, "旧的") == [] and found(user_api, "old") == []
+        assert found(client_for(other_user), "新的") == ["新的说法 new"]
+
+    def test_a_hidden_message_for_the_one_who_hid_it(self, user_api, user, other_user, chat):
+        from chat.services import message_hide
+
+        message = send(other_user, chat, "删除的消息")
+        message_hide(user=user, conversation_id=chat.pk, message_id=message.pk)
+        reindexed()
+        assert found(user_api, "删除") == []
+        assert found(client_for(other_user), "删除") == ["删除的消息"]
+
+    def test_a_cleared_conversation_up_to_the_clear(self, user_api, user, other_user, chat):
+        from chat.services import conversation_clear
+
+        send(other_user, chat, "清空之前")
+        conversation_clear(user=user, conversation_id=chat.pk)
+        send(other_user, chat, "清空之后")
+        reindexed()
+        assert found(user_api, "清空") == ["清空之后"]
+        assert found(client_for(other_user), "清空") == ["清空之后", "清空之前"]
+
+    def test_an_erased_account_searches_nothing(self, user, other_user, chat):
+        send(other_user, chat, "给你的上海消息")
+        user_delete(user=user)
+        user.refresh_from_db()
+        assert search.messages_search(user=user, query="上海", limit=20, offset=0) == (0, [])
+
+
+class TestIndexedBySend:
+    def test_a_send_writes_its_index_row_in_its_own_insert(self, user_api, user, chat):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            send(user, chat, "一条新消息")
+        writes = [q["sql"] for q in captured if "chat_message_search" in q["sql"]]
+        if is_postgres():  # one statement for the message and its index row (docs/search.md)
+            assert len(writes) == 1 and "INSERT INTO chat_message\n" in writes[0]
+        else:
+            assert len(writes) == 1
+        assert found(user_api, "新消息") == ["一条新消息"]
+
+    def test_a_forwarded_copy_is_found_in_its_new_conversation(self, user, other_user, stranger, chat):
+        from chat.forwarding import messages_forward
+
+        original = send(user, chat, "转发的上海照片")
+        theirs = private_chat(user, stranger)
+        messages_forward(forwarder=user, message_ids=[original.pk], conversation_ids=[theirs.pk])
+        assert found(client_for(stranger), "上海") == ["转发的上海照片"]
+        assert found(client_for(other_user), "上海") == ["转发的上海照片"]
+
+    def test_call_records_are_not_indexed(self, user_api, user, other_user, chat):
+        from chat.services import message_store_call
+
+        call = message_store_call(
+            caller=user, conversation_id=chat.pk, call_id="call1", call_type="audio", status="missed", duration=None
+        )
+        assert found(user_api, "call1") == []
+        assert not search.message_document(call)
 
 
 class TestParams:

@@ -400,6 +400,36 @@ def test_lists_cost_no_query_per_row(admin_client, many_rows, url, django_assert
     assert len(response.context["cl"].result_list) >= 30
 
 
+class TestNameSearch:
+    """The search boxes of users and groups go through the app's name index (imserver/namesearch.py)."""
+
+    def listed(self, client, url, q):
+        response = client.get(url, {"q": q})
+        assert response.status_code == 200
+        return sorted(str(row) for row in response.context["cl"].result_list)
+
+    def test_groups_by_name_in_any_width_and_script(self, admin_client, user, other_user):
+        group_of(user, other_user, name="上海ＤＥＶ小组")
+        group_of(user, other_user, name="海上")
+        assert self.listed(admin_client, "/admin/groups/group/", "上海dev") == ["上海ＤＥＶ小组"]
+        assert self.listed(admin_client, "/admin/groups/group/", "海") == ["上海ＤＥＶ小组", "海上"]
+        assert self.listed(admin_client, "/admin/groups/group/", "东") == []
+
+    def test_a_renamed_group_is_found_by_its_new_name_only(self, admin_client, user, other_user):
+        from groups.services import group_update_info
+
+        group = group_of(user, other_user, name="旧名字")
+        group_update_info(user=user, group_id=group.pk, name="新名字")
+        assert self.listed(admin_client, "/admin/groups/group/", "旧") == []
+        assert self.listed(admin_client, "/admin/groups/group/", "新名") == ["新名字"]
+
+    def test_users_by_name_or_email(self, admin_client, db):
+        make_user("wang", nickname="王小明", email="xm@example.com")
+        assert self.listed(admin_client, "/admin/accounts/user/", "小明") == ["wang"]
+        assert self.listed(admin_client, "/admin/accounts/user/", "ＷＡＮ") == ["wang"]
+        assert self.listed(admin_client, "/admin/accounts/user/", "xm@exa") == ["wang"]
+
+
 class TestEstimatedCount:
     def test_exact_on_filtered_lists_and_small_tables(self, user, other_user):
         conversation = private_chat(user, other_user)
