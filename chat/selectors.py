@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
@@ -229,8 +230,7 @@ def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
 
 
 # History pages, the most frequent read, in plain SQL as the send path (the ORM's query building
-# cost more than the database work). The anchors are subqueries: NULL, so no rows, for an id
-# that is not a message of this conversation.
+# cost more than the database work), its bounds found first by history_window.
 # MESSAGE_COLUMNS and MESSAGE_JOINS are what attach_senders_and_media needs of each row: the
 # message, its sender's names, the original it replies to with that one's sender (contract 18:
 # the preview is rendered from the original when read) and the reactions as the viewer (the
@@ -271,46 +271,102 @@ _PAGE = (
     + "FROM chat_message m"
     + MESSAGE_JOINS
     + """WHERE m.conversation_id = %(conversation)s {bounds}
-  AND m.seq > (SELECT cleared_seq FROM chat_membership
-               WHERE conversation_id = %(conversation)s AND user_id = %(viewer)s)
   AND NOT EXISTS (SELECT 1 FROM chat_messagehidden h WHERE h.user_id = %(viewer)s AND h.message_id = m.id)
 ORDER BY m.seq {direction}
 LIMIT %(rows)s
 """
 )
-_ANCHOR = "(SELECT seq FROM chat_message WHERE id = %({name})s AND conversation_id = %(conversation)s)"
 
 
-def message_page(
-    *, conversation_id: int, viewer_id: int, limit: int, before: int | None = None, after: int | None = None
-) -> tuple[list[Message], bool]:
-    """(messages newest first, has_more) around the messages with ids `before` / `after`, without
-    those the viewer cleared or hid (contract 15).
+@dataclass(frozen=True)
+class HistoryWindow:
+    """What a history page of one member is cut from (history_window): the messages' status
+    function and the page's bounds as seqs, known before the page is read."""
 
-    `after` pages toward newer messages: the `limit` messages just newer than it (still listed
-    newest first); `has_more` says whether more exist beyond the page in its paging direction.
-    Only an empty page costs a look at whether the anchors were messages of this conversation
-    at all (400 if not). Each sender is made once, not once per message; page_reactions gives
-    the viewer's reactions without a query.
+    conversation_id: int
+    viewer_id: int
+    status_of: Callable[[int, int], str]
+    cleared_seq: int  # the member's clear (contract 15): nothing up to it is shown
+    before_seq: int | None  # the `before` anchor's seq, None without one
+    after_seq: int | None
+
+
+# The caller's clear (NULL: not a member), the anchors' seqs (NULL: not messages of this
+# conversation) and the two lowest read and delivered pointers (read_horizon), in one round trip.
+_WINDOW = """
+SELECT (SELECT cleared_seq FROM chat_membership
+        WHERE conversation_id = %(conversation)s AND user_id = %(user)s) AS cleared_seq,
+       (SELECT seq FROM chat_message WHERE id = %(before)s AND conversation_id = %(conversation)s) AS before_seq,
+       (SELECT seq FROM chat_message WHERE id = %(after)s AND conversation_id = %(conversation)s) AS after_seq,
+       kind, user_id, seq
+FROM (SELECT * FROM (SELECT 'r' AS kind, user_id, receipt_seq AS seq FROM chat_membership
+                     WHERE conversation_id = %(conversation)s ORDER BY receipt_seq, user_id LIMIT 2) AS r
+      UNION ALL
+      SELECT * FROM (SELECT 'd' AS kind, user_id, delivered_seq AS seq FROM chat_membership
+                     WHERE conversation_id = %(conversation)s ORDER BY delivered_seq, user_id LIMIT 2) AS d
+     ) AS pointers
+ORDER BY kind DESC, seq, user_id
+"""
+
+
+def history_window(
+    *, user: User, conversation_id: int | None, before: int | None = None, after: int | None = None
+) -> HistoryWindow:
+    """The caller's history window around the messages with ids `before` / `after`, in one
+    round trip: 404 unless the caller is a member, 400 for an anchor that is not a message of
+    this conversation. The page (message_page) then has its bounds as numbers, which the
+    planner estimates from its statistics (bounds from subqueries it guessed at 25 rows, and
+    sorted every message of a deep page's range instead of reading 50 down the index)."""
+    params = {"conversation": conversation_id, "user": user.pk, "before": before, "after": after}
+    with connection.cursor() as cursor:
+        cursor.execute(_WINDOW, params)
+        rows = cursor.fetchall()
+    if not rows or rows[0][0] is None:
+        raise NotFound("Conversation not found")
+    cleared_seq, before_seq, after_seq = rows[0][:3]
+    for param, message_id, seq in (("before", before, before_seq), ("after", after, after_seq)):
+        if message_id is not None and seq is None:
+            raise ValidationError({param: ["Not a message of this conversation."]})
+    pointers = {"r": [], "d": []}
+    for *_, kind, user_id, seq in rows:
+        pointers[kind].append((user_id, seq))
+    return HistoryWindow(
+        conversation_id=conversation_id,
+        viewer_id=user.pk,
+        status_of=_status_of(pointers["r"], pointers["d"]),
+        cleared_seq=cleared_seq,
+        before_seq=before_seq,
+        after_seq=after_seq,
+    )
+
+
+def message_page(*, window: HistoryWindow, limit: int) -> tuple[list[Message], bool]:
+    """(messages newest first, has_more) of a history window, without those the viewer cleared
+    or hid (contract 15).
+
+    With an `after` anchor it pages toward newer messages: the `limit` messages just newer than
+    it (still listed newest first); `has_more` says whether more exist beyond the page in its
+    paging direction. Each sender is made once, not once per message; page_reactions gives the
+    viewer's reactions without a query.
     """
     bounds = ""
-    if before is not None:
-        bounds += " AND m.seq < " + _ANCHOR.format(name="before")
-    if after is not None:
-        bounds += " AND m.seq > " + _ANCHOR.format(name="after")
-    sql = _PAGE.format(bounds=bounds, direction="ASC" if after is not None else "DESC")
-    params = {"conversation": conversation_id, "viewer": viewer_id, "before": before, "after": after, "rows": limit + 1}
-    rows = list(Message.objects.raw(sql, params))
-    if not rows:
-        for param, message_id in (("before", before), ("after", after)):
-            if (
-                message_id is not None
-                and not Message.objects.filter(pk=message_id, conversation_id=conversation_id).exists()
-            ):
-                raise ValidationError({param: ["Not a message of this conversation."]})
+    if window.before_seq is not None:
+        bounds += " AND m.seq < %(before)s"
+    lower = max(window.cleared_seq, window.after_seq or 0)
+    if lower:  # seqs start at 1: no bound at all is the same rows, and the planner's best guess
+        bounds += " AND m.seq > %(after)s"
+    direction = "ASC" if window.after_seq is not None else "DESC"
+    params = {
+        "conversation": window.conversation_id,
+        "viewer": window.viewer_id,
+        "before": window.before_seq,
+        "after": lower,
+        "rows": limit + 1,
+    }
+    rows = list(Message.objects.raw(_PAGE.format(bounds=bounds, direction=direction), params))
     has_more = len(rows) > limit
     rows = rows[:limit]
-    if after is not None:
+    if window.after_seq is not None:
         rows.reverse()
     attach_senders_and_media(rows)
     return rows, has_more
@@ -403,33 +459,6 @@ def read_horizon(conversation_id: int) -> Callable[[int, int], str]:
     """A function seq, sender -> the message's status: "read" once every member but the sender
     has read up to seq, "delivered" once they all have it, else "sent" (contract 5, 19)."""
     return _status_of(_two_lowest(conversation_id, "receipt_seq"), _two_lowest(conversation_id, "delivered_seq"))
-
-
-_MEMBER_AND_POINTERS = """
-SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(user)s),
-       kind, user_id, seq
-FROM (SELECT * FROM (SELECT 'r' AS kind, user_id, receipt_seq AS seq FROM chat_membership
-                     WHERE conversation_id = %(conversation)s ORDER BY receipt_seq, user_id LIMIT 2) AS r
-      UNION ALL
-      SELECT * FROM (SELECT 'd' AS kind, user_id, delivered_seq AS seq FROM chat_membership
-                     WHERE conversation_id = %(conversation)s ORDER BY delivered_seq, user_id LIMIT 2) AS d
-     ) AS pointers
-ORDER BY kind DESC, seq, user_id
-"""
-
-
-def member_read_horizon(*, user: User, conversation_id: int) -> Callable[[int, int], str]:
-    """membership_for's check and read_horizon in one round trip, for history pages: 404 unless
-    the caller is a member, else read_horizon's function."""
-    with connection.cursor() as cursor:
-        cursor.execute(_MEMBER_AND_POINTERS, {"conversation": conversation_id, "user": user.pk})
-        rows = cursor.fetchall()
-    if not rows or not rows[0][0]:
-        raise NotFound("Conversation not found")
-    pointers = {"r": [], "d": []}
-    for _, kind, user_id, seq in rows:
-        pointers[kind].append((user_id, seq))
-    return _status_of(pointers["r"], pointers["d"])
 
 
 def read_horizons(conversation_ids):
