@@ -609,12 +609,45 @@ def _messages(user: User) -> Iterator[dict]:
             "status": message.status,
             "created_at": message.created_at,
             "updated_at": message.updated_at,
+            "edited_at": message.edited_at,
+            "mentions": [str(user_id) for user_id in message.mentions],
+            "mentions_all": message.mentions_all,
+        }
+
+
+def _reactions(user: User) -> Iterator[dict]:
+    rows = Reaction.objects.filter(user=user).select_related("message").order_by("pk")
+    for reaction in rows.iterator(chunk_size=2000):
+        yield {
+            "message_id": format_id("m", reaction.message_id),
+            "conversation_id": format_id("c", reaction.message.conversation_id),
+            "emoji": reaction.emoji,
+            "created_at": reaction.created_at,
+        }
+
+
+def _mentioned_in(user: User) -> Iterator[dict]:
+    """The messages that mention the user by id (the Mention rows kept about them), not what
+    others wrote in them."""
+    rows = Mention.objects.filter(user=user).select_related("message").order_by("pk")
+    for mention in rows.iterator(chunk_size=2000):
+        yield {
+            "message_id": format_id("m", mention.message_id),
+            "conversation_id": format_id("c", mention.message.conversation_id),
+            "sender_id": str(mention.message.sender_id),
+            "created_at": mention.message.created_at,
         }
 
 
 def export_sections(user: User) -> dict:
-    """Chat's part of a data export (privacy.services.user_export); messages are read as written out."""
-    return {"memberships": _memberships(user), "messages": _messages(user)}
+    """Chat's part of a data export (privacy.services.user_export); messages, reactions and
+    mentions are read as written out."""
+    return {
+        "memberships": _memberships(user),
+        "messages": _messages(user),
+        "reactions": _reactions(user),
+        "mentioned_in": _mentioned_in(user),
+    }
 
 
 def media_in_use(media_id: int) -> bool:

@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 
 from accounts.models import User
 from accounts.selectors import visible_users
-from chat import receipts, search, selectors
+from chat import reactions, receipts, search, selectors
 from chat.models import Conversation, Membership, Mention, Message, MessageEdit, MessageHidden, Reaction
 from chat.serializers import (
     conversation_settings_data,
@@ -677,9 +677,12 @@ def conversation_settings_update(*, user, conversation_id, **changes):
 
 
 def erase_user(user: User) -> None:
-    """An erased account's remaining (private) memberships and its hidden messages go; the other
-    participant keeps the history, with "Deleted user" (privacy.services.user_delete, after it
-    left its groups)."""
+    """An erased account's remaining (private) memberships, its hidden messages, its reactions
+    (the members are told, chat.reactions.reactions_erase) and the rows that counted its
+    mentions go; the other participant keeps the history, with "Deleted user"
+    (privacy.services.user_delete, after it left its groups)."""
+    reactions.reactions_erase(user)
+    Mention.objects.filter(user=user).delete()
     memberships = Membership.objects.filter(user=user)
     events.invalidate_on_commit(MEMBERS, memberships.values_list("conversation_id", flat=True))
     memberships.delete()
