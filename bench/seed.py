@@ -67,5 +67,6 @@ def analyze():
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for table in ("accounts_user", "chat_conversation", "chat_membership", "chat_message",
+                          "chat_mention", "chat_reaction", "chat_messagehidden",
                           "realtime_eventstream", "realtime_eventpayload", "realtime_userevent"):  # fmt: skip
                 cursor.execute(f"VACUUM ANALYZE {table}")

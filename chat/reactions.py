@@ -70,3 +70,16 @@ def reaction_remove(*, user: User, conversation_id: int, message_id: int | None,
     if deleted:
         _reaction_update(message, user, emoji, "remove")
     return selectors.reactions_of([message.pk], viewer_id=user.pk).get(message.pk, [])
+
+
+def reactions_erase(user: User) -> None:
+    """An erased account's reactions go (privacy.services.user_delete, through
+    chat.services.erase_user): each message's members get reaction_update "remove" with the new
+    count, as if the user had taken each back, the messages' rows locked in id order as the
+    reaction services lock them."""
+    message_ids = sorted(set(Reaction.objects.filter(user=user).values_list("message_id", flat=True)))
+    for message in Message.objects.select_for_update().filter(pk__in=message_ids).order_by("pk"):
+        emoji = list(Reaction.objects.filter(message=message, user=user).values_list("emoji", flat=True))
+        Reaction.objects.filter(message=message, user=user).delete()
+        for one in emoji:
+            _reaction_update(message, user, one, "remove")

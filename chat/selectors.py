@@ -2,19 +2,21 @@
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value, Window
+from django.db.models import Count, Exists, F, Model, OuterRef, Q, Subquery, Sum, Value, Window
 from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
 from chat.models import Conversation, Membership, Mention, Message, MessageHidden, Reaction
-from contacts.models import Block, Contact
+from chat.serializers import REPLY_PREVIEW_CHARS
+from contacts.models import Block
 from imserver.api import format_id
-from imserver.pagination import paginate
 from media.models import Media
 
 
@@ -143,46 +145,114 @@ def mention_count(membership: Membership) -> int:
     return row.values_list("n", flat=True).get()
 
 
-def _list_rows(user):
-    remark = Contact.objects.filter(owner=user, user=OuterRef("peer")).values("remark")[:1]
-    return (
-        Membership.objects.filter(user=user)
-        .select_related("conversation__last_message__sender", "conversation__group", "peer")
-        # Only what a list item shows (chat.serializers.conversation_data): two users and a
-        # message a row, whole, were most of a page's cost.
-        .only(
-            "conversation__type",
-            "conversation__created_at",
-            "conversation__last_activity_at",
-            "conversation__last_message__sender__username",
-            "conversation__last_message__sender__nickname",
-            "conversation__last_message__content",
-            "conversation__last_message__type",
-            "conversation__last_message__status",
-            "conversation__last_message__created_at",
-            "conversation__group__name",
-            "conversation__group__avatar",
-            "peer__username",
-            "peer__nickname",
-            "peer__avatar",
-            "muted_until",
-            "notify",
-            "pinned_at",
-        )
-        .annotate(
-            unread_count=_unread_count(user),
-            mention_count=_mention_count(user),
-            remark=Subquery(remark),
-            is_muted=muted_now(),
-            is_hidden=hidden_now(),
-            shown_last_id=Subquery(
-                Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("cleared_seq"))
-                .exclude(_hidden_for_member())
-                .order_by("-seq")
-                .values("pk")[:1]
-            ),
-        )
+# The conversation list, the second most frequent read, in plain SQL as history pages are (the
+# ORM built its query, with four correlated subqueries, in more time than PostgreSQL ran it).
+# One row a membership: its conversation, the conversation's last message with its sender, the
+# group or the peer, the caller's remark for the peer; the counts only for a conversation with
+# something after the member's pointers (a CASE skips them for the rest, most of a list), with
+# the same rules as _unread_count and _mention_count; the id of the newest message the member
+# still sees (_with_shown_last_messages); the total as a window over the same rows.
+_GREATEST = {"postgresql": "GREATEST", "sqlite": "MAX"}[connection.vendor]
+_GROUP_TABLE = Conversation._meta.get_field("group").related_model._meta.db_table
+_HIDDEN = "EXISTS (SELECT 1 FROM chat_messagehidden h WHERE h.user_id = %(user)s AND h.message_id = {m}.id)"
+_UNREAD_FROM = f"""FROM chat_message x
+        WHERE x.conversation_id = mb.conversation_id
+          AND x.seq > {_GREATEST}(mb.last_read_seq, mb.cleared_seq)
+          AND x.sender_id <> %(user)s AND x.status <> 'removed' AND NOT {_HIDDEN.format(m="x")}"""
+_LIST = f"""
+SELECT mb.id, mb.conversation_id, mb.user_id, mb.peer_id, mb.muted_until, mb.notify, mb.pinned_at,
+       c.type AS c_type, c.created_at AS c_created_at, c.last_activity_at AS c_last_activity_at,
+       c.last_message_id AS c_last_message_id,
+       lm.sender_id AS lm_sender_id, lm.content AS lm_content, lm.type AS lm_type, lm.status AS lm_status,
+       lm.created_at AS lm_created_at, lu.username AS lm_sender_username, lu.nickname AS lm_sender_nickname,
+       g.id AS g_id, g.name AS g_name, g.avatar AS g_avatar,
+       p.username AS peer_username, p.nickname AS peer_nickname, p.avatar AS peer_avatar,
+       (SELECT remark FROM contacts_contact WHERE owner_id = %(user)s AND user_id = mb.peer_id) AS remark,
+       CASE WHEN {_GREATEST}(mb.last_read_seq, mb.cleared_seq) >= c.last_seq THEN 0
+            ELSE (SELECT COUNT(*) {_UNREAD_FROM}) END AS unread_count,
+       CASE WHEN {_GREATEST}(mb.last_read_seq, mb.cleared_seq) >= c.last_seq THEN 0
+            ELSE (SELECT COUNT(*) {_UNREAD_FROM}
+                    AND (x.mentions_all OR EXISTS (
+                        SELECT 1 FROM chat_mention mn WHERE mn.message_id = x.id AND mn.user_id = %(user)s))
+                    AND NOT EXISTS (
+                        SELECT 1 FROM contacts_block b WHERE b.owner_id = %(user)s AND b.user_id = x.sender_id))
+       END AS mention_count,
+       (mb.muted AND (mb.muted_until IS NULL OR mb.muted_until > %(now)s)) AS is_muted,
+       (mb.hidden_seq IS NOT NULL AND mb.hidden_seq >= c.last_seq) AS is_hidden,
+       (SELECT s.id FROM chat_message s
+        WHERE s.conversation_id = mb.conversation_id AND s.seq > mb.cleared_seq AND NOT {_HIDDEN.format(m="s")}
+        ORDER BY s.seq DESC LIMIT 1) AS shown_last_id,
+       COUNT(*) OVER () AS total
+FROM chat_membership mb
+JOIN chat_conversation c ON c.id = mb.conversation_id
+LEFT JOIN chat_message lm ON lm.id = c.last_message_id
+LEFT JOIN accounts_user lu ON lu.id = lm.sender_id
+LEFT JOIN {_GROUP_TABLE} g ON g.conversation_id = c.id
+LEFT JOIN accounts_user p ON p.id = mb.peer_id
+WHERE mb.user_id = %(user)s {{filters}}
+ORDER BY mb.pinned_at DESC NULLS LAST, c.last_activity_at DESC, mb.conversation_id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+_VISIBLE = " AND NOT (mb.hidden_seq IS NOT NULL AND mb.hidden_seq >= c.last_seq)"
+
+
+def made(model: type[Model], **values: object) -> Model:
+    """A model instance of a row read in plain SQL, from the columns it was read with (the others
+    deferred): Model.from_db, a third of the cost of Model(**values), which computes a default
+    for every field left out (about 25 us a Message, several a row of the pages here)."""
+    names = [field.attname for field in model._meta.concrete_fields if field.attname in values]  # from_db's order
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
+
+def _datetime(value):
+    """A timestamp column that is not a model field of the raw query's model: SQLite gives text."""
+    if isinstance(value, str):
+        return parse_datetime(value).replace(tzinfo=UTC)
+    return value
+
+
+def _list_rows(user: User, *, filters: str = "", limit: int = 1, offset: int = 0, **params) -> list[Membership]:
+    """Rows of _LIST as memberships carrying what conversation_data shows: the conversation with
+    its last message (and sender) and group, the peer, the counts, settings and the total."""
+    params.update(
+        user=user.pk, now=connection.ops.adapt_datetimefield_value(timezone.now()), limit=limit, offset=offset
     )
+    rows = list(Membership.objects.raw(_LIST.format(filters=filters), params))
+    group_model = Conversation._meta.get_field("group").related_model
+    for row in rows:
+        conversation = made(
+            Conversation,
+            id=row.conversation_id,
+            type=row.c_type,
+            created_at=_datetime(row.c_created_at),
+            last_activity_at=_datetime(row.c_last_activity_at),
+            last_message_id=row.c_last_message_id,
+        )
+        if row.c_last_message_id is not None:
+            conversation.last_message = last = made(
+                Message,
+                id=row.c_last_message_id,
+                conversation_id=row.conversation_id,
+                sender_id=row.lm_sender_id,
+                content=row.lm_content,
+                type=row.lm_type,
+                status=row.lm_status,
+                created_at=_datetime(row.lm_created_at),
+            )
+            last.sender = made(
+                User, id=row.lm_sender_id, username=row.lm_sender_username, nickname=row.lm_sender_nickname
+            )
+        if row.g_id is not None:
+            conversation.group = made(
+                group_model, id=row.g_id, conversation_id=row.conversation_id, name=row.g_name, avatar=row.g_avatar
+            )
+        row.conversation = conversation
+        if row.peer_id is not None:
+            row.peer = made(
+                User, id=row.peer_id, username=row.peer_username, nickname=row.peer_nickname, avatar=row.peer_avatar
+            )
+        row.is_muted, row.is_hidden = bool(row.is_muted), bool(row.is_hidden)
+    return rows
 
 
 def _with_shown_last_messages(rows):
@@ -206,31 +276,39 @@ def conversation_list(
     """(total, memberships) for the caller's conversation list: pinned ones first, most recently
     pinned first, then newest activity first; hidden ones only with include_hidden.
 
-    One query: last message, target (peer or group), contact remark, unread count and settings
-    are joined or sub-selected, and the total comes from a window over the same rows. The order
-    is total (the conversation id breaks ties), so offset paging has no gaps.
+    One query (_LIST): last message, target (peer or group), contact remark, unread and mention
+    counts and settings are joined or sub-selected, and the total comes from a window over the
+    same rows. The order is total (the conversation id breaks ties), so offset paging has no
+    gaps. Only a page past the end, which has no row to carry the total, costs a count.
     """
-    rows = _list_rows(user)
+    filters, params = "", {}
     if type in (Conversation.Type.PRIVATE, Conversation.Type.GROUP):
-        rows = rows.filter(conversation__type=type)
+        filters, params["type"] = " AND c.type = %(type)s", type
     if not include_hidden:
-        rows = rows.exclude(hidden_now())
-    order = (F("pinned_at").desc(nulls_last=True), "-conversation__last_activity_at", "-conversation_id")
-    total, page = paginate(rows, order_by=order, limit=limit, offset=offset)
-    return total, _with_shown_last_messages(list(page))
+        filters += _VISIBLE
+    rows = _list_rows(user, filters=filters, limit=limit, offset=offset, **params)
+    if rows:
+        return rows[0].total, _with_shown_last_messages(rows)
+    if not offset:
+        return 0, rows
+    total = Membership.objects.filter(user=user)
+    if type in (Conversation.Type.PRIVATE, Conversation.Type.GROUP):
+        total = total.filter(conversation__type=type)
+    if not include_hidden:
+        total = total.exclude(hidden_now())
+    return total.count(), rows
 
 
 def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
     """One row of the conversation list (same shape), or 404."""
-    membership = _list_rows(user).filter(conversation_id=conversation_id).first()
-    if membership is None:
+    rows = _list_rows(user, filters=" AND mb.conversation_id = %(conversation)s", conversation=conversation_id)
+    if not rows:
         raise NotFound("Conversation not found")
-    return _with_shown_last_messages([membership])[0]
+    return _with_shown_last_messages(rows)[0]
 
 
 # History pages, the most frequent read, in plain SQL as the send path (the ORM's query building
-# cost more than the database work). The anchors are subqueries: NULL, so no rows, for an id
-# that is not a message of this conversation.
+# cost more than the database work), its bounds found first by history_window.
 # MESSAGE_COLUMNS and MESSAGE_JOINS are what attach_senders_and_media needs of each row: the
 # message, its sender's names, the original it replies to with that one's sender (contract 18:
 # the preview is rendered from the original when read) and the reactions as the viewer (the
@@ -246,6 +324,18 @@ _VIEWER_REACTIONS = {
         FROM (SELECT emoji, COUNT(*) AS n, MAX(user_id = %(viewer)s) AS reacted
               FROM chat_reaction WHERE message_id = m.id GROUP BY emoji ORDER BY MIN(id)) x)""",
 }[connection.vendor]
+# The original a reply answers, with its sender, as one JSON array [seq, sender_id, type, text
+# (what its preview needs of it), status, sender's username, nickname]: a subquery, which
+# PostgreSQL plans in half the time of two more joins in the page's query (0.36 against 0.75 ms
+# a page, docs/performance.md).
+_REPLY_TO = (
+    {
+        "postgresql": "json_build_array",
+        "sqlite": "json_array",
+    }[connection.vendor]
+    + f"""(r.seq, r.sender_id, r.type, substr(r.content, 1, {REPLY_PREVIEW_CHARS}), r.status,
+                     ru.username, ru.nickname)"""
+)
 MESSAGE_COLUMNS = (
     """
        m.id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.caption, m.media_id, m.temp_id,
@@ -253,8 +343,10 @@ MESSAGE_COLUMNS = (
        m.reply_to_id, m.mentions, m.mentions_all,
        m.forwarded_sender_name, m.forwarded_created_at,
        u.username AS sender_username, u.nickname AS sender_nickname,
-       r.seq AS reply_seq, r.sender_id AS reply_sender_id, r.type AS reply_type, r.content AS reply_content,
-       r.status AS reply_status, ru.username AS reply_sender_username, ru.nickname AS reply_sender_nickname,
+       (SELECT """
+    + _REPLY_TO
+    + """ FROM chat_message r JOIN accounts_user ru ON ru.id = r.sender_id
+        WHERE r.id = m.reply_to_id) AS reply_row,
        """
     + _VIEWER_REACTIONS
     + """ AS viewer_reactions
@@ -262,8 +354,6 @@ MESSAGE_COLUMNS = (
 )
 MESSAGE_JOINS = """
 JOIN accounts_user u ON u.id = m.sender_id
-LEFT JOIN chat_message r ON r.id = m.reply_to_id
-LEFT JOIN accounts_user ru ON ru.id = r.sender_id
 """
 _PAGE = (
     "SELECT"
@@ -271,46 +361,102 @@ _PAGE = (
     + "FROM chat_message m"
     + MESSAGE_JOINS
     + """WHERE m.conversation_id = %(conversation)s {bounds}
-  AND m.seq > (SELECT cleared_seq FROM chat_membership
-               WHERE conversation_id = %(conversation)s AND user_id = %(viewer)s)
   AND NOT EXISTS (SELECT 1 FROM chat_messagehidden h WHERE h.user_id = %(viewer)s AND h.message_id = m.id)
 ORDER BY m.seq {direction}
 LIMIT %(rows)s
 """
 )
-_ANCHOR = "(SELECT seq FROM chat_message WHERE id = %({name})s AND conversation_id = %(conversation)s)"
 
 
-def message_page(
-    *, conversation_id: int, viewer_id: int, limit: int, before: int | None = None, after: int | None = None
-) -> tuple[list[Message], bool]:
-    """(messages newest first, has_more) around the messages with ids `before` / `after`, without
-    those the viewer cleared or hid (contract 15).
+@dataclass(frozen=True)
+class HistoryWindow:
+    """What a history page of one member is cut from (history_window): the messages' status
+    function and the page's bounds as seqs, known before the page is read."""
 
-    `after` pages toward newer messages: the `limit` messages just newer than it (still listed
-    newest first); `has_more` says whether more exist beyond the page in its paging direction.
-    Only an empty page costs a look at whether the anchors were messages of this conversation
-    at all (400 if not). Each sender is made once, not once per message; page_reactions gives
-    the viewer's reactions without a query.
+    conversation_id: int
+    viewer_id: int
+    status_of: Callable[[int, int], str]
+    cleared_seq: int  # the member's clear (contract 15): nothing up to it is shown
+    before_seq: int | None  # the `before` anchor's seq, None without one
+    after_seq: int | None
+
+
+# The caller's clear (NULL: not a member), the anchors' seqs (NULL: not messages of this
+# conversation) and the two lowest read and delivered pointers (read_horizon), in one round trip.
+_WINDOW = """
+SELECT (SELECT cleared_seq FROM chat_membership
+        WHERE conversation_id = %(conversation)s AND user_id = %(user)s) AS cleared_seq,
+       (SELECT seq FROM chat_message WHERE id = %(before)s AND conversation_id = %(conversation)s) AS before_seq,
+       (SELECT seq FROM chat_message WHERE id = %(after)s AND conversation_id = %(conversation)s) AS after_seq,
+       kind, user_id, seq
+FROM (SELECT * FROM (SELECT 'r' AS kind, user_id, receipt_seq AS seq FROM chat_membership
+                     WHERE conversation_id = %(conversation)s ORDER BY receipt_seq, user_id LIMIT 2) AS r
+      UNION ALL
+      SELECT * FROM (SELECT 'd' AS kind, user_id, delivered_seq AS seq FROM chat_membership
+                     WHERE conversation_id = %(conversation)s ORDER BY delivered_seq, user_id LIMIT 2) AS d
+     ) AS pointers
+ORDER BY kind DESC, seq, user_id
+"""
+
+
+def history_window(
+    *, user: User, conversation_id: int | None, before: int | None = None, after: int | None = None
+) -> HistoryWindow:
+    """The caller's history window around the messages with ids `before` / `after`, in one
+    round trip: 404 unless the caller is a member, 400 for an anchor that is not a message of
+    this conversation. The page (message_page) then has its bounds as numbers, which the
+    planner estimates from its statistics (bounds from subqueries it guessed at 25 rows, and
+    sorted every message of a deep page's range instead of reading 50 down the index)."""
+    params = {"conversation": conversation_id, "user": user.pk, "before": before, "after": after}
+    with connection.cursor() as cursor:
+        cursor.execute(_WINDOW, params)
+        rows = cursor.fetchall()
+    if not rows or rows[0][0] is None:
+        raise NotFound("Conversation not found")
+    cleared_seq, before_seq, after_seq = rows[0][:3]
+    for param, message_id, seq in (("before", before, before_seq), ("after", after, after_seq)):
+        if message_id is not None and seq is None:
+            raise ValidationError({param: ["Not a message of this conversation."]})
+    pointers = {"r": [], "d": []}
+    for *_, kind, user_id, seq in rows:
+        pointers[kind].append((user_id, seq))
+    return HistoryWindow(
+        conversation_id=conversation_id,
+        viewer_id=user.pk,
+        status_of=_status_of(pointers["r"], pointers["d"]),
+        cleared_seq=cleared_seq,
+        before_seq=before_seq,
+        after_seq=after_seq,
+    )
+
+
+def message_page(*, window: HistoryWindow, limit: int) -> tuple[list[Message], bool]:
+    """(messages newest first, has_more) of a history window, without those the viewer cleared
+    or hid (contract 15).
+
+    With an `after` anchor it pages toward newer messages: the `limit` messages just newer than
+    it (still listed newest first); `has_more` says whether more exist beyond the page in its
+    paging direction. Each sender is made once, not once per message; page_reactions gives the
+    viewer's reactions without a query.
     """
     bounds = ""
-    if before is not None:
-        bounds += " AND m.seq < " + _ANCHOR.format(name="before")
-    if after is not None:
-        bounds += " AND m.seq > " + _ANCHOR.format(name="after")
-    sql = _PAGE.format(bounds=bounds, direction="ASC" if after is not None else "DESC")
-    params = {"conversation": conversation_id, "viewer": viewer_id, "before": before, "after": after, "rows": limit + 1}
-    rows = list(Message.objects.raw(sql, params))
-    if not rows:
-        for param, message_id in (("before", before), ("after", after)):
-            if (
-                message_id is not None
-                and not Message.objects.filter(pk=message_id, conversation_id=conversation_id).exists()
-            ):
-                raise ValidationError({param: ["Not a message of this conversation."]})
+    if window.before_seq is not None:
+        bounds += " AND m.seq < %(before)s"
+    lower = max(window.cleared_seq, window.after_seq or 0)
+    if lower:  # seqs start at 1: no bound at all is the same rows, and the planner's best guess
+        bounds += " AND m.seq > %(after)s"
+    direction = "ASC" if window.after_seq is not None else "DESC"
+    params = {
+        "conversation": window.conversation_id,
+        "viewer": window.viewer_id,
+        "before": window.before_seq,
+        "after": lower,
+        "rows": limit + 1,
+    }
+    rows = list(Message.objects.raw(_PAGE.format(bounds=bounds, direction=direction), params))
     has_more = len(rows) > limit
     rows = rows[:limit]
-    if after is not None:
+    if window.after_seq is not None:
         rows.reverse()
     attach_senders_and_media(rows)
     return rows, has_more
@@ -338,21 +484,27 @@ def attach_senders_and_media(rows: list[Message]) -> None:
     def sender_of(user_id, username, nickname):
         sender = senders.get(user_id)
         if sender is None:
-            sender = senders[user_id] = User(pk=user_id, username=username, nickname=nickname)
+            sender = senders[user_id] = made(User, id=user_id, username=username, nickname=nickname)
         return sender
 
     for message in rows:
         message.sender = sender_of(message.sender_id, message.sender_username, message.sender_nickname)
-        if message.reply_to_id is not None:
-            message.reply_to = Message(
-                pk=message.reply_to_id,
-                conversation_id=message.conversation_id,
-                seq=message.reply_seq,
-                sender=sender_of(message.reply_sender_id, message.reply_sender_username, message.reply_sender_nickname),
-                type=message.reply_type,
-                content=message.reply_content,
-                status=message.reply_status,
+        if message.reply_to_id is not None and message.reply_row is not None:
+            found = message.reply_row
+            seq, sender_id, type, text, status, username, nickname = (
+                json.loads(found) if isinstance(found, str) else found  # SQLite's JSON is text
             )
+            message.reply_to = original = made(
+                Message,
+                id=message.reply_to_id,
+                conversation_id=message.conversation_id,
+                seq=seq,
+                sender_id=sender_id,
+                type=type,
+                content=text,
+                status=status,
+            )
+            original.sender = sender_of(sender_id, username, nickname)
     media_ids = {message.media_id for message in rows if message.media_id is not None}
     if media_ids:
         uploads = Media.objects.in_bulk(media_ids)
@@ -403,33 +555,6 @@ def read_horizon(conversation_id: int) -> Callable[[int, int], str]:
     """A function seq, sender -> the message's status: "read" once every member but the sender
     has read up to seq, "delivered" once they all have it, else "sent" (contract 5, 19)."""
     return _status_of(_two_lowest(conversation_id, "receipt_seq"), _two_lowest(conversation_id, "delivered_seq"))
-
-
-_MEMBER_AND_POINTERS = """
-SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(user)s),
-       kind, user_id, seq
-FROM (SELECT * FROM (SELECT 'r' AS kind, user_id, receipt_seq AS seq FROM chat_membership
-                     WHERE conversation_id = %(conversation)s ORDER BY receipt_seq, user_id LIMIT 2) AS r
-      UNION ALL
-      SELECT * FROM (SELECT 'd' AS kind, user_id, delivered_seq AS seq FROM chat_membership
-                     WHERE conversation_id = %(conversation)s ORDER BY delivered_seq, user_id LIMIT 2) AS d
-     ) AS pointers
-ORDER BY kind DESC, seq, user_id
-"""
-
-
-def member_read_horizon(*, user: User, conversation_id: int) -> Callable[[int, int], str]:
-    """membership_for's check and read_horizon in one round trip, for history pages: 404 unless
-    the caller is a member, else read_horizon's function."""
-    with connection.cursor() as cursor:
-        cursor.execute(_MEMBER_AND_POINTERS, {"conversation": conversation_id, "user": user.pk})
-        rows = cursor.fetchall()
-    if not rows or not rows[0][0]:
-        raise NotFound("Conversation not found")
-    pointers = {"r": [], "d": []}
-    for _, kind, user_id, seq in rows:
-        pointers[kind].append((user_id, seq))
-    return _status_of(pointers["r"], pointers["d"])
 
 
 def read_horizons(conversation_ids: Iterable[int]) -> dict[int, Callable[[int, int], str]]:
@@ -580,12 +705,45 @@ def _messages(user: User) -> Iterator[dict]:
             "status": message.status,
             "created_at": message.created_at,
             "updated_at": message.updated_at,
+            "edited_at": message.edited_at,
+            "mentions": [str(user_id) for user_id in message.mentions],
+            "mentions_all": message.mentions_all,
+        }
+
+
+def _reactions(user: User) -> Iterator[dict]:
+    rows = Reaction.objects.filter(user=user).select_related("message").order_by("pk")
+    for reaction in rows.iterator(chunk_size=2000):
+        yield {
+            "message_id": format_id("m", reaction.message_id),
+            "conversation_id": format_id("c", reaction.message.conversation_id),
+            "emoji": reaction.emoji,
+            "created_at": reaction.created_at,
+        }
+
+
+def _mentioned_in(user: User) -> Iterator[dict]:
+    """The messages that mention the user by id (the Mention rows kept about them), not what
+    others wrote in them."""
+    rows = Mention.objects.filter(user=user).select_related("message").order_by("pk")
+    for mention in rows.iterator(chunk_size=2000):
+        yield {
+            "message_id": format_id("m", mention.message_id),
+            "conversation_id": format_id("c", mention.message.conversation_id),
+            "sender_id": str(mention.message.sender_id),
+            "created_at": mention.message.created_at,
         }
 
 
 def export_sections(user: User) -> dict:
-    """Chat's part of a data export (privacy.services.user_export); messages are read as written out."""
-    return {"memberships": _memberships(user), "messages": _messages(user)}
+    """Chat's part of a data export (privacy.services.user_export); messages, reactions and
+    mentions are read as written out."""
+    return {
+        "memberships": _memberships(user),
+        "messages": _messages(user),
+        "reactions": _reactions(user),
+        "mentioned_in": _mentioned_in(user),
+    }
 
 
 def media_in_use(media_id: int) -> bool:

@@ -9,8 +9,8 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 
 from accounts.models import User
 from accounts.selectors import visible_users
-from chat import receipts, search, selectors
-from chat.models import Conversation, Membership, Mention, Message, MessageEdit, MessageHidden
+from chat import reactions, receipts, search, selectors
+from chat.models import Conversation, Membership, Mention, Message, MessageEdit, MessageHidden, Reaction
 from chat.serializers import (
     conversation_settings_data,
     message_data,
@@ -530,8 +530,8 @@ def message_recall(*, user: User, conversation_id: int, message_id: int | None) 
 def message_remove(*, message: Message, removed_by: str = Message.RemovedBy.MODERATOR) -> bool:
     """Removes a message for everyone: a moderator's removal (contract 10) and a recall (15).
 
-    It stays in history as `removed` (with removed_by) with no content, caption or media, and
-    removal is complete: the search index drops it, the stored events that carried it are
+    It stays in history as `removed` (with removed_by) with no content, caption, media,
+    mentions or reactions, and removal is complete: the search index drops it, the stored events that carried it are
     rewritten to the tombstone (replays and pushes not yet sent never show it again), an upload
     no other message uses is deleted, and every member gets message_status "removed" (which
     push turns into a silent push that retracts the notification).
@@ -549,8 +549,16 @@ def message_remove(*, message: Message, removed_by: str = Message.RemovedBy.MODE
     message.content = ""
     message.caption = ""
     message.media = None
+    # Who it mentioned was part of what it said: the tombstone names nobody, and the mentions
+    # and the reactions go with it (mention_count and the badge no longer count it).
+    message.mentions = []
+    message.mentions_all = False
     message.updated_at = timezone.now()
-    message.save(update_fields=["status", "removed_by", "content", "caption", "media", "updated_at"])
+    message.save(
+        update_fields=["status", "removed_by", "content", "caption", "media", "mentions", "mentions_all", "updated_at"]
+    )
+    Mention.objects.filter(message=message).delete()
+    Reaction.objects.filter(message=message).delete()
     search.message_index_remove(message)
     tombstone = message_data(message)
     message_events_rewrite(message_ids=[message.pk], rewrite=lambda type, data: _tombstone_of(data, tombstone))
@@ -668,9 +676,12 @@ def conversation_settings_update(*, user: User, conversation_id: int, **changes:
 
 
 def erase_user(user: User) -> None:
-    """An erased account's remaining (private) memberships and its hidden messages go; the other
-    participant keeps the history, with "Deleted user" (privacy.services.user_delete, after it
-    left its groups)."""
+    """An erased account's remaining (private) memberships, its hidden messages, its reactions
+    (the members are told, chat.reactions.reactions_erase) and the rows that counted its
+    mentions go; the other participant keeps the history, with "Deleted user"
+    (privacy.services.user_delete, after it left its groups)."""
+    reactions.reactions_erase(user)
+    Mention.objects.filter(user=user).delete()
     memberships = Membership.objects.filter(user=user)
     events.invalidate_on_commit(MEMBERS, memberships.values_list("conversation_id", flat=True))
     memberships.delete()

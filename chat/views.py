@@ -128,19 +128,22 @@ class ConversationViewSet(viewsets.ViewSet):
         conversation_pk = parse_id("c", conversation_id)
         if request.method == "POST":
             return self._send(request, conversation_pk)  # the service checks membership under its lock
-        status_of = selectors.member_read_horizon(user=request.user, conversation_id=conversation_pk)
-        params = validated(MessageHistoryParams, request.query_params)
-        messages, has_more = selectors.message_page(
-            conversation_id=conversation_pk,
-            viewer_id=request.user.pk,
-            limit=limit_param(request, default_limit=50),
-            before=_message_id(params.get("before"), "before"),
-            after=_message_id(params.get("after"), "after"),
-        )
+        with stranger_gets_404_first(
+            lambda: selectors.membership_for(user=request.user, conversation_id=conversation_pk)
+        ):
+            params = validated(MessageHistoryParams, request.query_params)
+            limit = limit_param(request, default_limit=50)
+            window = selectors.history_window(
+                user=request.user,
+                conversation_id=conversation_pk,
+                before=_message_id(params.get("before"), "before"),
+                after=_message_id(params.get("after"), "after"),
+            )
+        messages, has_more = selectors.message_page(window=window, limit=limit)
         return Response(
             {
                 "conversation_id": conversation_id,
-                "messages": messages_data(messages, status_of, selectors.page_reactions(messages)),
+                "messages": messages_data(messages, window.status_of, selectors.page_reactions(messages)),
                 "has_more": has_more,
             }
         )

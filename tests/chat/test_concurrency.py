@@ -73,7 +73,8 @@ def test_paging_with_after_sees_every_message_once_in_order(slow_commits):
         while len(seen) < total and time.monotonic() < deadline:
             # Looked at before the read: an empty page read after every send returned is final.
             senders_done = done.is_set()
-            page, _ = selectors.message_page(conversation_id=conversation.pk, viewer_id=reader.pk, limit=7, after=last)
+            window = selectors.history_window(user=reader, conversation_id=conversation.pk, after=last)
+            page, _ = selectors.message_page(window=window, limit=7)
             if page:
                 seen.extend(reversed([m.pk for m in page]))  # pages come newest first
                 last = page[0].pk

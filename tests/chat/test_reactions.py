@@ -169,3 +169,36 @@ def test_the_cap_holds_under_concurrent_reactions(user, other_user):
         thread.join()
     assert sorted(statuses) == [200] * MAX_EMOJI + [409] * 5
     assert Reaction.objects.values("emoji").distinct().count() == MAX_EMOJI
+
+
+@pytest.mark.skipif(not is_postgres(), reason="row locking is what is under test: needs DATABASE_URL=postgres://")
+@pytest.mark.django_db(transaction=True)
+def test_reactions_racing_a_removal_never_outlive_it(user, other_user):
+    """Members react while the message is removed: each reaction either came first and went with
+    the removal, or came after and was refused (409); none is left on the tombstone."""
+    conversation = group_of(user, other_user).conversation
+    message = send(other_user, conversation, "going")
+    people = [make_user(f"fan{i}") for i in range(8)]
+    Membership.objects.bulk_create([Membership(conversation=conversation, user=p) for p in people])
+    clients = [client_for(p) for p in people]
+    statuses = []
+    start = threading.Barrier(len(people) + 1)
+
+    def one(client):
+        start.wait()
+        statuses.append(client.put(url(message, "👍")).status_code)
+        connection.close()
+
+    def remove():
+        start.wait()
+        message_remove(message=message)
+        connection.close()
+
+    threads = [threading.Thread(target=one, args=(client,)) for client in clients]
+    threads.append(threading.Thread(target=remove))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(statuses) <= {200, 409} and len(statuses) == len(people)
+    assert not Reaction.objects.filter(message=message).exists()

@@ -8,10 +8,11 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from chat.models import Membership, Message
+from chat.models import Membership, Mention, Message, Reaction
 from chat.services import message_remove
 from media.models import Media
 from tests.accounts.test_auth import assert_error
+from tests.chat.test_api import post_message
 from tests.conftest import client_for, events_of, group_of, is_postgres, make_user, private_chat, send
 from tests.media.conftest import post_upload
 from tests.media.files import image_bytes
@@ -149,6 +150,38 @@ def test_the_moderator_removal_is_the_same_tombstone(user, other_user):
     message_remove(message=message)
     assert events_of(other_user, "message_status")[0]["data"]["removed_by"] == "moderator"
     assert Message.objects.get(pk=message.pk).removed_by == "moderator"
+
+
+@pytest.mark.parametrize("remove", ["recall", "moderator"])
+def test_removal_drops_the_reactions_and_the_mentions(user, other_user, team, remove):
+    """A removed message names nobody and carries no reactions (contract 15's tombstone): its
+    reactions are gone from every page, and it no longer counts in mention_count or the badge."""
+    conversation, carol, dave = team
+    sent = post_message(client_for(user), conversation, content="hi @carol", mentions=[str(carol.pk), "all"]).json()
+    message = Message.objects.get(pk=int(sent["message_id"][1:]))
+    for member, emoji in ((carol, "👍"), (dave, "🎉")):
+        url = f"/v1/conversations/c{conversation.pk}/messages/m{message.pk}/reactions/{emoji}"
+        assert client_for(member).put(url).status_code == 200
+    item = f"/v1/conversations/c{conversation.pk}"
+    assert [client_for(u).get(item).json()["mention_count"] for u in (carol, dave)] == [1, 1]
+
+    if remove == "recall":
+        body = recall(client_for(user), message).json()
+    else:
+        message_remove(message=message)
+        body = client_for(user).get(f"{item}/messages").json()["messages"][0]
+
+    assert (body["status"], body["mentions"], body["mentions_all"], body["reactions"]) == ("removed", [], False, [])
+    for member in (carol, dave):
+        (shown,) = client_for(member).get(f"{item}/messages").json()["messages"]
+        assert (shown["mentions"], shown["mentions_all"], shown["reactions"]) == ([], False, [])
+        assert client_for(member).get(item).json()["mention_count"] == 0
+        assert client_for(member).get("/v1/user/me/unread").json()["mentions"] == 0
+    assert not Reaction.objects.filter(message=message).exists()
+    assert not Mention.objects.filter(message=message).exists()
+    # The stored new_message a replay would give shows the tombstone, mentions and all.
+    (replayed,) = [e for e in events_of(carol, "new_message") if e["data"]["message_id"] == f"m{message.pk}"]
+    assert (replayed["data"]["mentions"], replayed["data"]["mentions_all"]) == ([], False)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -134,6 +134,8 @@ class TestExportUser:
             "contacts",
             "memberships",
             "messages",
+            "reactions",
+            "mentioned_in",
             "reports_made",
             "media",
             "calls",
