@@ -31,9 +31,11 @@ def limit_descriptors():
     resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, django_db_setup, django_db_blocker):
-    started = Server(tmp_path_factory.mktemp("daphne"), args=make_run_flags(), preexec_fn=limit_descriptors)
+@pytest.fixture
+def server(tmp_path):
+    # One per test, stopped before the test database is flushed: a server still querying it
+    # deadlocks the flush's TRUNCATE.
+    started = Server(tmp_path, args=make_run_flags(), preexec_fn=limit_descriptors)
     yield started
     started.stop()
 
