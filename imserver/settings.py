@@ -185,6 +185,12 @@ if DATABASE_URL:
         # pool is broken; without the check each of them fails one request (503) after the
         # database is back. Costs one round trip per checkout (about a tenth of a send's CPU).
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_HEALTH_CHECKS", True)
+        # Parameters bound by the server, and each connection's statements prepared from their
+        # fifth run: the hot path's statements are parsed and planned once per connection, not on
+        # every request (a third of PostgreSQL's CPU per send, docs/performance.md). Off for a
+        # transaction-pooling PgBouncer older than 1.21, which cannot carry prepared statements.
+        if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+            DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
 elif PRODUCTION:
     raise ImproperlyConfigured("DATABASE_URL is required when IMSERVER_ENV=production")
 else:
