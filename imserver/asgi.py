@@ -2,10 +2,11 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imserver.settings")
-django_application = get_asgi_application()
+
+from imserver.asgi_http import get_threaded_asgi_application
+
+django_application = get_threaded_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 from django.urls import re_path  # noqa: E402

@@ -149,6 +149,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "imserver.urls"
 ASGI_APPLICATION = "imserver.asgi.application"
+# Threads that run the REST requests of an ASGI server process (imserver.asgi_http); each holds a
+# database connection while it serves one, so keep it below DATABASE_POOL_MAX.
+ASGI_HTTP_THREADS = env_int("ASGI_HTTP_THREADS", 8)
 WSGI_APPLICATION = "imserver.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
