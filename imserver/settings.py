@@ -323,7 +323,11 @@ OAUTH_TIMEOUT = env_int("OAUTH_TIMEOUT", 10)
 SOCIAL_AUTH_URLOPEN_TIMEOUT = OAUTH_TIMEOUT
 
 PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES", 30))
-PASSWORD_RESET_MAX_ATTEMPTS = 5
+# Wrong reset codes counted over a code's lifetime: from one address (past it, that address gets
+# 429), and from all addresses together (past it, only an address that asked for a live code and
+# has not guessed wrong may still try). A wrong code voids nothing (docs/security.md).
+PASSWORD_RESET_GUESSES_PER_ADDRESS = env_int("PASSWORD_RESET_GUESSES_PER_ADDRESS", 5)
+PASSWORD_RESET_GUESSES_PER_EMAIL = env_int("PASSWORD_RESET_GUESSES_PER_EMAIL", 10)
 # Live reset codes of one account asked for from other addresses than the newest request's: past
 # it, a request from a new address is dropped (strangers cannot multiply the codes a guess may hit).
 PASSWORD_RESET_MAX_LIVE_CODES = 5
