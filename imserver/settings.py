@@ -546,7 +546,8 @@ USE_TZ = True
 SESSION_COOKIE_AGE = env_int("ADMIN_SESSION_IDLE_MINUTES", 30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
 # Two-factor login for staff (TOTP, django-otp): an account with a confirmed device logs in to the
-# admin with its current code as well; with ADMIN_REQUIRE_2FA every staff account must enrol one
+# admin with its current code as well; with ADMIN_REQUIRE_2FA (or the security policy a superuser
+# sets in the admin: moderation.models.SecurityPolicy) every staff account must enrol one
 # before it can do anything else there. Wrong codes count in the login lockout (contract 23), so
 # django-otp's own throttle is off; a code is accepted once (django-otp refuses a replay).
 ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)
