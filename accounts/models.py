@@ -101,12 +101,25 @@ class PasswordResetCode(models.Model):
     code_hash = models.CharField(max_length=128)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
-    attempts = models.PositiveSmallIntegerField(default=0)
     used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         # The confirm step looks up a user's newest live code.
         indexes = [models.Index(fields=["user", "-created_at"], name="accounts_reset_user_recent")]
+
+
+class PasswordResetGuess(models.Model):
+    """A wrong reset code given for an account, and the address it came from. The confirm step's
+    guess budget counts these over a code's lifetime, per address and for all addresses together;
+    a wrong guess voids no code (another party's guesses never burn the owner's)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        # The confirm step reads a user's guesses of the last code lifetime and drops older ones.
+        indexes = [models.Index(fields=["user", "created_at"], name="accounts_reset_guess_recent")]
 
 
 class EmailConfirmation(models.Model):

@@ -130,7 +130,7 @@ class AuthViewSet(viewsets.ViewSet):
     )
     def password_reset_confirm(self, request):
         data = validated(PasswordResetConfirmIn, request.data)
-        services.password_reset_confirm(**data)
+        services.password_reset_confirm(**data, address=client_address(request.META))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -332,7 +332,11 @@ OAUTH_TIMEOUT = env_int("OAUTH_TIMEOUT", 10)
 SOCIAL_AUTH_URLOPEN_TIMEOUT = OAUTH_TIMEOUT
 
 PASSWORD_RESET_CODE_TTL = timedelta(minutes=env_int("PASSWORD_RESET_CODE_MINUTES", 30))
-PASSWORD_RESET_MAX_ATTEMPTS = 5
+# Wrong reset codes counted over a code's lifetime: from one address (past it, that address gets
+# 429), and from all addresses together (past it, only an address that asked for a live code and
+# has not guessed wrong may still try). A wrong code voids nothing (docs/security.md).
+PASSWORD_RESET_GUESSES_PER_ADDRESS = env_int("PASSWORD_RESET_GUESSES_PER_ADDRESS", 5)
+PASSWORD_RESET_GUESSES_PER_EMAIL = env_int("PASSWORD_RESET_GUESSES_PER_EMAIL", 10)
 # Live reset codes of one account asked for from other addresses than the newest request's: past
 # it, a request from a new address is dropped (strangers cannot multiply the codes a guess may hit).
 PASSWORD_RESET_MAX_LIVE_CODES = 5
@@ -551,7 +555,8 @@ USE_TZ = True
 SESSION_COOKIE_AGE = env_int("ADMIN_SESSION_IDLE_MINUTES", 30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
 # Two-factor login for staff (TOTP, django-otp): an account with a confirmed device logs in to the
-# admin with its current code as well; with ADMIN_REQUIRE_2FA every staff account must enrol one
+# admin with its current code as well; with ADMIN_REQUIRE_2FA (or the security policy a superuser
+# sets in the admin: moderation.models.SecurityPolicy) every staff account must enrol one
 # before it can do anything else there. Wrong codes count in the login lockout (contract 23), so
 # django-otp's own throttle is off; a code is accepted once (django-otp refuses a replay).
 ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)

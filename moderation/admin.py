@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
 
-from accounts.models import User
+from accounts.models import Device, User
 from chat.models import Conversation, Message
 from groups.models import Group
 from imserver.admin_tools import (
@@ -18,11 +20,20 @@ admin.site.site_header = "imserver administration"
 admin.site.site_title = "imserver admin"
 admin.site.site_url = None  # no public site to link to
 
-TARGET_MODELS = {"message": Message, "user": User, "group": Group, "report": Report, "conversation": Conversation}
+TARGET_MODELS = {
+    "message": Message,
+    "user": User,
+    "group": Group,
+    "report": Report,
+    "conversation": Conversation,
+    "device": Device,
+}
 
 
 def target_link(obj):
     """A link to a report's or audit entry's target, from its type and id (no query)."""
+    if obj.target_type == "policy":
+        return format_html('<a href="{}">security policy</a>', reverse("admin:security_policy"))
     return admin_link(TARGET_MODELS[obj.target_type], obj.target_id, target_label(obj.target_type, obj.target_id))
 
 

@@ -1,7 +1,8 @@
 """The admin site: Django's, logging in through the API's login service (the same lockout and
 counters, contract 23) with a TOTP code for accounts that enrolled one, refusing banned staff,
-sending staff to enrol when ADMIN_REQUIRE_2FA is on, and revoking a user's tokens when they
-change their own password here, as every other password change does."""
+sending staff to enrol while a second factor is required (ADMIN_REQUIRE_2FA, or the security
+policy a superuser sets here), and revoking a user's tokens when they change their own password
+here, as every other password change does."""
 
 import base64
 import io
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView
+from django.core.exceptions import PermissionDenied as AdminForbidden
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -23,6 +25,9 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Th
 from accounts.selectors import totp_device_confirmed
 from accounts.services import admin_login, totp_device_confirm, totp_device_start, user_password_set
 from imserver.ratelimit import client_address
+from moderation import selectors
+from moderation.selectors import staff_two_factor_required
+from moderation.services import security_policy_set
 
 # The admin pages a staff account that must enrol a second factor may still open.
 ENROLMENT_PAGES = {"two_factor", "logout"}
@@ -86,9 +91,24 @@ class TokenForm(forms.Form):
     otp_token = forms.CharField(label="Code", max_length=16, widget=forms.TextInput(attrs={"autocomplete": "off"}))
 
 
+class PolicyForm(forms.Form):
+    require_staff_2fa = forms.BooleanField(
+        label="Require two-factor authentication for every staff account",
+        required=False,
+        help_text="While on, staff without a confirmed device can only enrol one (or log out); "
+        "yours too, if you have none.",
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="For the audit log.",
+    )
+
+
 def second_factor_missing(request):
     """Whether the signed-in staff user must enrol a second factor before using the admin."""
-    return settings.ADMIN_REQUIRE_2FA and not request.user.is_verified()
+    return not request.user.is_verified() and staff_two_factor_required()
 
 
 class Site(admin.AdminSite):
@@ -121,7 +141,34 @@ class Site(admin.AdminSite):
         return update_wrapper(enrolled_first, inner)
 
     def get_urls(self):
-        return [path("two-factor/", self.admin_view(self.two_factor), name="two_factor"), *super().get_urls()]
+        return [
+            path("two-factor/", self.admin_view(self.two_factor), name="two_factor"),
+            path("security/", self.admin_view(self.security_policy), name="security_policy"),
+            *super().get_urls(),
+        ]
+
+    def security_policy(self, request):
+        """The admin's security policy: a superuser changes it (in the audit log); other staff
+        get 403."""
+        if not request.user.is_superuser:
+            raise AdminForbidden
+        policy = selectors.security_policy()
+        form = PolicyForm(
+            request.POST if request.method == "POST" else None, initial={"require_staff_2fa": policy.require_staff_2fa}
+        )
+        if form.is_valid():
+            security_policy_set(actor=request.user, **form.cleaned_data)
+            messages.success(request, "The security policy is saved.")
+            return redirect("admin:security_policy")
+        context = {
+            **self.each_context(request),
+            "title": "Security policy",
+            "form": form,
+            "forced": settings.ADMIN_REQUIRE_2FA,
+            "changes": selectors.security_policy_changes(),
+        }
+        request.current_app = self.name
+        return TemplateResponse(request, "admin/security_policy.html", context)
 
     def two_factor(self, request):
         """The signed-in user's own second factor: enrolment (QR code, otpauth URI, first code),
@@ -152,7 +199,7 @@ class Site(admin.AdminSite):
                 "otpauth_uri": pending.config_url,
                 "secret": base64.b32encode(pending.bin_key).decode(),
                 "qr_data_uri": "data:image/svg+xml;base64," + base64.b64encode(svg.getvalue()).decode(),
-                "required": settings.ADMIN_REQUIRE_2FA,
+                "required": staff_two_factor_required(),
             }
         request.current_app = self.name
         return TemplateResponse(request, "admin/two_factor.html", context)

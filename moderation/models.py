@@ -15,7 +15,15 @@ class TargetType(models.TextChoices):
 
 
 # How the API writes each kind of id ("m12", "12", "g3"; reports "r4").
-ID_PREFIXES = {"message": "m", "user": "", "group": "g", "report": "r", "conversation": "c"}
+ID_PREFIXES = {
+    "message": "m",
+    "user": "",
+    "group": "g",
+    "report": "r",
+    "conversation": "c",
+    "device": "d",
+    "policy": "",
+}
 
 
 def target_label(target_type, target_id):
@@ -85,6 +93,8 @@ class AuditEntry(models.Model):
         # A moderator read a private conversation's messages in the admin (once an hour per
         # moderator and conversation: moderation.services.private_messages_viewed).
         MESSAGE_VIEW = "message_view", "view private messages"
+        # A superuser changed the admin's security policy (moderation.services.security_policy_set).
+        POLICY_CHANGE = "policy_change", "change security policy"
 
     # The moderator's account, or null for a command (then `actor_name` is "cli:<os user>").
     actor = models.ForeignKey(
@@ -94,7 +104,13 @@ class AuditEntry(models.Model):
     action = models.CharField(max_length=20, choices=Action.choices)
     target_type = models.CharField(
         max_length=12,
-        choices=[*TargetType.choices, ("report", "Report"), ("device", "Device"), ("conversation", "Conversation")],
+        choices=[
+            *TargetType.choices,
+            ("report", "Report"),
+            ("device", "Device"),
+            ("conversation", "Conversation"),
+            ("policy", "Security policy"),
+        ],
     )
     target_id = models.BigIntegerField()
     # What the target was at the time (e.g. "alice", "m12 by alice in c3").
@@ -112,3 +128,23 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.actor_name} {self.get_action_display()} {self.target_repr}"
+
+
+class SecurityPolicy(models.Model):
+    """The admin's security switches: one row (pk 1; none yet means every switch off), changed by
+    a superuser only, each change in the audit log (moderation.services.security_policy_set). Read
+    from the database on each admin request that needs it, so a change holds at once on every
+    process."""
+
+    SINGLETON = 1
+
+    # Every staff account must enrol a TOTP device before it can use the admin (as with the
+    # ADMIN_REQUIRE_2FA setting, which forces it on whatever this says).
+    require_staff_2fa = models.BooleanField("require two-factor for every staff account", default=False)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "security policy"
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="moderation_security_policy_singleton")]
+
+    def __str__(self):
+        return f"staff two-factor {'required' if self.require_staff_2fa else 'optional'}"

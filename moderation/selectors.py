@@ -3,6 +3,7 @@ figures of the admin index and `imstats`."""
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
@@ -13,7 +14,7 @@ from chat import selectors as chat_selectors
 from groups.selectors import group_for_member, groups_with_stats
 from imserver.api import parse_id
 from media import selectors as media_selectors
-from moderation.models import AuditEntry, Report, TargetType, target_label
+from moderation.models import AuditEntry, Report, SecurityPolicy, TargetType, target_label
 
 
 def report_target_id(*, reporter: User, target_type: str, raw_id: str) -> int:
@@ -136,3 +137,25 @@ def _reports_made(user: User) -> list[dict]:
         }
         for report in Report.objects.filter(reporter=user).order_by("pk")
     ]
+
+
+def security_policy() -> SecurityPolicy:
+    """The admin's security policy as stored (every switch off while no superuser set one)."""
+    return SecurityPolicy.objects.filter(pk=SecurityPolicy.SINGLETON).first() or SecurityPolicy(
+        pk=SecurityPolicy.SINGLETON
+    )
+
+
+def staff_two_factor_required() -> bool:
+    """Whether every staff account must have a second factor for the admin: the ADMIN_REQUIRE_2FA
+    setting, or else the superusers' policy (one primary-key query, no cache: a change holds at
+    once on every process)."""
+    return (
+        settings.ADMIN_REQUIRE_2FA
+        or SecurityPolicy.objects.filter(pk=SecurityPolicy.SINGLETON, require_staff_2fa=True).exists()
+    )
+
+
+def security_policy_changes(*, limit: int = 10) -> list[AuditEntry]:
+    """The latest changes of the security policy, newest first."""
+    return list(AuditEntry.objects.filter(action=AuditEntry.Action.POLICY_CHANGE).order_by("-pk")[:limit])

@@ -20,7 +20,7 @@ from accounts.models import Device, User
 from chat import services as chat_services
 from imserver.admin_tools import ActionRefused
 from moderation import selectors
-from moderation.models import AuditEntry, Report, TargetType
+from moderation.models import AuditEntry, Report, SecurityPolicy, TargetType
 
 if TYPE_CHECKING:
     from chat.models import Message
@@ -181,6 +181,31 @@ def device_revoke(*, actor: Actor, device: Device, reason: str) -> None:
         target_repr=target_repr,
         reason=reason,
     )
+
+
+# --- Security policy ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def security_policy_set(*, actor: User, require_staff_2fa: bool, reason: str = "") -> SecurityPolicy:
+    """Sets the admin's security policy; superusers only. A change is audited (who, when, what it
+    became, why); setting what is already set changes and logs nothing."""
+    if not actor.is_superuser:
+        raise ModerationError("Only a superuser can change the security policy")
+    policy, _ = SecurityPolicy.objects.select_for_update().get_or_create(pk=SecurityPolicy.SINGLETON)
+    if policy.require_staff_2fa == require_staff_2fa:
+        return policy
+    policy.require_staff_2fa = require_staff_2fa
+    policy.save(update_fields=["require_staff_2fa"])
+    _audit(
+        actor=actor,
+        action=AuditEntry.Action.POLICY_CHANGE,
+        target_type="policy",
+        target_id=policy.pk,
+        target_repr=str(policy),
+        reason=reason,
+    )
+    return policy
 
 
 # --- Messages -----------------------------------------------------------------------------------

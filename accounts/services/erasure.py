@@ -3,7 +3,7 @@
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from social_django.models import UserSocialAuth
 
-from accounts.models import EmailConfirmation, PasswordResetCode, Status, User, deleted_username
+from accounts.models import EmailConfirmation, PasswordResetCode, PasswordResetGuess, Status, User, deleted_username
 from accounts.services.profile import user_update_profile
 from accounts.services.tokens import user_revoke_tokens
 
@@ -28,6 +28,7 @@ def erase_user(user: User) -> User:
     user.user_permissions.clear()
     UserSocialAuth.objects.filter(user=user).delete()
     PasswordResetCode.objects.filter(user=user).delete()
+    PasswordResetGuess.objects.filter(user=user).delete()
     EmailConfirmation.objects.filter(user=user).delete()
     TOTPDevice.objects.filter(user=user).delete()
     user_revoke_tokens(user)

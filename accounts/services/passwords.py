@@ -3,8 +3,10 @@
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import password_validation
@@ -15,7 +17,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from rest_framework.exceptions import Throttled, ValidationError
 
-from accounts.models import PasswordResetCode, User
+from accounts.models import PasswordResetCode, PasswordResetGuess, User
 from accounts.normalization import normalize, user_matching
 from accounts.services.login import password_confirm
 from accounts.services.tokens import user_revoke_tokens
@@ -118,38 +120,59 @@ def password_reset_request(*, email: str, address: str, requester: User | None =
         mail_send_on_commit(user, "password_reset", context)
 
 
-def password_reset_confirm(*, email: str, code: str, new_password: str) -> None:
-    """Sets the new password with any live code of the account (each requester's is valid on its
-    own); using one voids them all. A wrong code counts as a guess at every live code, each burnt
-    after PASSWORD_RESET_MAX_ATTEMPTS."""
-    wait = ratelimit.check_rate("password_reset_confirm", f"email:{normalize(email)}")
-    if wait:
-        raise Throttled(wait)
+def password_reset_confirm(*, email: str, code: str, new_password: str, address: str) -> None:
+    """Sets the new password with a live code of the account (each requester's is valid on its
+    own); using one voids them all. A wrong code voids nothing: it is recorded with its address,
+    and the guess budget (reset_codes_guessable) answers further guesses with 429, so another
+    party's guesses neither burn nor block the owner's code while brute force stays bounded."""
     invalid = ValidationError({"code": ["The code is invalid or has expired."]})
     with transaction.atomic():
         user = user_matching("email", email, User.objects.filter(is_active=True))
-        live = list(
-            PasswordResetCode.objects.select_for_update()
-            .filter(user=user, used_at__isnull=True, expires_at__gt=timezone.now())
-            .order_by("pk")
-            if user is not None
-            else ()
-        )
+        if user is None:
+            raise invalid
+        # One confirmation of the user at a time, so every guess is counted before the next is judged.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        now = timezone.now()
+        live = list(PasswordResetCode.objects.filter(user=user, used_at__isnull=True, expires_at__gt=now))
         if not live:
             raise invalid
         guess = code_hash(str(code))
-        matched = [reset for reset in live if hmac.compare_digest(reset.code_hash, guess)]
-        now = timezone.now()
+        guessable = reset_codes_guessable(user=user, address=address, live=live, now=now)
+        matched = any(hmac.compare_digest(reset.code_hash, guess) for reset in guessable)
         if matched:
             validate_new_password(new_password, user, field="new_password")
             PasswordResetCode.objects.filter(pk__in=[reset.pk for reset in live]).update(used_at=now)
+            PasswordResetGuess.objects.filter(user=user).delete()
             user_password_set(user=user, password=new_password)
         else:
-            # Counted in a committed write (the error is raised after), so guesses add up.
-            for reset in live:
-                reset.attempts += 1
-                if reset.attempts >= settings.PASSWORD_RESET_MAX_ATTEMPTS:
-                    reset.used_at = now  # burn the code after too many guesses
-            PasswordResetCode.objects.bulk_update(live, ["attempts", "used_at"])
+            # Recorded in a committed write (the error is raised after), so guesses add up.
+            PasswordResetGuess.objects.create(user=user, address=address, created_at=now)
     if not matched:
         raise invalid
+
+
+def reset_codes_guessable(
+    *, user: User, address: str, live: list[PasswordResetCode], now: datetime
+) -> list[PasswordResetCode]:
+    """The live codes of user that address may try now; Throttled (429) when none. Wrong guesses
+    count over a code's lifetime: past PASSWORD_RESET_GUESSES_PER_ADDRESS from this address it may
+    try none; past PASSWORD_RESET_GUESSES_PER_EMAIL from all addresses together, only the code it
+    asked for itself, and only while it has guessed no wrong one (the owner confirming where they
+    asked). So many addresses add at most one guess each at one code (docs/security.md)."""
+    window = settings.PASSWORD_RESET_CODE_TTL
+    PasswordResetGuess.objects.filter(user=user, created_at__lte=now - window).delete()
+    guesses = list(
+        PasswordResetGuess.objects.filter(user=user).order_by("created_at").values_list("address", "created_at")
+    )
+    mine = [at for guessed_from, at in guesses if guessed_from == address]
+    own = [reset for reset in live if reset.requested_from == address]
+    # A count falls back under its limit when the guess `limit` places from the newest leaves the window.
+    if len(mine) >= settings.PASSWORD_RESET_GUESSES_PER_ADDRESS:
+        until = mine[len(mine) - settings.PASSWORD_RESET_GUESSES_PER_ADDRESS] + window
+    elif len(guesses) < settings.PASSWORD_RESET_GUESSES_PER_EMAIL:
+        return live
+    elif own and not mine:
+        return own
+    else:
+        until = guesses[len(guesses) - settings.PASSWORD_RESET_GUESSES_PER_EMAIL][1] + window
+    raise Throttled(max(1, math.ceil((until - now).total_seconds())), "Too many wrong codes; try again later")

@@ -1,5 +1,6 @@
 """Refresh tokens: rotation, logout, revoking all of a user's, and pruning expired records."""
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -9,7 +10,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.devices import device_open, device_seen
-from accounts.models import Device, PasswordResetCode, User
+from accounts.models import Device, PasswordResetCode, PasswordResetGuess, User
 from accounts.tokens import token_device_id, token_pair_for, user_for_token
 from imserver.batches import in_batches
 from realtime import events
@@ -65,7 +66,8 @@ def user_revoke_tokens(user: User, *, close_code: int = 4401, keep_device_id: in
 
 def tokens_prune(*, batch: int = 10_000) -> tuple[int, int]:
     """Deletes the records of expired refresh tokens (with their blacklist entries) and expired
-    password-reset codes, which nothing else ever deletes; returns (tokens, codes) deleted.
+    password-reset codes (and wrong reset guesses past their window), which nothing else ever
+    deletes; returns (tokens, codes) deleted.
 
     An expired token is refused for its expiry alone, so its record serves nothing. A batch per
     transaction, so it never holds long locks.
@@ -77,4 +79,6 @@ def tokens_prune(*, batch: int = 10_000) -> tuple[int, int]:
         BlacklistedToken.objects.filter(token_id__in=ids)._raw_delete(BlacklistedToken.objects.db)
         tokens += OutstandingToken.objects.filter(pk__in=ids)._raw_delete(OutstandingToken.objects.db)
     codes, _ = PasswordResetCode.objects.filter(expires_at__lte=now).delete()
+    # A wrong reset code counts for one code lifetime; after it, its record serves nothing either.
+    PasswordResetGuess.objects.filter(created_at__lte=now - settings.PASSWORD_RESET_CODE_TTL).delete()
     return tokens, codes

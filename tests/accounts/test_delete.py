@@ -3,10 +3,11 @@
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from social_django.models import UserSocialAuth
 
-from accounts.models import PasswordResetCode, User
+from accounts.models import PasswordResetCode, PasswordResetGuess, User
 from chat.models import Conversation, Membership
 from contacts.models import Contact
 from groups.models import Group
@@ -70,6 +71,7 @@ class TestTombstone:
         name = default_storage.save("avatars/alice.png", ContentFile(b"png"))
         User.objects.filter(pk=user.pk).update(avatar=name, status_message="hi", is_staff=True, first_name="Al")
         PasswordResetCode.objects.create(user=user, code_hash="x", expires_at="2030-01-01T00:00:00Z")
+        PasswordResetGuess.objects.create(user=user, address="203.0.113.9", created_at=timezone.now())
         TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
         version = user.token_version
 
@@ -84,7 +86,7 @@ class TestTombstone:
         assert not user.has_usable_password()
         assert not (user.is_active or user.is_staff or user.is_superuser or user.is_online)
         assert user.token_version == version + 1
-        assert not PasswordResetCode.objects.exists()
+        assert not PasswordResetCode.objects.exists() and not PasswordResetGuess.objects.exists()
         assert not TOTPDevice.objects.exists()
 
     def test_contacts_both_ways_are_removed(self, user, other_user, stranger):

@@ -1,13 +1,17 @@
 """The login lockout against other spellings of a name and against strangers (contract 23)."""
 
 import re
+import threading
+from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, Throttled, ValidationError
 
 from accounts import services
-from accounts.models import PasswordResetCode
+from accounts.models import PasswordResetCode, PasswordResetGuess
 from accounts.normalization import normalize
 from accounts.services import passwords
 from tests.accounts.test_auth import assert_error, mail_sent
@@ -89,8 +93,8 @@ class TestTargetedLockouts:
         assert (len(attackers), len(owners)) == (5, 1)
 
 
-class TestResetCodesPerRequester:
-    """A stranger's reset requests neither consume nor void the owner's code (issue 19)."""
+class ResetFlow:
+    """Reset requests and confirmations from chosen addresses, with the mailed codes."""
 
     @pytest.fixture(autouse=True)
     def _limits(self, settings):
@@ -103,8 +107,12 @@ class TestResetCodesPerRequester:
         mail_sent()
         return re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1) if len(mail.outbox) > before else None
 
-    def confirm(self, code, new="Brand-new-pass1"):
-        passwords.password_reset_confirm(email="alice@example.com", code=code, new_password=new)
+    def confirm(self, code, new="Brand-new-pass1", address=OWNER):
+        passwords.password_reset_confirm(email="alice@example.com", code=code, new_password=new, address=address)
+
+
+class TestResetCodesPerRequester(ResetFlow):
+    """A stranger's reset requests neither consume nor void the owner's code (issue 19)."""
 
     def test_the_owners_code_outlives_a_strangers_requests(self, user, django_capture_on_commit_callbacks):
         owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
@@ -152,14 +160,132 @@ class TestResetCodesPerRequester:
         assert self.request_code("203.0.113.0", django_capture_on_commit_callbacks)  # a requester renews its own
         assert self.request_code(OWNER, django_capture_on_commit_callbacks, requester=user)  # the signed-in owner
 
-    def test_a_wrong_guess_counts_against_every_live_code(self, user, django_capture_on_commit_callbacks):
+
+def wrong_code(*codes):
+    return next(c for c in (f"{n:06d}" for n in range(10)) if c not in codes)
+
+
+class TestResetGuessBudget(ResetFlow):
+    """Wrong reset codes are counted per address and per email, never burn the owner's code, and
+    stay bounded however many addresses guess (issue 19)."""
+
+    def guess(self, address, code="000000"):
+        """True: answered as a wrong code (400); False: refused (429)."""
+        try:
+            self.confirm(code, address=address)
+        except Throttled as refused:
+            assert refused.wait >= 1
+            return False
+        except ValidationError as wrong:
+            assert "code" in wrong.detail
+            return True
+        raise AssertionError("the guess reset the password")
+
+    def guess_until_refused(self, address, code):
+        answered = 0
+        while self.guess(address, code):
+            answered += 1
+        return answered
+
+    def owner_resets(self, user, code):
+        self.confirm(code, address=OWNER)
+        user.refresh_from_db()
+        assert user.check_password("Brand-new-pass1")
+
+    def test_a_strangers_wrong_guesses_leave_the_owners_code(self, user, django_capture_on_commit_callbacks):
+        owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        assert self.guess_until_refused(ATTACKER, wrong_code(owners)) == 5
+        self.owner_resets(user, owners)
+
+    def test_a_distributed_guesser_neither_burns_nor_blocks_the_owners_code(
+        self, user, django_capture_on_commit_callbacks
+    ):
+        owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        answered = sum(self.guess_until_refused(f"203.0.113.{n}", wrong_code(owners)) for n in range(20))
+        assert answered == 10  # the per-email budget, spent by the first two addresses
+        assert not self.guess("192.0.2.1", wrong_code(owners))  # a fresh address is refused past it
+        self.owner_resets(user, owners)  # the address that asked, with no wrong guess, is not
+
+    def test_past_the_budget_an_address_that_guessed_wrong_is_refused(self, user, django_capture_on_commit_callbacks):
+        owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        assert self.guess(OWNER, wrong_code(owners))  # the owner's typo
+        for n in range(3):
+            self.guess_until_refused(f"203.0.113.{n}", wrong_code(owners))
+        assert not self.guess(OWNER, owners)
+        assert PasswordResetCode.objects.filter(used_at__isnull=True).count() == 1  # still live
+
+    def test_the_brute_force_bound(self, user, settings, django_capture_on_commit_callbacks):
+        """However many addresses guess, and with live codes asked for from the attacker's own
+        addresses, a code lifetime sees at most the per-email budget of guesses (each against at
+        most the 5 live codes) plus one guess per address that asked for a live code (at that code)."""
+        owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        asked = [f"198.18.0.{n}" for n in range(settings.PASSWORD_RESET_MAX_LIVE_CODES)]
+        codes = [owners, *(self.request_code(address, django_capture_on_commit_callbacks) for address in asked)]
+        assert codes[-1] is None  # the cap: 5 live codes at once
+        asked, codes = asked[:-1], codes[:-1]
+        wrong = wrong_code(*codes)
+        answered = sum(self.guess_until_refused(f"203.0.113.{n}", wrong) for n in range(50))
+        answered += sum(self.guess_until_refused(address, wrong) for address in [*asked, OWNER])
+        assert answered == settings.PASSWORD_RESET_GUESSES_PER_EMAIL + len(asked) + 1
+        assert PasswordResetGuess.objects.count() == answered
+
+    def test_past_the_budget_an_address_may_try_only_its_own_code(self, user, django_capture_on_commit_callbacks):
         owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
         self.request_code(ATTACKER, django_capture_on_commit_callbacks)
-        wrong = "000000" if owners != "000000" else "111111"
-        for _ in range(5):
-            with pytest.raises(ValidationError):
-                self.confirm(wrong)
-        assert not PasswordResetCode.objects.filter(used_at__isnull=True).exists()
+        for n in range(2):
+            self.guess_until_refused(f"203.0.113.{n}", wrong_code(owners))
+        assert self.guess(ATTACKER, owners)  # the owner's code, tried from elsewhere: wrong here
+        self.owner_resets(user, owners)
+
+    def test_guesses_count_over_a_code_lifetime(self, user, settings, django_capture_on_commit_callbacks):
+        owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        self.guess_until_refused(ATTACKER, wrong_code(owners))
+        first = PasswordResetGuess.objects.order_by("created_at").first()
+        PasswordResetGuess.objects.filter(pk=first.pk).update(
+            created_at=first.created_at - settings.PASSWORD_RESET_CODE_TTL
+        )
+        assert self.guess(ATTACKER, wrong_code(owners))  # one guess left the window: one more answered
+        assert not self.guess(ATTACKER, wrong_code(owners))
+        assert PasswordResetGuess.objects.count() == 5  # the old one was dropped
+
+    def test_a_reset_clears_the_guesses(self, user, django_capture_on_commit_callbacks):
+        owners = self.request_code(OWNER, django_capture_on_commit_callbacks)
+        self.guess(ATTACKER, wrong_code(owners))
+        self.owner_resets(user, owners)
+        assert not PasswordResetGuess.objects.exists()
+
+    @pytest.mark.skipif(not is_postgres(), reason="concurrent transactions")
+    @pytest.mark.django_db(transaction=True)
+    def test_concurrent_guesses_stay_within_the_budget(self, user):
+        """20 wrong guesses in flight at once from 20 addresses: each is counted before the next is
+        judged (the account's row locked), so 10 are answered and 10 refused."""
+        PasswordResetCode.objects.create(
+            user=user,
+            code_hash=passwords.code_hash("123456"),
+            expires_at=timezone.now() + timedelta(minutes=30),
+            requested_from=OWNER,
+        )
+        outcomes, start = [], threading.Barrier(20)
+
+        def guess(n):
+            start.wait()
+            try:
+                outcomes.append(self.guess(f"203.0.113.{n}", "654321"))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=guess, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == [False] * 10 + [True] * 10
+        self.owner_resets(user, "123456")
+
+    def test_guesses_without_a_live_code_count_nothing(self, user):
+        for _ in range(20):
+            assert self.guess(ATTACKER)
+        assert not PasswordResetGuess.objects.exists()
 
 
 class TestPasswordOracles:

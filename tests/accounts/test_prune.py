@@ -7,7 +7,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import PasswordResetCode
+from accounts.models import PasswordResetCode, PasswordResetGuess
 from accounts.services import tokens_prune
 from accounts.tokens import token_pair_for
 
@@ -39,6 +39,14 @@ def test_deletes_only_what_has_expired(user):
     assert set(OutstandingToken.objects.values_list("pk", flat=True)) == live
     assert BlacklistedToken.objects.count() == 1
     assert list(PasswordResetCode.objects.values_list("pk", flat=True)) == [live_code]
+
+
+def test_deletes_reset_guesses_past_a_code_lifetime(user, settings):
+    now = timezone.now()
+    for age in (settings.PASSWORD_RESET_CODE_TTL, timedelta(minutes=1)):
+        PasswordResetGuess.objects.create(user=user, address="203.0.113.9", created_at=now - age)
+    tokens_prune()
+    assert list(PasswordResetGuess.objects.values_list("created_at", flat=True)) == [now - timedelta(minutes=1)]
 
 
 def test_command(user):

@@ -4,14 +4,19 @@ login with the Django test client, with codes computed as an authenticator app d
 import re
 import time
 from base64 import b32decode
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import User
 from moderation import services
+from moderation.models import AuditEntry, SecurityPolicy
 from tests.accounts.test_auth import assert_error, login
 from tests.conftest import PASSWORD, make_user
 
@@ -113,12 +118,12 @@ class TestLogin:
         assert login(api, username="mod").status_code == 200
 
 
-def enrolment_secret(page):
+def enrolment_secret(page, username="mod"):
     uri = re.search(r'id="totp-uri">([^<]+)<', page.content.decode()).group(1).replace("&amp;", "&")
     parsed = urlparse(uri)
     assert parsed.scheme == "otpauth" and parsed.netloc == "totp"
     query = parse_qs(parsed.query)
-    assert query["issuer"] == ["imserver"] and parsed.path == "/imserver%3Amod"
+    assert query["issuer"] == ["imserver"] and parsed.path == f"/imserver%3A{username}"
     return b32decode(query["secret"][0])
 
 
@@ -186,3 +191,134 @@ class TestRequired:
         client = Client()
         assert admin_login(client, code(enrolled)).status_code == 302
         assert logged_in(client)
+
+
+@pytest.fixture
+def root(db):
+    """A superuser (no device), logged in to the admin with its password."""
+    user = make_user("root")
+    User.objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
+    client = Client()
+    assert admin_login(client, username="root").status_code == 302
+    return client
+
+
+def set_policy(client, on, reason=""):
+    data = {"reason": reason, **({"require_staff_2fa": "on"} if on else {})}
+    return client.post("/admin/security/", data)
+
+
+def confined_to_enrolment(client):
+    response = client.get("/admin/")
+    return response.status_code == 302 and response["Location"] == "/admin/two-factor/"
+
+
+class TestPolicy:
+    """A superuser requires two-factor of every staff account from the admin (issue 19)."""
+
+    @pytest.fixture
+    def mod_client(self, moderator):
+        client = Client()
+        assert admin_login(client).status_code == 302 and logged_in(client)
+        return client
+
+    def test_a_superuser_requires_it_at_once_and_it_is_audited(self, root, mod_client, moderator):
+        assert set_policy(root, True, reason="after the phishing").status_code == 302
+        assert confined_to_enrolment(mod_client)  # a session opened before the change
+        assert confined_to_enrolment(root)  # the superuser without a device too
+        assert "Every staff account needs two-factor" in mod_client.get("/admin/two-factor/").content.decode()
+        entry = AuditEntry.objects.get(action="policy_change")
+        assert (entry.actor.username, entry.action, entry.target_type, entry.reason) == (
+            "root",
+            "policy_change",
+            "policy",
+            "after the phishing",
+        )
+        assert entry.target_repr == "staff two-factor required"
+        assert timezone.now() - entry.created_at < timedelta(minutes=1)
+
+    def test_enrolled_staff_keep_the_admin(self, root, enrolled):
+        client = Client()
+        assert admin_login(client, code(enrolled)).status_code == 302
+        set_policy(root, True)
+        assert logged_in(client)
+
+    def test_turning_it_off_frees_staff_and_is_audited(self, root, mod_client):
+        set_policy(root, True)
+        enrolment_secret_of_root = enrolment_secret(root.get("/admin/two-factor/"), username="root")
+        root.post("/admin/two-factor/", {"otp_token": code(enrolment_secret_of_root)})
+        assert logged_in(root)
+        assert set_policy(root, False, reason="rolled out by SSO instead").status_code == 302
+        assert logged_in(mod_client)
+        changes = AuditEntry.objects.filter(action="policy_change").order_by("pk")
+        assert list(changes.values_list("target_repr", flat=True)) == [
+            "staff two-factor required",
+            "staff two-factor optional",
+        ]
+
+    def test_saving_what_is_set_logs_nothing(self, root):
+        set_policy(root, False)
+        assert not AuditEntry.objects.filter(action="policy_change").exists()
+
+    def test_read_from_the_database_on_each_request(self, mod_client):
+        """What another process writes holds at the next request here: no copy is kept."""
+        SecurityPolicy.objects.create(pk=1, require_staff_2fa=True)
+        assert confined_to_enrolment(mod_client)
+        SecurityPolicy.objects.filter(pk=1).update(require_staff_2fa=False)
+        assert logged_in(mod_client)
+
+    def test_the_page_shows_the_changes(self, root):
+        set_policy(root, True, reason="audit finding 7")
+        page = root.get("/admin/security/")
+        assert page.status_code == 302  # root has no device: enrolment first
+        SecurityPolicy.objects.filter(pk=1).update(require_staff_2fa=False)
+        page = root.get("/admin/security/").content.decode()
+        assert 'id="policy-changes"' in page and "audit finding 7" in page and "root" in page
+        assert 'id="security-policy-link"' in page
+        audit_log = root.get("/admin/moderation/auditentry/?action__exact=policy_change")
+        assert audit_log.status_code == 200 and "security policy" in audit_log.content.decode()
+
+    def test_the_setting_forces_it_on(self, root, mod_client, settings):
+        settings.ADMIN_REQUIRE_2FA = True
+        assert confined_to_enrolment(mod_client)
+        assert SecurityPolicy.objects.count() == 0  # whatever the policy says
+
+    def test_the_page_says_when_the_setting_forces_it(self, root, settings):
+        assert 'id="policy-forced"' not in root.get("/admin/security/").content.decode()
+        settings.ADMIN_REQUIRE_2FA = True
+        key = TOTPDevice.objects.create(user=User.objects.get(username="root"), name="phone", confirmed=True).bin_key
+        client = Client()
+        assert admin_login(client, code(key), username="root").status_code == 302
+        assert 'id="policy-forced"' in client.get("/admin/security/").content.decode()
+
+
+class TestPolicyIsSuperusersOnly:
+    @pytest.mark.parametrize("method", ["get", "post"])
+    def test_other_staff_get_403(self, moderator, method):
+        client = Client()
+        admin_login(client)
+        response = getattr(client, method)("/admin/security/", {"require_staff_2fa": "on"})
+        assert response.status_code == 403
+        assert not SecurityPolicy.objects.exists()
+        assert not AuditEntry.objects.filter(action="policy_change").exists()
+
+    def test_even_with_every_permission(self, moderator):
+        User.objects.get(pk=moderator.pk).user_permissions.set(Permission.objects.all())
+        client = Client()
+        admin_login(client)
+        assert client.post("/admin/security/", {"require_staff_2fa": "on"}).status_code == 403
+        assert not SecurityPolicy.objects.exists()
+
+    def test_the_link_is_absent_for_other_staff(self, moderator):
+        client = Client()
+        admin_login(client)
+        assert 'id="security-policy-link"' not in client.get("/admin/").content.decode()
+
+    def test_anonymous_is_sent_to_log_in(self, db):
+        response = Client().get("/admin/security/")
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+    def test_the_service_refuses_other_staff(self, moderator):
+        with pytest.raises(services.ModerationError):
+            services.security_policy_set(actor=moderator, require_staff_2fa=True)
+        assert not SecurityPolicy.objects.exists()
