@@ -309,7 +309,7 @@ def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
 
 # History pages, the most frequent read, in plain SQL as the send path (the ORM's query building
 # cost more than the database work), its bounds found first by history_window.
-# MESSAGE_COLUMNS and MESSAGE_JOINS are what attach_senders_and_media needs of each row: the
+# MESSAGE_COLUMNS and MESSAGE_JOINS are what message_rows needs of each row: the
 # message, its sender's names, the original it replies to with that one's sender (contract 18:
 # the preview is rendered from the original when read) and the reactions as the viewer (the
 # %(viewer)s parameter) sees them. Search's query uses them too.
@@ -430,7 +430,60 @@ def history_window(
     )
 
 
-def message_page(*, window: HistoryWindow, limit: int) -> tuple[list[Message], bool]:
+class MessageRow:
+    """A message read in plain SQL (MESSAGE_COLUMNS, message_rows): the attributes of Message
+    that chat.serializers.message_data reads, with its sender, the original it replies to (a
+    MessageRow too) and its upload, and no model instance. RawQuerySet's rows made into
+    Message instances cost a page of 50 more than its query (about 1.6 ms of process CPU
+    against 1.0 ms for reading the rows, docs/performance.md)."""
+
+    media = None
+    reply_to = None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+def _json(text):
+    return [] if text == "[]" else json.loads(text)  # most messages mention no one
+
+
+# What message_rows converts, by column; the rest come as they are. jsonb comes as text on
+# PostgreSQL too (Django's loader for its JSONField), json decoded.
+_CONVERTED = {"mentions": _json, "call": _json}
+if connection.vendor == "sqlite":  # timestamps, booleans and all JSON as text and numbers
+    _CONVERTED.update(
+        dict.fromkeys(("created_at", "updated_at", "edited_at", "forwarded_created_at"), _datetime),
+        mentions_all=bool,
+        reply_row=json.loads,
+        viewer_reactions=json.loads,
+    )
+
+
+def message_rows(sql: str, params: dict) -> list[MessageRow]:
+    """The rows of a query that selects MESSAGE_COLUMNS (and MESSAGE_JOINS), as MessageRows
+    with their senders, originals and uploads (_attach_senders_and_media); other columns
+    become attributes of the same names."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        found = cursor.fetchall()
+    converted = [(index, _CONVERTED[name]) for index, name in enumerate(names) if name in _CONVERTED]
+    rows = []
+    for values in found:
+        values = list(values)
+        for index, convert in converted:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        row = MessageRow()
+        row.__dict__ = dict(zip(names, values, strict=True))
+        rows.append(row)
+    _attach_senders_and_media(rows)
+    return rows
+
+
+def message_page(*, window: HistoryWindow, limit: int) -> tuple[list[MessageRow], bool]:
     """(messages newest first, has_more) of a history window, without those the viewer cleared
     or hid (contract 15).
 
@@ -453,32 +506,26 @@ def message_page(*, window: HistoryWindow, limit: int) -> tuple[list[Message], b
         "after": lower,
         "rows": limit + 1,
     }
-    rows = list(Message.objects.raw(_PAGE.format(bounds=bounds, direction=direction), params))
+    rows = message_rows(_PAGE.format(bounds=bounds, direction=direction), params)
     has_more = len(rows) > limit
     rows = rows[:limit]
     if window.after_seq is not None:
         rows.reverse()
-    attach_senders_and_media(rows)
     return rows, has_more
 
 
-def page_reactions(rows: list[Message]) -> dict[int, list[dict]]:
-    """reactions_of's answer for a page from plain SQL (MESSAGE_COLUMNS), from its own rows."""
-    summaries = {}
-    for message in rows:
-        found = message.viewer_reactions
-        if isinstance(found, str):  # SQLite's JSON is text
-            found = json.loads(found)
-        if found:
-            summaries[message.pk] = [
-                {"emoji": emoji, "count": count, "reacted": bool(reacted)} for emoji, count, reacted in found
-            ]
-    return summaries
+def page_reactions(rows: list[MessageRow]) -> dict[int, list[dict]]:
+    """reactions_of's answer for a page from plain SQL (message_rows), from its own rows."""
+    return {
+        message.id: [{"emoji": emoji, "count": count, "reacted": bool(reacted)} for emoji, count, reacted in found]
+        for message in rows
+        if (found := message.viewer_reactions)
+    }
 
 
-def attach_senders_and_media(rows: list[Message]) -> None:
-    """Gives each message of a page from plain SQL (MESSAGE_COLUMNS) its sender, the original it
-    replies to and its upload: each sender made once, the uploads in one query."""
+def _attach_senders_and_media(rows: list[MessageRow]) -> None:
+    """Gives each message of message_rows its sender, the original it replies to and its
+    upload: each sender made once, the uploads in one query."""
     senders = {}
 
     def sender_of(user_id, username, nickname):
@@ -490,21 +537,18 @@ def attach_senders_and_media(rows: list[Message]) -> None:
     for message in rows:
         message.sender = sender_of(message.sender_id, message.sender_username, message.sender_nickname)
         if message.reply_to_id is not None and message.reply_row is not None:
-            found = message.reply_row
-            seq, sender_id, type, text, status, username, nickname = (
-                json.loads(found) if isinstance(found, str) else found  # SQLite's JSON is text
-            )
-            message.reply_to = original = made(
-                Message,
-                id=message.reply_to_id,
-                conversation_id=message.conversation_id,
-                seq=seq,
-                sender_id=sender_id,
-                type=type,
-                content=text,
-                status=status,
-            )
-            original.sender = sender_of(sender_id, username, nickname)
+            seq, sender_id, type, text, status, username, nickname = message.reply_row
+            message.reply_to = original = MessageRow()
+            original.__dict__ = {
+                "id": message.reply_to_id,
+                "conversation_id": message.conversation_id,
+                "seq": seq,
+                "sender_id": sender_id,
+                "type": type,
+                "content": text,
+                "status": status,
+                "sender": sender_of(sender_id, username, nickname),
+            }
     media_ids = {message.media_id for message in rows if message.media_id is not None}
     if media_ids:
         uploads = Media.objects.in_bulk(media_ids)
@@ -586,8 +630,10 @@ def read_horizons(conversation_ids: Iterable[int]) -> dict[int, Callable[[int, i
 
 def _covered(lowest):
     def covered(seq, sender_id):
-        others = [pointer for user_id, pointer in lowest if user_id != sender_id]
-        return bool(others) and others[0] >= seq
+        for user_id, pointer in lowest:  # the lowest pointer of a member other than the sender
+            if user_id != sender_id:
+                return pointer >= seq
+        return False
 
     return covered
 
