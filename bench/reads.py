@@ -60,6 +60,7 @@ def seed():
         ],
         batch_size=1000,
     )
+    Message.objects.filter(pk__in=[by_seq[seq] for seq in range(3, HISTORY_DEPTH + 1, 3)]).update(reaction_count=2)
     newest = Message.objects.filter(conversation=deep).order_by("-seq").first()
     Conversation.objects.filter(pk=deep.pk).update(last_seq=HISTORY_DEPTH, last_message=newest)
     for conversation, (peer, _) in zip(conversations[1:], peers[1:], strict=True):

@@ -69,6 +69,10 @@ class Membership(models.Model):
     # Not hidden_seq, which hides the conversation from the list until its next message and is
     # undone by unhiding it.
     cleared_seq = models.BigIntegerField(default=0)
+    # Whether the member ever hid a message of this conversation for themselves (contract 15,
+    # chat.services.message_hide; never unset): history pages of the others skip the hidden-rows
+    # check, half of a page's planning and execution in PostgreSQL (docs/performance.md).
+    hides_messages = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -141,6 +145,11 @@ class Message(models.Model):
     # later recall of the original does not touch the copy).
     forwarded_sender_name = models.CharField(max_length=64, null=True, blank=True)
     forwarded_created_at = models.DateTimeField(null=True, blank=True)
+    # How many reactions it has, kept by chat.reactions in the reaction's transaction (never
+    # below the rows: a reaction deleted by a cascade leaves it higher, which costs a look only):
+    # history pages read chat_reaction only for messages that have some (docs/performance.md).
+    # A database default, so the send's plain INSERT need not name it.
+    reaction_count = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

@@ -3,6 +3,7 @@ emoji a message, and `reaction_update` to the members (durable, never pushed).""
 
 import emoji as emoji_data
 from django.db import transaction
+from django.db.models import F
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
@@ -34,6 +35,11 @@ def _message_locked(*, user: User, conversation_id: int, message_id: int | None)
     return message
 
 
+def _count(message: Message, change: int) -> None:
+    """Message.reaction_count in step with the rows, under the message's row lock."""
+    Message.objects.filter(pk=message.pk).update(reaction_count=F("reaction_count") + change)
+
+
 def _reaction_update(message: Message, user: User, emoji: str, action: str) -> None:
     count = Reaction.objects.filter(message=message, emoji=emoji).count()
     data = {
@@ -57,6 +63,7 @@ def reaction_add(*, user: User, conversation_id: int, message_id: int | None, em
         if not known and selectors.reaction_emoji_count(message.pk) >= MAX_EMOJI:
             raise Conflict(f"A message has at most {MAX_EMOJI} different reactions")
         Reaction.objects.create(message=message, user=user, emoji=emoji)
+        _count(message, 1)
         _reaction_update(message, user, emoji, "add")
     return selectors.reactions_of([message.pk], viewer_id=user.pk).get(message.pk, [])
 
@@ -68,6 +75,7 @@ def reaction_remove(*, user: User, conversation_id: int, message_id: int | None,
     message = _message_locked(user=user, conversation_id=conversation_id, message_id=message_id)
     deleted, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
     if deleted:
+        _count(message, -deleted)
         _reaction_update(message, user, emoji, "remove")
     return selectors.reactions_of([message.pk], viewer_id=user.pk).get(message.pk, [])
 
@@ -81,5 +89,6 @@ def reactions_erase(user: User) -> None:
     for message in Message.objects.select_for_update().filter(pk__in=message_ids).order_by("pk"):
         emoji = list(Reaction.objects.filter(message=message, user=user).values_list("emoji", flat=True))
         Reaction.objects.filter(message=message, user=user).delete()
+        _count(message, -len(emoji))
         for one in emoji:
             _reaction_update(message, user, one, "remove")

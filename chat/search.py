@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from django.db import connection, transaction
 
 from chat.models import Membership, Message
-from chat.selectors import MESSAGE_COLUMNS, MESSAGE_JOINS, attach_senders_and_media
+from chat.selectors import MESSAGE_COLUMNS, MESSAGE_JOINS, MessageRow, message_rows
 from imserver import textsearch
 
 
@@ -174,7 +174,7 @@ def _postgres_query(tokens, conversation_ids):
 
 def messages_search(
     *, user, query: str, conversation_id: int | None = None, sender_id: int | None = None, limit: int, offset: int
-) -> tuple[int, list[Message]]:
+) -> tuple[int, list[MessageRow]]:
     """(total, page) of the caller's messages that match query, newest first, only from their
     conversations. One query for the page and its total (on PostgreSQL one more for the caller's
     conversations; one more past the last page), and one for the page's uploads if it has any."""
@@ -209,14 +209,13 @@ def messages_search(
     }
     sql = _SEARCH.format(key=key, match=match, filters=filters)
     with _through_the_search_index():
-        page = list(Message.objects.raw(sql, params))
+        page = message_rows(sql, params)
         if page:
-            attach_senders_and_media(page)
             return page[0].total, page
         if not offset:
             return 0, []
         # Past the last page: the total from the first one.
-        first = list(Message.objects.raw(sql, {**params, "offset": 0, "limit": 1}))
+        first = message_rows(sql, {**params, "offset": 0, "limit": 1})
     return (first[0].total if first else 0), []
 
 

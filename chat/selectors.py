@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import connection
-from django.db.models import Count, Exists, F, Model, OuterRef, Q, Subquery, Sum, Value, Window
-from django.db.models.functions import Coalesce, Greatest, RowNumber
+from django.db.models import Count, F, IntegerField, Model, Q, Sum, Window
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
-from chat.models import Conversation, Membership, Mention, Message, MessageHidden, Reaction
+from chat.models import Conversation, Membership, Mention, Message, MessageEdit, Reaction
 from chat.serializers import REPLY_PREVIEW_CHARS
-from contacts.models import Block
 from imserver.api import format_id
 from media.models import Media
 
@@ -40,59 +40,33 @@ def hidden_now() -> Q:
     return Q(hidden_seq__isnull=False, hidden_seq__gte=F("conversation__last_seq"))
 
 
-def _hidden_for_member():
-    """Inside a subquery over messages of a Membership queryset: the message is hidden for that
-    member (contract 15)."""
-    return Exists(MessageHidden.objects.filter(user=OuterRef(OuterRef("user")), message=OuterRef("pk")))
+_GREATEST = {"postgresql": "GREATEST", "sqlite": "MAX"}[connection.vendor]
+# The one definition of a membership's unread and mention counts (contracts 13, 15, 16), as SQL
+# over a membership row ({mb}: its table or alias), for the conversation list's query (_LIST)
+# and the ORM's (RawSQL: /unread, badges, conversation_read) alike. Unread: messages from
+# others after the read pointer and the clear, not removed, not hidden by the member. Mentions:
+# those of them that mention the member by id or `@all`, not from a user the member blocks.
+_UNREAD_FROM = f"""FROM chat_message x
+        WHERE x.conversation_id = {{mb}}.conversation_id
+          AND x.seq > {_GREATEST}({{mb}}.last_read_seq, {{mb}}.cleared_seq)
+          AND x.sender_id <> {{mb}}.user_id AND x.status <> 'removed'
+          AND NOT EXISTS (
+              SELECT 1 FROM chat_messagehidden h WHERE h.user_id = {{mb}}.user_id AND h.message_id = x.id)"""
+_UNREAD_COUNT = f"(SELECT COUNT(*) {_UNREAD_FROM})"
+_MENTION_COUNT = f"""(SELECT COUNT(*) {_UNREAD_FROM}
+          AND (x.mentions_all OR EXISTS (
+              SELECT 1 FROM chat_mention mn WHERE mn.message_id = x.id AND mn.user_id = {{mb}}.user_id))
+          AND NOT EXISTS (
+              SELECT 1 FROM contacts_block b WHERE b.owner_id = {{mb}}.user_id AND b.user_id = x.sender_id))"""
+_MEMBERSHIP_TABLE = Membership._meta.db_table
 
 
-def _unread_count(reader):
-    """The unread count of a membership row: messages from others after its read pointer, not
-    cleared or hidden by the member."""
-    return Coalesce(
-        Subquery(
-            Message.objects.filter(
-                conversation=OuterRef("conversation"),
-                seq__gt=Greatest(OuterRef("last_read_seq"), OuterRef("cleared_seq")),
-            )
-            .exclude(sender=reader)
-            .exclude(status=Message.Status.REMOVED)
-            .exclude(_hidden_for_member())
-            .order_by()
-            .values("conversation")
-            .annotate(n=Count("pk"))
-            .values("n")
-        ),
-        Value(0),
-    )
-
-
-def _mention_count(reader):
-    """The mention count of a membership row: its unread messages that mention the reader by id
-    or `@all`, except those from a sender the reader blocks (contract 16) and those the reader
-    cleared or hid (contract 15). `reader` is the user, or OuterRef("user") inside a Membership
-    query."""
-    deeper = OuterRef(reader) if isinstance(reader, OuterRef) else reader  # one subquery further in
-    mentions_reader = Exists(Mention.objects.filter(message=OuterRef("pk"), user=deeper))
-    blocked = Exists(Block.objects.filter(owner=deeper, user=OuterRef("sender")))
-    return Coalesce(
-        Subquery(
-            Message.objects.filter(
-                conversation=OuterRef("conversation"),
-                seq__gt=Greatest(OuterRef("last_read_seq"), OuterRef("cleared_seq")),
-            )
-            .filter(Q(mentions_all=True) | mentions_reader)
-            .exclude(sender=reader)
-            .exclude(status=Message.Status.REMOVED)
-            .exclude(blocked)
-            .exclude(_hidden_for_member())
-            .order_by()
-            .values("conversation")
-            .annotate(n=Count("pk"))
-            .values("n")
-        ),
-        Value(0),
-    )
+def _counts_orm() -> dict[str, RawSQL]:
+    """The counts as annotations of a Membership queryset (whose table the ORM leaves unaliased)."""
+    return {
+        "unread": RawSQL(_UNREAD_COUNT.format(mb=_MEMBERSHIP_TABLE), [], output_field=IntegerField()),
+        "mentioned": RawSQL(_MENTION_COUNT.format(mb=_MEMBERSHIP_TABLE), [], output_field=IntegerField()),
+    }
 
 
 def unread_summaries(user_ids: Iterable[int]) -> dict[int, dict]:
@@ -104,7 +78,7 @@ def unread_summaries(user_ids: Iterable[int]) -> dict[int, dict]:
     """
     rows = (
         Membership.objects.filter(user_id__in=user_ids, last_read_seq__lt=F("conversation__last_seq"))
-        .annotate(unread=_unread_count(OuterRef("user")), mentioned=_mention_count(OuterRef("user")))
+        .annotate(**_counts_orm())
         .filter(unread__gt=0)
         .values("user_id")
         .annotate(
@@ -127,38 +101,25 @@ def unread_summaries(user_ids: Iterable[int]) -> dict[int, dict]:
 
 
 def unread_count(membership: Membership) -> int:
-    """The unread count of one membership (as _unread_count)."""
-    return (
-        Message.objects.filter(
-            conversation_id=membership.conversation_id, seq__gt=max(membership.last_read_seq, membership.cleared_seq)
-        )
-        .exclude(sender_id=membership.user_id)
-        .exclude(status=Message.Status.REMOVED)
-        .exclude(Exists(MessageHidden.objects.filter(user_id=membership.user_id, message=OuterRef("pk"))))
-        .count()
-    )
+    """The unread count of one membership (_UNREAD_COUNT)."""
+    return Membership.objects.filter(pk=membership.pk).annotate(**_counts_orm()).values_list("unread", flat=True).get()
 
 
 def mention_count(membership: Membership) -> int:
-    """The mention count of one membership (as the conversation list counts it)."""
-    row = Membership.objects.filter(pk=membership.pk).annotate(n=_mention_count(membership.user_id))
-    return row.values_list("n", flat=True).get()
+    """The mention count of one membership (_MENTION_COUNT)."""
+    rows = Membership.objects.filter(pk=membership.pk).annotate(**_counts_orm())
+    return rows.values_list("mentioned", flat=True).get()
 
 
 # The conversation list, the second most frequent read, in plain SQL as history pages are (the
 # ORM built its query, with four correlated subqueries, in more time than PostgreSQL ran it).
 # One row a membership: its conversation, the conversation's last message with its sender, the
 # group or the peer, the caller's remark for the peer; the counts only for a conversation with
-# something after the member's pointers (a CASE skips them for the rest, most of a list), with
-# the same rules as _unread_count and _mention_count; the id of the newest message the member
+# something after the member's pointers (a CASE skips them for the rest, most of a list),
+# _UNREAD_COUNT and _MENTION_COUNT; the id of the newest message the member
 # still sees (_with_shown_last_messages); the total as a window over the same rows.
-_GREATEST = {"postgresql": "GREATEST", "sqlite": "MAX"}[connection.vendor]
 _GROUP_TABLE = Conversation._meta.get_field("group").related_model._meta.db_table
 _HIDDEN = "EXISTS (SELECT 1 FROM chat_messagehidden h WHERE h.user_id = %(user)s AND h.message_id = {m}.id)"
-_UNREAD_FROM = f"""FROM chat_message x
-        WHERE x.conversation_id = mb.conversation_id
-          AND x.seq > {_GREATEST}(mb.last_read_seq, mb.cleared_seq)
-          AND x.sender_id <> %(user)s AND x.status <> 'removed' AND NOT {_HIDDEN.format(m="x")}"""
 _LIST = f"""
 SELECT mb.id, mb.conversation_id, mb.user_id, mb.peer_id, mb.muted_until, mb.notify, mb.pinned_at,
        c.type AS c_type, c.created_at AS c_created_at, c.last_activity_at AS c_last_activity_at,
@@ -169,14 +130,9 @@ SELECT mb.id, mb.conversation_id, mb.user_id, mb.peer_id, mb.muted_until, mb.not
        p.username AS peer_username, p.nickname AS peer_nickname, p.avatar AS peer_avatar,
        (SELECT remark FROM contacts_contact WHERE owner_id = %(user)s AND user_id = mb.peer_id) AS remark,
        CASE WHEN {_GREATEST}(mb.last_read_seq, mb.cleared_seq) >= c.last_seq THEN 0
-            ELSE (SELECT COUNT(*) {_UNREAD_FROM}) END AS unread_count,
+            ELSE {_UNREAD_COUNT.format(mb="mb")} END AS unread_count,
        CASE WHEN {_GREATEST}(mb.last_read_seq, mb.cleared_seq) >= c.last_seq THEN 0
-            ELSE (SELECT COUNT(*) {_UNREAD_FROM}
-                    AND (x.mentions_all OR EXISTS (
-                        SELECT 1 FROM chat_mention mn WHERE mn.message_id = x.id AND mn.user_id = %(user)s))
-                    AND NOT EXISTS (
-                        SELECT 1 FROM contacts_block b WHERE b.owner_id = %(user)s AND b.user_id = x.sender_id))
-       END AS mention_count,
+            ELSE {_MENTION_COUNT.format(mb="mb")} END AS mention_count,
        (mb.muted AND (mb.muted_until IS NULL OR mb.muted_until > %(now)s)) AS is_muted,
        (mb.hidden_seq IS NOT NULL AND mb.hidden_seq >= c.last_seq) AS is_hidden,
        (SELECT s.id FROM chat_message s
@@ -309,7 +265,7 @@ def conversation_item(*, user: User, conversation_id: int | None) -> Membership:
 
 # History pages, the most frequent read, in plain SQL as the send path (the ORM's query building
 # cost more than the database work), its bounds found first by history_window.
-# MESSAGE_COLUMNS and MESSAGE_JOINS are what attach_senders_and_media needs of each row: the
+# MESSAGE_COLUMNS and MESSAGE_JOINS are what message_rows needs of each row: the
 # message, its sender's names, the original it replies to with that one's sender (contract 18:
 # the preview is rendered from the original when read) and the reactions as the viewer (the
 # %(viewer)s parameter) sees them. Search's query uses them too.
@@ -348,8 +304,9 @@ MESSAGE_COLUMNS = (
     + """ FROM chat_message r JOIN accounts_user ru ON ru.id = r.sender_id
         WHERE r.id = m.reply_to_id) AS reply_row,
        """
+    + "CASE WHEN m.reaction_count > 0 THEN "  # most messages have none: no look at chat_reaction
     + _VIEWER_REACTIONS
-    + """ AS viewer_reactions
+    + """ END AS viewer_reactions
 """
 )
 MESSAGE_JOINS = """
@@ -361,7 +318,6 @@ _PAGE = (
     + "FROM chat_message m"
     + MESSAGE_JOINS
     + """WHERE m.conversation_id = %(conversation)s {bounds}
-  AND NOT EXISTS (SELECT 1 FROM chat_messagehidden h WHERE h.user_id = %(viewer)s AND h.message_id = m.id)
 ORDER BY m.seq {direction}
 LIMIT %(rows)s
 """
@@ -377,25 +333,26 @@ class HistoryWindow:
     viewer_id: int
     status_of: Callable[[int, int], str]
     cleared_seq: int  # the member's clear (contract 15): nothing up to it is shown
+    hides_messages: bool  # Membership.hides_messages: the page leaves out the member's hidden ones
     before_seq: int | None  # the `before` anchor's seq, None without one
     after_seq: int | None
 
 
-# The caller's clear (NULL: not a member), the anchors' seqs (NULL: not messages of this
+# The caller's clear and hides_messages (NULL: not a member), the anchors' seqs (NULL: not messages of this
 # conversation) and the two lowest read and delivered pointers (read_horizon), in one round trip.
 _WINDOW = """
-SELECT (SELECT cleared_seq FROM chat_membership
-        WHERE conversation_id = %(conversation)s AND user_id = %(user)s) AS cleared_seq,
+SELECT mb.cleared_seq, mb.hides_messages,
        (SELECT seq FROM chat_message WHERE id = %(before)s AND conversation_id = %(conversation)s) AS before_seq,
        (SELECT seq FROM chat_message WHERE id = %(after)s AND conversation_id = %(conversation)s) AS after_seq,
-       kind, user_id, seq
+       pointers.kind, pointers.user_id, pointers.seq
 FROM (SELECT * FROM (SELECT 'r' AS kind, user_id, receipt_seq AS seq FROM chat_membership
                      WHERE conversation_id = %(conversation)s ORDER BY receipt_seq, user_id LIMIT 2) AS r
       UNION ALL
       SELECT * FROM (SELECT 'd' AS kind, user_id, delivered_seq AS seq FROM chat_membership
                      WHERE conversation_id = %(conversation)s ORDER BY delivered_seq, user_id LIMIT 2) AS d
      ) AS pointers
-ORDER BY kind DESC, seq, user_id
+LEFT JOIN chat_membership mb ON mb.conversation_id = %(conversation)s AND mb.user_id = %(user)s
+ORDER BY pointers.kind DESC, pointers.seq, pointers.user_id
 """
 
 
@@ -413,7 +370,7 @@ def history_window(
         rows = cursor.fetchall()
     if not rows or rows[0][0] is None:
         raise NotFound("Conversation not found")
-    cleared_seq, before_seq, after_seq = rows[0][:3]
+    cleared_seq, hides_messages, before_seq, after_seq = rows[0][:4]
     for param, message_id, seq in (("before", before, before_seq), ("after", after, after_seq)):
         if message_id is not None and seq is None:
             raise ValidationError({param: ["Not a message of this conversation."]})
@@ -425,12 +382,66 @@ def history_window(
         viewer_id=user.pk,
         status_of=_status_of(pointers["r"], pointers["d"]),
         cleared_seq=cleared_seq,
+        hides_messages=bool(hides_messages),
         before_seq=before_seq,
         after_seq=after_seq,
     )
 
 
-def message_page(*, window: HistoryWindow, limit: int) -> tuple[list[Message], bool]:
+class MessageRow:
+    """A message read in plain SQL (MESSAGE_COLUMNS, message_rows): the attributes of Message
+    that chat.serializers.message_data reads, with its sender, the original it replies to (a
+    MessageRow too) and its upload, and no model instance. RawQuerySet's rows made into
+    Message instances cost a page of 50 more than its query (about 1.6 ms of process CPU
+    against 1.0 ms for reading the rows, docs/performance.md)."""
+
+    media = None
+    reply_to = None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+def _json(text):
+    return [] if text == "[]" else json.loads(text)  # most messages mention no one
+
+
+# What message_rows converts, by column; the rest come as they are. jsonb comes as text on
+# PostgreSQL too (Django's loader for its JSONField), json decoded.
+_CONVERTED = {"mentions": _json, "call": _json}
+if connection.vendor == "sqlite":  # timestamps, booleans and all JSON as text and numbers
+    _CONVERTED.update(
+        dict.fromkeys(("created_at", "updated_at", "edited_at", "forwarded_created_at"), _datetime),
+        mentions_all=bool,
+        reply_row=json.loads,
+        viewer_reactions=json.loads,
+    )
+
+
+def message_rows(sql: str, params: dict) -> list[MessageRow]:
+    """The rows of a query that selects MESSAGE_COLUMNS (and MESSAGE_JOINS), as MessageRows
+    with their senders, originals and uploads (_attach_senders_and_media); other columns
+    become attributes of the same names."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        found = cursor.fetchall()
+    converted = [(index, _CONVERTED[name]) for index, name in enumerate(names) if name in _CONVERTED]
+    rows = []
+    for values in found:
+        values = list(values)
+        for index, convert in converted:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        row = MessageRow()
+        row.__dict__ = dict(zip(names, values, strict=True))
+        rows.append(row)
+    _attach_senders_and_media(rows)
+    return rows
+
+
+def message_page(*, window: HistoryWindow, limit: int) -> tuple[list[MessageRow], bool]:
     """(messages newest first, has_more) of a history window, without those the viewer cleared
     or hid (contract 15).
 
@@ -445,40 +456,37 @@ def message_page(*, window: HistoryWindow, limit: int) -> tuple[list[Message], b
     lower = max(window.cleared_seq, window.after_seq or 0)
     if lower:  # seqs start at 1: no bound at all is the same rows, and the planner's best guess
         bounds += " AND m.seq > %(after)s"
+    if window.hides_messages:
+        bounds += " AND NOT " + _HIDDEN.format(m="m")
     direction = "ASC" if window.after_seq is not None else "DESC"
     params = {
+        "user": window.viewer_id,
         "conversation": window.conversation_id,
         "viewer": window.viewer_id,
         "before": window.before_seq,
         "after": lower,
         "rows": limit + 1,
     }
-    rows = list(Message.objects.raw(_PAGE.format(bounds=bounds, direction=direction), params))
+    rows = message_rows(_PAGE.format(bounds=bounds, direction=direction), params)
     has_more = len(rows) > limit
     rows = rows[:limit]
     if window.after_seq is not None:
         rows.reverse()
-    attach_senders_and_media(rows)
     return rows, has_more
 
 
-def page_reactions(rows: list[Message]) -> dict[int, list[dict]]:
-    """reactions_of's answer for a page from plain SQL (MESSAGE_COLUMNS), from its own rows."""
-    summaries = {}
-    for message in rows:
-        found = message.viewer_reactions
-        if isinstance(found, str):  # SQLite's JSON is text
-            found = json.loads(found)
-        if found:
-            summaries[message.pk] = [
-                {"emoji": emoji, "count": count, "reacted": bool(reacted)} for emoji, count, reacted in found
-            ]
-    return summaries
+def page_reactions(rows: list[MessageRow]) -> dict[int, list[dict]]:
+    """reactions_of's answer for a page from plain SQL (message_rows), from its own rows."""
+    return {
+        message.id: [{"emoji": emoji, "count": count, "reacted": bool(reacted)} for emoji, count, reacted in found]
+        for message in rows
+        if (found := message.viewer_reactions)
+    }
 
 
-def attach_senders_and_media(rows: list[Message]) -> None:
-    """Gives each message of a page from plain SQL (MESSAGE_COLUMNS) its sender, the original it
-    replies to and its upload: each sender made once, the uploads in one query."""
+def _attach_senders_and_media(rows: list[MessageRow]) -> None:
+    """Gives each message of message_rows its sender, the original it replies to and its
+    upload: each sender made once, the uploads in one query."""
     senders = {}
 
     def sender_of(user_id, username, nickname):
@@ -490,21 +498,18 @@ def attach_senders_and_media(rows: list[Message]) -> None:
     for message in rows:
         message.sender = sender_of(message.sender_id, message.sender_username, message.sender_nickname)
         if message.reply_to_id is not None and message.reply_row is not None:
-            found = message.reply_row
-            seq, sender_id, type, text, status, username, nickname = (
-                json.loads(found) if isinstance(found, str) else found  # SQLite's JSON is text
-            )
-            message.reply_to = original = made(
-                Message,
-                id=message.reply_to_id,
-                conversation_id=message.conversation_id,
-                seq=seq,
-                sender_id=sender_id,
-                type=type,
-                content=text,
-                status=status,
-            )
-            original.sender = sender_of(sender_id, username, nickname)
+            seq, sender_id, type, text, status, username, nickname = message.reply_row
+            message.reply_to = original = MessageRow()
+            original.__dict__ = {
+                "id": message.reply_to_id,
+                "conversation_id": message.conversation_id,
+                "seq": seq,
+                "sender_id": sender_id,
+                "type": type,
+                "content": text,
+                "status": status,
+                "sender": sender_of(sender_id, username, nickname),
+            }
     media_ids = {message.media_id for message in rows if message.media_id is not None}
     if media_ids:
         uploads = Media.objects.in_bulk(media_ids)
@@ -586,8 +591,10 @@ def read_horizons(conversation_ids: Iterable[int]) -> dict[int, Callable[[int, i
 
 def _covered(lowest):
     def covered(seq, sender_id):
-        others = [pointer for user_id, pointer in lowest if user_id != sender_id]
-        return bool(others) and others[0] >= seq
+        for user_id, pointer in lowest:  # the lowest pointer of a member other than the sender
+            if user_id != sender_id:
+                return pointer >= seq
+        return False
 
     return covered
 
@@ -711,6 +718,19 @@ def _messages(user: User) -> Iterator[dict]:
         }
 
 
+def _edits(user: User) -> Iterator[dict]:
+    """What the user's messages said before each of their edits (the history moderators see)."""
+    rows = MessageEdit.objects.filter(editor=user).select_related("message").order_by("pk")
+    for edit in rows.iterator(chunk_size=2000):
+        yield {
+            "message_id": format_id("m", edit.message_id),
+            "conversation_id": format_id("c", edit.message.conversation_id),
+            "content": edit.content,
+            "caption": edit.caption,
+            "edited_at": edit.edited_at,
+        }
+
+
 def _reactions(user: User) -> Iterator[dict]:
     rows = Reaction.objects.filter(user=user).select_related("message").order_by("pk")
     for reaction in rows.iterator(chunk_size=2000):
@@ -736,11 +756,12 @@ def _mentioned_in(user: User) -> Iterator[dict]:
 
 
 def export_sections(user: User) -> dict:
-    """Chat's part of a data export (privacy.services.user_export); messages, reactions and
-    mentions are read as written out."""
+    """Chat's part of a data export (privacy.services.user_export); messages, their edits,
+    reactions and mentions are read as written out."""
     return {
         "memberships": _memberships(user),
         "messages": _messages(user),
+        "message_edits": _edits(user),
         "reactions": _reactions(user),
         "mentioned_in": _mentioned_in(user),
     }

@@ -553,10 +553,14 @@ def message_remove(*, message: Message, removed_by: str = Message.RemovedBy.MODE
     # and the reactions go with it (mention_count and the badge no longer count it).
     message.mentions = []
     message.mentions_all = False
+    message.reaction_count = 0
     message.updated_at = timezone.now()
     message.save(
-        update_fields=["status", "removed_by", "content", "caption", "media", "mentions", "mentions_all", "updated_at"]
-    )
+        update_fields=[
+            "status", "removed_by", "content", "caption", "media", "mentions", "mentions_all", "reaction_count",
+            "updated_at",
+        ]
+    )  # fmt: skip
     Mention.objects.filter(message=message).delete()
     Reaction.objects.filter(message=message).delete()
     search.message_index_remove(message)
@@ -610,6 +614,8 @@ def message_hide(*, user: User, conversation_id: int, message_id: int | None) ->
     _, created = MessageHidden.objects.get_or_create(user=user, message_id=message_id)
     if not created:
         return  # hidden already
+    if not membership.hides_messages:
+        Membership.objects.filter(pk=membership.pk).update(hides_messages=True)
     data = {"conversation_id": format_id("c", conversation_id), "message_ids": [format_id("m", message_id)]}
     events.record(events.Event([user.pk], "messages_hidden", data))
 

@@ -4,6 +4,7 @@ gone from their history, last_message, unread counts and search; others see no c
 import pytest
 
 from chat.models import MessageHidden
+from chat.services import message_hide
 from tests.accounts.test_auth import assert_error
 from tests.chat.test_api import history
 from tests.conftest import client_for, events_of, make_user, private_chat, send
@@ -143,7 +144,7 @@ def test_list_and_history_cost_no_query_per_hidden_row(user, rows, django_assert
         conversation = private_chat(user, make_user(f"peer{n}"))
         send(user, conversation, "kept")
         hidden = send(user, conversation, "hidden")
-        MessageHidden.objects.create(user=user, message=hidden)
+        message_hide(user=user, conversation_id=conversation.pk, message_id=hidden.pk)
     client = client_for(user)
     with django_assert_max_num_queries(4):  # auth, the list, the shown last messages, the device
         listed = client.get("/v1/conversations?limit=100").json()["conversations"]

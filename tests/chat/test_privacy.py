@@ -1,5 +1,6 @@
-"""Chat's part of a data export and of an erasure (privacy.services): the user's reactions and the
-mentions of them are exported, and go with the account."""
+"""Chat's part of a data export and of an erasure (privacy.services): the user's reactions, the
+mentions of them and their messages' edit history are exported; reactions and mentions go with
+the account."""
 
 from urllib.parse import quote
 
@@ -42,6 +43,28 @@ def test_the_export_has_the_users_reactions_and_mentions(user, other_user, choir
         (mentioning["message_id"], str(other_user.pk))
     ]
     assert all("content" not in m for m in user_export(user)["mentioned_in"])  # not others' words
+
+
+def test_the_export_has_what_the_users_messages_said_before_each_edit(user, other_user, choir):
+    mine = send(user, choir, "see you at 5")
+    for content in ("see you at 6", "see you at 7"):
+        url = f"/v1/conversations/c{choir.pk}/messages/m{mine.pk}"
+        assert client_for(user).patch(url, {"content": content}, format="json").status_code == 200
+    theirs = send(other_user, choir, "bob's")
+    assert (
+        client_for(other_user)
+        .patch(f"/v1/conversations/c{choir.pk}/messages/m{theirs.pk}", {"content": "bob's, edited"}, format="json")
+        .status_code
+        == 200
+    )  # bob's edit: not alice's data
+
+    edits = user_export(user)["message_edits"]
+
+    assert [(e["message_id"], e["conversation_id"], e["content"]) for e in edits] == [
+        (f"m{mine.pk}", f"c{choir.pk}", "see you at 5"),
+        (f"m{mine.pk}", f"c{choir.pk}", "see you at 6"),
+    ]
+    assert all(e["edited_at"] is not None and e["caption"] == "" for e in edits)
 
 
 def test_erasure_takes_the_reactions_back_and_tells_the_members(user, other_user, choir):

@@ -59,6 +59,31 @@ def test_text_or_two_emoji_is_a_400(user, message, value):
     assert not Reaction.objects.exists()
 
 
+def test_the_reaction_count_column_follows_the_rows(user, other_user, message, conversation):
+    """Message.reaction_count, which lets history pages skip chat_reaction for messages without
+    reactions: in step with adding, taking back, an erased reactor and a removal."""
+    from chat.reactions import reactions_erase
+
+    def stored():
+        message.refresh_from_db()
+        return message.reaction_count, Reaction.objects.filter(message=message).count()
+
+    react(user, message, "👍")
+    react(user, message, "👍")
+    react(other_user, message, "👍")
+    react(other_user, message, "🎉")
+    assert stored() == (3, 3)
+    unreact(user, message, "👍")
+    assert stored() == (2, 2)
+    reactions_erase(other_user)
+    assert stored() == (0, 0)
+    assert history(client_for(user), conversation).json()["messages"][0]["reactions"] == []
+    react(user, message, "👍")
+    assert history(client_for(user), conversation).json()["messages"][0]["reactions"][0]["count"] == 1
+    message_remove(message=message)
+    assert stored() == (0, 0)
+
+
 def test_put_is_idempotent_and_delete_takes_it_back(user, other_user, message):
     react(user, message)
     assert react(user, message).json() == {"reactions": [{"emoji": "👍", "count": 1, "reacted": True}]}

@@ -134,6 +134,7 @@ class TestExportUser:
             "contacts",
             "memberships",
             "messages",
+            "message_edits",
             "reactions",
             "mentioned_in",
             "reports_made",
