@@ -495,11 +495,12 @@ MEDIA_THUMBNAIL_SIDE = 320  # thumbnails (images, video posters) are at most thi
 # beyond it 400 before decoding. At most MEDIA_DECODE_CONCURRENCY images decode at once per process;
 # a request waits MEDIA_DECODE_WAIT seconds for its turn, then gets 503.
 MEDIA_IMAGE_MAX_PIXELS = env_int("MEDIA_IMAGE_MAX_PIXELS", 50_000_000)
-# 12 Mpx: a 480x270 GIF of 90 frames; re-encoding that many pixels of noise as GIF cost 1.2 s of CPU
-# (25 Mpx: 2.6 s). Animated WebP frames count twice (media.images.ANIMATION_COST).
+# 12 Mpx: a 480x270 GIF of 90 frames; re-encoding that many pixels of noise as GIF costs 0.5 s of
+# CPU. APNG frames count twice and animated WebP frames three times (media.images.ANIMATION_COST).
 MEDIA_ANIMATION_MAX_PIXELS = env_int("MEDIA_ANIMATION_MAX_PIXELS", 12_000_000)
 # PNG, WebP and GIF stills are re-encoded in their own format, ten to twenty times JPEG's CPU a
-# pixel: at most 4096x2048 of them (8.4 Mpx: a WebP of noise costs 1.4 s of CPU, 4096x4096 3.9 s).
+# pixel: at most 4096x2048 of them (8.4 Mpx: a PNG of noise costs 0.5 s of CPU), WebP stills count
+# twice (media.images.STILL_COST: a 2048x2048 WebP of noise costs 0.5 s, 4096x4096 cost 3.9 s).
 MEDIA_REENCODED_MAX_PIXELS = env_int("MEDIA_REENCODED_MAX_PIXELS", 4096 * 2048)
 MEDIA_DECODE_CONCURRENCY = env_int("MEDIA_DECODE_CONCURRENCY", 2)
 MEDIA_DECODE_WAIT = timedelta(seconds=env_int("MEDIA_DECODE_WAIT", 10))

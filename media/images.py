@@ -11,7 +11,7 @@ import uuid
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 from rest_framework.exceptions import ValidationError
 
@@ -36,9 +36,12 @@ COSTLY_FORMATS = {"GIF", "PNG", "WEBP"}
 # The encoders' fastest settings (4096x2048 of noise: WebP 1.1 s -> 0.8 s with method 0; a 4096^2
 # PNG of coarse noise 3.4 s -> 0.9 s with deflate level 1, the file a fifth larger).
 SAVE_OPTIONS = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90, "method": 0}, "PNG": {"compress_level": 1}}
-# WebP's animation encoder costs twice GIF's and APNG's per pixel (8 Mpx of noise: 1.2 s against
-# 0.8 s), so an animated WebP's frames count twice against MEDIA_ANIMATION_MAX_PIXELS.
-ANIMATION_COST = {"WEBP": 2}
+# What decoding and re-encoding cost a pixel, against the cheapest of each budget (a pixel of noise,
+# measured: stills PNG 55 ns and WebP 120 ns; animations GIF 40, APNG 70 and WebP 140 ns): a
+# format's pixels count that many times, so every image at the budget costs at most about half a
+# second of CPU.
+STILL_COST = {"WEBP": 2}
+ANIMATION_COST = {"PNG": 2, "WEBP": 3}
 # What Pillow may open: the formats uploads accept (media.content.IMAGE_TYPES), for avatars too,
 # which are not sniffed first. Pillow's other decoders (PSD, TIFF, EPS through Ghostscript, ...)
 # never see a client's bytes.
@@ -94,10 +97,7 @@ def gif_canvas_sizes(data):
 def frame_sizes(image):
     """The size of every frame the decoder will produce, without decoding any."""
     if image.format == "GIF":
-        image.fp.seek(0)
-        sizes = gif_canvas_sizes(image.fp.read())
-        image.fp.seek(0)
-        return sizes or [image.size]
+        return gif_canvas_sizes(image.fp.getvalue()) or [image.size]
     frames = getattr(image, "n_frames", 1) if image.format in ANIMATED_FORMATS else 1
     return [image.size] * frames  # APNG and WebP frames are composed onto the full canvas
 
@@ -107,7 +107,7 @@ def check_pixel_budget(image, field):
     sizes = frame_sizes(image)
     costly = image.format in COSTLY_FORMATS
     limit = settings.MEDIA_REENCODED_MAX_PIXELS if costly else settings.MEDIA_IMAGE_MAX_PIXELS
-    if max(width * height for width, height in sizes) > limit:
+    if max(width * height for width, height in sizes) * STILL_COST.get(image.format, 1) > limit:
         raise ValidationError({field: ["Image dimensions are too large."]})
     animation_pixels = sum(width * height for width, height in sizes) * ANIMATION_COST.get(image.format, 1)
     if len(sizes) > 1 and animation_pixels > settings.MEDIA_ANIMATION_MAX_PIXELS:
@@ -117,8 +117,11 @@ def check_pixel_budget(image, field):
 def open_image(source, field="file"):
     """A Pillow image with its first frame decoded, from bytes or a file, or a 400 naming the field.
     Every frame is budgeted (check_pixel_budget) before any is decoded."""
+    if not isinstance(source, bytes):  # an upload on disk: Pillow's GIF decoder reads 255 bytes at a time
+        source.seek(0)
+        source = source.read()
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=OPENED_FORMATS)
+        image = Image.open(io.BytesIO(source), formats=OPENED_FORMATS)
         check_pixel_budget(image, field)
         image.load()
     except Image.DecompressionBombError:
@@ -144,12 +147,31 @@ def decode_data_uri(value, field="avatar"):
         raise ValidationError({field: ["Invalid base64 data."]}) from None
 
 
+def upright(image):
+    """The image with its EXIF orientation applied to the pixels, in place (exif_transpose's copy of
+    a 48 MP photo costs a quarter of a second)."""
+    ImageOps.exif_transpose(image, in_place=True)
+    return image
+
+
+def shrunk(image, max_side):
+    """A copy at most max_side a side, or the image itself if it fits (what thumbnail() does, without
+    first copying the full-size image to shrink in place)."""
+    scale = max_side / max(image.size)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+
+
 def encode_still(image, max_side):
     """A flat copy of an (upright) image at most max_side a side: PNG if it has transparency, else
     JPEG. Returns (bytes, extension)."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    image = image.convert("RGBA" if has_alpha else "RGB")
-    image.thumbnail((max_side, max_side))
+    flat_mode = "RGBA" if has_alpha else "RGB"
+    if image.mode != flat_mode:  # convert() copies even when the mode is already right
+        image = image.convert(flat_mode)
+    image = shrunk(image, max_side)
     out = io.BytesIO()
     if has_alpha:
         image.save(out, format="PNG", optimize=True)
@@ -173,17 +195,35 @@ def reencode_image(image, field="file"):
 def _reencode(image):
     image_format = CONVERTED_FORMATS.get(image.format, image.format)
     frames = getattr(image, "n_frames", 1) if image_format in ANIMATED_FORMATS else 1
+    options = dict(SAVE_OPTIONS.get(image_format, {}))
     if frames > 1:  # within the budget: open_image checked every frame
         first = image.copy()
+        if image_format == "GIF":
+            image, *options["append_images"] = gif_frames(image)
     else:
-        image = first = ImageOps.exif_transpose(image)
+        image = first = upright(image)
         if image_format == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
             image = image.convert("RGB")
     image.info = {key: value for key, value in image.info.items() if key in KEPT_INFO}
-    options = SAVE_OPTIONS.get(image_format, {})
     out = io.BytesIO()
     image.save(out, format=image_format, save_all=frames > 1, **options)
     return out.getvalue(), first
+
+
+def gif_frames(image):
+    """Every frame of an animated GIF in palette mode. Pillow composes the frames after the first in
+    RGB, and its GIF writer quantizes them back by median cut: 70 ms a megapixel, two thirds of the
+    re-encoding's CPU. Fast octree costs a tenth of that; it may merge colours a few steps apart
+    in a frame of many close colours."""
+    frames = []
+    for frame in ImageSequence.Iterator(image):
+        if frame.mode in ("P", "L"):
+            frames.append(frame.copy())
+        else:
+            paletted = frame.quantize(256, method=Image.Quantize.FASTOCTREE)
+            paletted.info = dict(frame.info)  # duration; Pillow's writer finds the transparent colour
+            frames.append(paletted)
+    return frames
 
 
 def store_avatar(raw, field="avatar"):
@@ -192,5 +232,5 @@ def store_avatar(raw, field="avatar"):
     Returns the storage name. Re-encoding drops EXIF (GPS) and anything smuggled after the pixels.
     """
     with decoding_slot():
-        data, extension = encode_still(ImageOps.exif_transpose(open_image(raw, field)), settings.AVATAR_MAX_SIDE)
+        data, extension = encode_still(upright(open_image(raw, field)), settings.AVATAR_MAX_SIDE)
     return default_storage.save(f"avatars/{uuid.uuid4().hex}.{extension}", ContentFile(data))

@@ -49,10 +49,10 @@ def at_the_budget():
     gif_frames = [noise((1000, 1000), seed, grain=1).convert("P") for seed in range(12)]  # 12 Mpx
     return {
         "png 4096x2048 noise": files.image_bytes_from(noise((4096, 2048), 1, grain=2), "PNG", compress_level=1),
-        "webp 4096x2048 noise": files.image_bytes_from(noise((4096, 2048), 2, grain=1), "WEBP", quality=90),
+        "webp 2048x2048 noise": files.image_bytes_from(noise((2048, 2048), 2, grain=1), "WEBP", quality=90),
         "jpeg 7000x7000 noise": files.image_bytes_from(noise((7000, 7000), 3, grain=16), "JPEG", quality=85),
         "gif 12 frames of 1000x1000 noise": frames_of("GIF", gif_frames),
-        "webp 6 frames of 1000x1000 noise": frames_of("WEBP", [noise((1000, 1000), s, grain=1) for s in range(6)]),
+        "webp 4 frames of 1000x1000 noise": frames_of("WEBP", [noise((1000, 1000), s, grain=1) for s in range(4)]),
         "apng 6 frames of 1000x1000 noise": frames_of(
             "PNG", [noise((1000, 1000), s, grain=2) for s in range(6)], compress_level=1
         ),
@@ -67,9 +67,11 @@ def past_the_budget():
         "png 4097x2048 flat": files.image_bytes("PNG", size=(4097, 2048)),
         "webp 4096x4096 noise": files.image_bytes_from(noise((4096, 4096), 4), "WEBP"),  # was 3.9 s
         "gif 13 frames of 1000x1000": frames_of("GIF", [Image.new("P", (1000, 1000), i) for i in range(13)]),
-        "webp 7 frames of 1000x1000": frames_of(
-            "WEBP", [Image.new("RGB", (1000, 1000), (i, 0, 0)) for i in range(7)], lossless=True
+        "webp 2049x2048 flat": files.image_bytes("WEBP", size=(2049, 2048), lossless=True),
+        "webp 5 frames of 1000x1000": frames_of(
+            "WEBP", [Image.new("RGB", (1000, 1000), (i, 0, 0)) for i in range(5)], lossless=True
         ),
+        "apng 7 frames of 1000x1000": frames_of("PNG", [Image.new("RGB", (1000, 1000), (i, 0, 0)) for i in range(7)]),
         "gif growing frames": files.gif_with_growing_frames(frames=40, side=8000),
     }
 

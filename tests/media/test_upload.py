@@ -88,6 +88,24 @@ class TestImages:
         assert "comment" not in image.info
         assert Image.open(io.BytesIO(stored(body["media_id"], thumbnail=True))).format == "JPEG"
 
+    def test_gif_keeps_every_frames_colours_and_transparency(self, user_api):
+        """Frames after the first are requantized on re-encoding (media.images.gif_frames)."""
+        frames = []
+        for index, colour in enumerate([(255, 0, 0, 255), (30, 200, 90, 255), (17, 34, 51, 255)]):
+            frame = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+            frame.paste(colour, (10 * index, 5, 10 * index + 10, 15))
+            frames.append(frame)
+        gif = files.image_bytes_from(
+            frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, disposal=2
+        )
+        body = post_upload(user_api, gif, "image", "dots.gif").json()
+        image = Image.open(io.BytesIO(stored(body["media_id"])))
+        for index, frame in enumerate(frames):
+            image.seek(index)
+            shown = image.convert("RGBA")
+            assert shown.getpixel((10 * index + 5, 10)) == frame.getpixel((10 * index + 5, 10))
+            assert shown.getpixel((39, 29))[3] == 0 and image.info["duration"] == 100
+
     def test_animated_png_keeps_its_frames(self, user_api):
         frames = [Image.new("RGB", (40, 30), color) for color in ("red", "blue")]
         apng = files.image_bytes_from(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100)
@@ -128,11 +146,26 @@ class TestImages:
         body = assert_error(post_upload(user_api, many, "image", "many.gif"), 400)
         assert body["fields"]["file"] == ["Animation is too large."]
 
-    def test_animated_webp_counts_every_frame_twice(self, user_api, settings):
-        settings.MEDIA_ANIMATION_MAX_PIXELS = 2 * 4 * 100 * 100 - 1
+    def test_animated_webp_counts_every_frame_three_times(self, user_api, settings):
+        settings.MEDIA_ANIMATION_MAX_PIXELS = 3 * 4 * 100 * 100 - 1
         assert_error(post_upload(user_api, files.animated_webp(frames=4), "image", "a.webp"), 400)
-        settings.MEDIA_ANIMATION_MAX_PIXELS = 2 * 4 * 100 * 100
+        settings.MEDIA_ANIMATION_MAX_PIXELS = 3 * 4 * 100 * 100
         assert post_upload(user_api, files.animated_webp(frames=4), "image", "a.webp").status_code == 201
+
+    def test_apng_counts_every_frame_twice(self, user_api, settings):
+        apng = files.image_bytes_from(
+            Image.new("RGB", (100, 100)), "PNG", save_all=True, append_images=[Image.new("RGB", (100, 100), "red")] * 3
+        )
+        settings.MEDIA_ANIMATION_MAX_PIXELS = 2 * 4 * 100 * 100 - 1
+        assert_error(post_upload(user_api, apng, "image", "a.png"), 400)
+        settings.MEDIA_ANIMATION_MAX_PIXELS = 2 * 4 * 100 * 100
+        assert post_upload(user_api, apng, "image", "a.png").status_code == 201
+
+    def test_webp_stills_count_twice(self, user_api, settings):
+        settings.MEDIA_REENCODED_MAX_PIXELS = 2 * 100 * 100 - 1
+        assert_error(post_upload(user_api, files.image_bytes("WEBP", size=(100, 100)), "image", "a.webp"), 400)
+        settings.MEDIA_REENCODED_MAX_PIXELS = 2 * 100 * 100
+        assert post_upload(user_api, files.image_bytes("WEBP", size=(100, 100)), "image", "a.webp").status_code == 201
 
     def test_the_bomb_check_stays_an_error_after_opening(self):
         # Pillow's own check, at every frame it seeks to while re-encoding, raises above the budget.
