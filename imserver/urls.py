@@ -8,10 +8,13 @@ from imserver.views import SchemaView, healthz
 from media.storage import THUMBNAIL
 from media.views import media_file, public_file
 
+# Django tries the patterns in order, each failing one at a cost: the routes of every request
+# of a chatting app (sending, history, the conversation list) come first. No two apps' patterns
+# match the same path.
 v1 = [
+    path("", include("chat.urls")),
     path("", include("accounts.urls")),
     path("", include("contacts.urls")),
-    path("", include("chat.urls")),
     path("", include("groups.urls")),
     path("", include("media.urls")),
     path("", include("calls.urls")),
