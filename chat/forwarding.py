@@ -69,7 +69,7 @@ def messages_forward(
     copies, new = {}, []
     for conversation_id in sorted(targets):
         for index, source in enumerate(sources):
-            copy, created = message_store(
+            copy, created, member_ids = message_store(
                 sender=forwarder,
                 conversation_id=conversation_id,
                 type=source.type,
@@ -82,6 +82,6 @@ def messages_forward(
             )
             copies[conversation_id, index] = copy
             if created:
-                new.append(copy)
-    events.record(*(new_message_event(copy) for copy in sorted(new, key=lambda copy: copy.pk)))
+                new.append((copy, member_ids))
+    events.record(*(new_message_event(copy, member_ids) for copy, member_ids in sorted(new, key=lambda n: n[0].pk)))
     return [copies[conversation_id, index] for conversation_id in targets for index in range(len(sources))], bool(new)

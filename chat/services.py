@@ -1,6 +1,7 @@
 """Conversation and message writes. Each ends by recording the events others should see."""
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
@@ -76,13 +77,14 @@ def _attachment(*, sender, type, content):
 
 # The hot path of every send, in plain SQL (the ORM's query building cost more than the database
 # work). First the conversation's lock; then, in a statement of its own so that it sees whatever
-# committed while we waited for the lock, membership and an earlier send of the same temp_id.
+# committed while we waited for the lock, the members (the sender among them, or not; the event's
+# audience) and an earlier send of the same temp_id.
 _SEND_LOCK = "SELECT last_seq FROM chat_conversation WHERE id = %(conversation)s"
 _SEND_CHECK = """
-SELECT EXISTS (SELECT 1 FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(sender)s),
-       (SELECT peer_id FROM chat_membership WHERE conversation_id = %(conversation)s AND user_id = %(sender)s),
+SELECT user_id, peer_id,
        (SELECT id FROM chat_message
         WHERE conversation_id = %(conversation)s AND sender_id = %(sender)s AND temp_id = %(temp_id)s)
+FROM chat_membership WHERE conversation_id = %(conversation)s
 """
 _SEND_INSERT = """
 INSERT INTO chat_message
@@ -99,6 +101,12 @@ WHERE id = %(conversation)s
 """
 
 
+class StoredMessage(NamedTuple):
+    message: Message
+    created: bool  # False: an earlier send of the same temp_id, returned again
+    member_ids: list[int]  # the conversation's members under the send's lock: its event's audience
+
+
 def message_store(
     *,
     sender: User,
@@ -113,8 +121,8 @@ def message_store(
     reply_to: int | None = None,
     mentions: list[str] | None = None,
     forwarded_from: tuple[str, datetime] | None = None,
-) -> tuple[Message, bool]:
-    """Stores a message with the conversation's next seq: (message, created).
+) -> StoredMessage:
+    """Stores a message with the conversation's next seq.
 
     The conversation row stays locked until commit, so seqs commit in order, and a second send
     with the same temp_id waits for the first and gets its message back (created False). With
@@ -130,12 +138,16 @@ def message_store(
         cursor.execute(_SEND_LOCK + for_update, params)
         locked = cursor.fetchone()
         cursor.execute(_SEND_CHECK, params)
-        is_member, peer_id, earlier_id = cursor.fetchone()
-        if locked is None or not is_member:
+        members = cursor.fetchall()
+        member_ids = [user_id for user_id, _, _ in members]
+        if locked is None or sender.pk not in member_ids:
             raise NotFound("Conversation not found")
         last_seq = locked[0]
+        peer_id = next(peer_id for user_id, peer_id, _ in members if user_id == sender.pk)
+        earlier_id = members[0][2]
         if earlier_id is not None:
-            return Message.objects.select_related("sender", "media", "reply_to__sender").get(pk=earlier_id), False
+            earlier = Message.objects.select_related("sender", "media", "reply_to__sender").get(pk=earlier_id)
+            return StoredMessage(earlier, False, member_ids)
         refusal = check_peer and peer_id is not None and message_refusal(sender_id=sender.pk, recipient_id=peer_id)
         if refusal:
             raise PermissionDenied(refusal)
@@ -180,7 +192,7 @@ def message_store(
         cursor.execute(_SEND_ADVANCE, {**params, "message": message.pk})
     if mentioned:
         Mention.objects.bulk_create([Mention(message_id=message.pk, user_id=user_id) for user_id in mentioned])
-    return message, True
+    return StoredMessage(message, True, member_ids)
 
 
 def _reply_target(conversation_id, message_id):
@@ -213,13 +225,15 @@ def mentions_validated(*, conversation_id: int, sender: User, raw: list[str]) ->
     return sorted(wanted), mentions_all
 
 
-def new_message_event(message: Message) -> events.Event:
+def new_message_event(message: Message, member_ids: list[int] | None = None) -> events.Event:
+    """The new_message event of a stored message, to member_ids (message_store's) or, without
+    them, to the members read now."""
     # A reply shows whether its original was read: the same for every member, so asked once.
     status_of = selectors.read_horizon(message.conversation_id) if message.reply_to_id is not None else None
     data = message_data(message, status_of=status_of)
     temp_id = message.temp_id
     return events.Event(
-        selectors.member_ids(message.conversation_id),
+        member_ids if member_ids is not None else selectors.member_ids(message.conversation_id),
         "new_message",
         data,
         own_user_id=message.sender_id if temp_id else None,
@@ -243,7 +257,7 @@ def message_send(
     """Sends a message (message_store): (message, created). reply_to is a message id of the
     conversation, mentions the request's list (mentions_validated)."""
     media = _attachment(sender=sender, type=type, content=content)
-    message, created = message_store(
+    message, created, member_ids = message_store(
         sender=sender,
         conversation_id=conversation_id,
         type=type,
@@ -258,7 +272,7 @@ def message_send(
     if created:
         if media is not None and not media_mark_attached(media):  # a moderator removed it just now
             raise ValidationError({"content": ["That upload no longer exists."]})
-        events.record(new_message_event(message))
+        events.record(new_message_event(message, member_ids))
         transaction.on_commit(
             lambda: typing_stop_rollback_unsafe(user_id=sender.pk, conversation_id=conversation_id), robust=True
         )
@@ -273,10 +287,9 @@ def message_store_call(
     calling service records its new_message_event with its own events (one record() per
     transaction)."""
     call = {"call_id": call_id, "type": call_type, "status": status, "duration": duration}
-    message, _ = message_store(
+    return message_store(
         sender=caller, conversation_id=conversation_id, type=Message.Type.CALL, content=call_id, call=call
-    )
-    return message
+    ).message
 
 
 def conversation_mark_read(*, user: User, conversation_id: int, message_id: int | None) -> Membership:

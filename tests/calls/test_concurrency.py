@@ -128,11 +128,11 @@ def test_ending_a_call_while_a_message_is_sent_in_its_conversation(monkeypatch):
     conversation_locked = threading.Event()
     original = chat_services.new_message_event
 
-    def slow_event(message):  # the send, between its conversation lock and its events
+    def slow_event(message, *args):  # the send, between its conversation lock and its events
         if message.type == Message.Type.TEXT:
             conversation_locked.set()
             time.sleep(0.3)
-        return original(message)
+        return original(message, *args)
 
     monkeypatch.setattr(chat_services, "new_message_event", slow_event)
     errors = []

@@ -127,3 +127,19 @@ def test_a_block_refuses_a_private_target(user, other_user, stranger, source):
     client_for(stranger).put(f"/v1/blocks/{user.pk}")
     assert_error(forward(user, [message], [blocked_chat]), 403)
     assert not Message.objects.filter(conversation=blocked_chat).exists()
+
+
+def test_each_copy_reads_its_audience_with_its_send(user, other_user, stranger, source, target):
+    """A copy's new_message goes to the members its send read under the conversation's lock: no
+    query more per copy than the send's lock, check, insert and the conversation's advance."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sources = [send(other_user, source, f"n{n}") for n in range(6)]
+    counts = []
+    for batch in (sources[:2], sources[2:]):
+        with CaptureQueriesContext(connection) as queries:
+            assert forward(user, batch, [target]).status_code == 201
+        counts.append(len(queries))
+    assert (counts[1] - counts[0]) / 2 <= 4
+    assert [e["data"]["content"] for e in events_of(stranger, "new_message")] == [f"n{n}" for n in range(6)]
