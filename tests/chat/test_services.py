@@ -6,7 +6,7 @@ from chat import services as chat_services
 from chat.models import Message
 from chat.services import conversation_mark_read, message_remove
 from media.models import Media
-from tests.conftest import client_for, events_of, group_of, make_user, private_chat, send
+from tests.conftest import client_for, events_of, group_of, is_postgres, make_user, private_chat, send
 from tests.media.conftest import post_upload
 from tests.media.files import image_bytes
 
@@ -134,7 +134,9 @@ class TestReadReceipts:
         conversation = group_of(user, other_user, carol).conversation
         from_user = [send(user, conversation, f"u{n}") for n in range(5)]
         from_other = [send(other_user, conversation, f"o{n}") for n in range(4)]
-        with django_assert_max_num_queries(13):  # one more since a read moves the delivered pointer too
+        # One more since a read moves the delivered pointer too; SQLite stores the events in more
+        # statements than PostgreSQL's one (realtime.events._store_generic).
+        with django_assert_max_num_queries(13 if is_postgres() else 14):
             self.read(carol, conversation, from_other[-1])
         assert self.receipts(user) == []  # other_user has not read the user's messages
         self.read(other_user, conversation, from_other[-1])
