@@ -234,10 +234,10 @@ def send_rate(user, conversation_ids, sends, mode, seed):
     targets = [rng.choice(conversation_ids) for _ in range(sends)]
     real_document, real_insert = search.message_document, search.message_insert
 
-    def insert_then_index(cursor, insert_sql, params, message):
+    def insert_then_index(cursor, insert_sql, params, message, then=""):
         search.message_document = lambda message: None
         try:
-            message_id = real_insert(cursor, insert_sql, params, message)
+            message_id = real_insert(cursor, insert_sql, params, message, then)
         finally:
             search.message_document = real_document
         message.pk = message_id

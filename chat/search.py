@@ -57,34 +57,41 @@ _INSERT_SQLITE = "INSERT INTO chat_message_search (rowid, conversation_id, sende
 _DELETE_SQLITE = "DELETE FROM chat_message_search WHERE rowid = %s"
 
 
-# A new message and its index row in one statement, one round trip (issue 16's send overhead).
-_INSERT_INDEXED_POSTGRES = """
-WITH m AS ({insert})
+# A new message, its index row and what the send writes about it, in one statement: one round
+# trip (issue 16's send overhead, issue 18's statements per send).
+_INSERT_POSTGRES = "WITH m AS ({insert}){also} SELECT id FROM m"
+_INDEX_ROW_POSTGRES = """
 , s AS (
     INSERT INTO chat_message_search (message_id, conversation_id, sender_id, document)
     SELECT id, %(search_conversation)s, %(search_sender)s, %(search_document)s::tsvector FROM m
-)
-SELECT id FROM m
-"""
+)"""
 
 
-def message_insert(cursor, insert_sql: str, params: dict, message: Message) -> int:
-    """Runs a new message's `INSERT ... RETURNING id` (chat.services.message_store) and indexes the
-    message: on PostgreSQL in the same statement, on SQLite right after it. Returns the id."""
+def message_insert(cursor, insert_sql: str, params: dict, message: Message, then: str = "") -> int:
+    """Runs a new message's `INSERT ... RETURNING id` (chat.services.message_store), indexes the
+    message and runs `then`, a statement about it that names its id {message_id}: on PostgreSQL
+    all in one statement, on SQLite one after the other. Returns the id."""
     document = message_document(message)
-    if document is not None and _is_postgres():
-        indexed = {
-            **params,
-            "search_conversation": message.conversation_id,
-            "search_sender": message.sender_id,
-            "search_document": document,
-        }
-        cursor.execute(_INSERT_INDEXED_POSTGRES.format(insert=insert_sql.strip()), indexed)
+    if _is_postgres():
+        also = ""
+        if document is not None:
+            also += _INDEX_ROW_POSTGRES
+            params = {
+                **params,
+                "search_conversation": message.conversation_id,
+                "search_sender": message.sender_id,
+                "search_document": document,
+            }
+        if then:
+            also += f", t AS ({then.strip().format(message_id='(SELECT id FROM m)')})"
+        cursor.execute(_INSERT_POSTGRES.format(insert=insert_sql.strip(), also=also), params)
         return cursor.fetchone()[0]
     cursor.execute(insert_sql, params)
     message_id = cursor.fetchone()[0]
     if document is not None:
         cursor.execute(_INSERT_SQLITE, [message_id, message.conversation_id, message.sender_id, document])
+    if then:
+        cursor.execute(then.format(message_id="%(message_id)s"), {**params, "message_id": message_id})
     return message_id
 
 

@@ -96,7 +96,7 @@ VALUES (%(conversation)s, %(seq)s, %(sender)s, %(type)s, %(content)s, %(caption)
 RETURNING id
 """
 _SEND_ADVANCE = """
-UPDATE chat_conversation SET last_seq = %(seq)s, last_message_id = %(message)s, last_activity_at = %(created_at)s
+UPDATE chat_conversation SET last_seq = %(seq)s, last_message_id = {message_id}, last_activity_at = %(created_at)s
 WHERE id = %(conversation)s
 """
 
@@ -188,8 +188,8 @@ def message_store(
         params["media"] = media.pk if media else None
         for field in ("call", "mentions"):
             params[field] = Message._meta.get_field(field).get_db_prep_save(getattr(message, field), connection)
-        message.pk = search.message_insert(cursor, _SEND_INSERT, params, message)  # indexed by it too
-        cursor.execute(_SEND_ADVANCE, {**params, "message": message.pk})
+        # Indexed by it too, and the conversation advanced to it.
+        message.pk = search.message_insert(cursor, _SEND_INSERT, params, message, then=_SEND_ADVANCE)
     if mentioned:
         Mention.objects.bulk_create([Mention(message_id=message.pk, user_id=user_id) for user_id in mentioned])
     return StoredMessage(message, True, member_ids)

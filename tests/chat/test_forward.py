@@ -9,7 +9,7 @@ from chat.services import message_remove
 from media.models import Media
 from tests.accounts.test_auth import assert_error
 from tests.chat.test_api import history, post_message
-from tests.conftest import client_for, events_of, group_of, make_user, private_chat, send
+from tests.conftest import client_for, events_of, group_of, is_postgres, make_user, private_chat, send
 from tests.media.conftest import post_upload
 from tests.media.files import image_bytes
 
@@ -129,9 +129,10 @@ def test_a_block_refuses_a_private_target(user, other_user, stranger, source):
     assert not Message.objects.filter(conversation=blocked_chat).exists()
 
 
-def test_each_copy_reads_its_audience_with_its_send(user, other_user, stranger, source, target):
-    """A copy's new_message goes to the members its send read under the conversation's lock: no
-    query more per copy than the send's lock, check, insert and the conversation's advance."""
+def test_each_copy_costs_only_its_send(user, other_user, stranger, source, target):
+    """A copy is the send's lock, its check (which reads the members, the new_message's audience)
+    and its insert (with the index row and the conversation's advance; on SQLite those are three
+    statements): no query more per copy, such as the members read again."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -141,5 +142,5 @@ def test_each_copy_reads_its_audience_with_its_send(user, other_user, stranger, 
         with CaptureQueriesContext(connection) as queries:
             assert forward(user, batch, [target]).status_code == 201
         counts.append(len(queries))
-    assert (counts[1] - counts[0]) / 2 <= 4
+    assert (counts[1] - counts[0]) / 2 == (3 if is_postgres() else 5)
     assert [e["data"]["content"] for e in events_of(stranger, "new_message")] == [f"n{n}" for n in range(6)]
