@@ -1,4 +1,5 @@
-"""CPU of one request, in-process: the REST send into a 20-member group and the history page of
+"""CPU of one request, in-process: the REST send into a 20-member group and into a private
+conversation, and the history page of
 50 at random depth (bench/reads.py's conversation, with replies, mentions and reactions), each
 through Django's WSGI handler as gunicorn calls it (every middleware, the URL resolver, DRF,
 the token's user, the pool's checkout), with no sockets and no load generator in the figure.
@@ -36,6 +37,14 @@ def seed_group():
     (owner, token), *members = seed_users(GROUP_SIZE, "cpu")
     group = group_create(owner=owner, name="request cpu", member_ids=[str(user.pk) for user, _ in members])
     return token, group.conversation_id
+
+
+def seed_private():
+    from chat.services import private_conversation_open
+
+    (sender, token), (peer, _) = seed_users(2, "cpupriv")
+    conversation, _ = private_conversation_open(user=sender, target_user_id=peer.pk)
+    return token, conversation.pk
 
 
 def call(application, method, path, token, body=None):
@@ -107,12 +116,17 @@ def main(argv=None):
 
     application = get_wsgi_application()
     sender_token, group_id = seed_group()
+    private_token, private_id = seed_private()
     reader_token, deep_id, anchors = reads.seed()
     sent = iter(range(10**9))
     scenarios = {
         "REST send, group of 20": lambda: (
             "POST", f"/v1/conversations/c{group_id}/messages", sender_token,
             {"type": "text", "content": "hello", "temp_id": f"t{next(sent)}-{time.time_ns()}"},
+        ),
+        "REST send, private": lambda: (
+            "POST", f"/v1/conversations/c{private_id}/messages", private_token,
+            {"type": "text", "content": "hello", "temp_id": f"p{next(sent)}-{time.time_ns()}"},
         ),
         "history page of 50 (random depth)": lambda: (
             "GET", f"/v1/conversations/c{deep_id}/messages?limit=50&before=m{random.choice(anchors)}", reader_token,
