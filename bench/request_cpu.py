@@ -1,8 +1,8 @@
 """CPU of one request, in-process: the REST send into a 20-member group and into a private
-conversation, and the history page of
-50 at random depth (bench/reads.py's conversation, with replies, mentions and reactions), each
-through Django's WSGI handler as gunicorn calls it (every middleware, the URL resolver, DRF,
-the token's user, the pool's checkout), with no sockets and no load generator in the figure.
+conversation, and the history page of 50 at random depth (bench/reads.py's conversation, with
+replies, mentions and reactions), each through Django's WSGI handler as gunicorn calls it (every
+middleware, the URL resolver, DRF, the token's user, the pool's checkout), with no sockets and
+no load generator in the figure.
 
 Prints, per request kind, the server's process CPU per request (minimum and median of batches)
 and the PostgreSQL backends' CPU per request, read from /proc. Deterministic enough to compare
