@@ -112,7 +112,8 @@ class Message(models.Model):
         ADMIN = "admin"  # a recall by the group's owner or an admin
         MODERATOR = "moderator"
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Not indexed alone: (conversation, seq) below is the index of every lookup by conversation.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, db_index=False, related_name="messages")
     # Position in the conversation: 1, 2, 3... with no gaps, assigned under the conversation's
     # row lock, so a message with seq N commits after every message with a smaller seq. Paging
     # with `after` by seq therefore never misses a message committed late by another sender.
