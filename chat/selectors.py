@@ -545,21 +545,31 @@ def reaction_emoji_count(message_id: int) -> int:
     return Reaction.objects.filter(message_id=message_id).values("emoji").distinct().count()
 
 
-def _two_lowest(conversation_id, pointer):
-    """Whether every member but a message's sender has read (pointer "receipt_seq") or has
-    (pointer "delivered_seq") a message depends on these alone: the lowest pointer, unless it
-    is the sender's own, then the second lowest."""
-    return list(
-        Membership.objects.filter(conversation_id=conversation_id)
-        .order_by(pointer, "user_id")
-        .values_list("user_id", pointer)[:2]
-    )
+# Every read and delivery asks for these; plain SQL, as compiling the ORM's queries was most of
+# a read's CPU.
+_LOWEST_POINTERS = """
+SELECT * FROM (SELECT 0, user_id, receipt_seq FROM chat_membership WHERE conversation_id = %(conversation)s
+               ORDER BY receipt_seq, user_id LIMIT 2) AS lowest_read
+UNION ALL
+SELECT * FROM (SELECT 1, user_id, delivered_seq FROM chat_membership WHERE conversation_id = %(conversation)s
+               ORDER BY delivered_seq, user_id LIMIT 2) AS lowest_delivered
+"""
+
+
+def _lowest_pointers(conversation_id):
+    """Whether every member but a message's sender has read (receipt_seq) or has (delivered_seq)
+    a message depends on these alone: ([(user, receipt_seq)], [(user, delivered_seq)]), each the
+    two lowest in order (the lowest, unless it is the sender's own, then the second). One query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOWEST_POINTERS, {"conversation": conversation_id})
+        rows = sorted(cursor.fetchall(), key=lambda row: (row[0], row[2], row[1]))
+    return [(user, seq) for kind, user, seq in rows if kind == 0], [(user, seq) for kind, user, seq in rows if kind]
 
 
 def read_horizon(conversation_id: int) -> Callable[[int, int], str]:
     """A function seq, sender -> the message's status: "read" once every member but the sender
     has read up to seq, "delivered" once they all have it, else "sent" (contract 5, 19)."""
-    return _status_of(_two_lowest(conversation_id, "receipt_seq"), _two_lowest(conversation_id, "delivered_seq"))
+    return _status_of(*_lowest_pointers(conversation_id))
 
 
 def read_horizons(conversation_ids: Iterable[int]) -> dict[int, Callable[[int, int], str]]:
@@ -610,56 +620,71 @@ def _status_of(lowest_read, lowest_delivered):
     return status_of
 
 
-def _covered_by_all(lowest):
-    """A filter for a conversation's messages: those every member but their sender has up to
-    the pointer whose two lowest values `lowest` gives (_two_lowest); None if nobody else."""
+def _covered_by_all(lowest, name):
+    """SQL for a conversation's messages (alias m) that every member but their sender has up to
+    the pointer whose two lowest values `lowest` gives (_lowest_pointers), with its parameters
+    prefixed `name`; None if nobody else."""
     if len(lowest) < 2:
         return None
     (lowest_user, lowest_seq), (_, second_seq) = lowest
-    return Q(seq__lte=lowest_seq) | Q(sender_id=lowest_user, seq__lte=second_seq)
+    sql = f"(m.seq <= %({name}_seq)s OR (m.sender_id = %({name}_user)s AND m.seq <= %({name}_second)s))"
+    return sql, {f"{name}_seq": lowest_seq, f"{name}_user": lowest_user, f"{name}_second": second_seq}
+
+
+# The newest `per_sender` messages of each sender but the reader among seqs (after, upto] that
+# `covered` selects, newest first.
+_NEWEST_OF_EACH_SENDER = """
+SELECT id, sender_id FROM (
+    SELECT m.id, m.sender_id, m.seq, row_number() OVER (PARTITION BY m.sender_id ORDER BY m.seq DESC) AS newest
+    FROM chat_message m
+    WHERE m.conversation_id = %(conversation)s AND m.seq > %(after)s AND m.seq <= %(upto)s
+        AND m.sender_id <> %(reader)s AND m.status <> %(removed)s AND {covered}
+) AS ranked
+WHERE newest <= %(per_sender)s
+ORDER BY seq DESC
+"""
+
+
+def _newest_of_each_sender(covered, params):
+    params = {**params, "removed": Message.Status.REMOVED.value}
+    with connection.cursor() as cursor:
+        cursor.execute(_NEWEST_OF_EACH_SENDER.format(covered=covered), params)
+        return cursor.fetchall()
 
 
 def messages_read_by_all(
     *, conversation_id: int, reader_id: int, after: int, upto: int, per_sender: int
-) -> list[Message]:
+) -> list[tuple[int, int]]:
     """The messages of others in seqs (after, upto] that every member but their sender has
     read, at most the newest `per_sender` of each sender, newest first: (id, sender_id).
     Bounded in the database however long the backlog a read covers."""
-    read_by_all = _covered_by_all(_two_lowest(conversation_id, "receipt_seq"))
+    lowest_read, _ = _lowest_pointers(conversation_id)
+    read_by_all = _covered_by_all(lowest_read, "read")
     if read_by_all is None:
         return []
-    newest_of_sender = Window(RowNumber(), partition_by=[F("sender_id")], order_by=F("seq").desc())
-    return list(
-        Message.objects.filter(read_by_all, conversation_id=conversation_id, seq__gt=after, seq__lte=upto)
-        .exclude(sender_id=reader_id)
-        .exclude(status=Message.Status.REMOVED)
-        .annotate(rank=newest_of_sender)
-        .filter(rank__lte=per_sender)
-        .order_by("-seq")
-        .values_list("pk", "sender_id")
-    )
+    covered, params = read_by_all
+    return _newest_of_each_sender(
+        covered,
+        {**params, "conversation": conversation_id, "reader": reader_id, "after": after, "upto": upto,
+         "per_sender": per_sender},
+    )  # fmt: skip
 
 
-def messages_newly_delivered(*, conversation_id: int, reader_id: int, after: int, upto: int) -> list[tuple]:
+def messages_newly_delivered(*, conversation_id: int, reader_id: int, after: int, upto: int) -> list[tuple[int, int]]:
     """For each sender but reader_id, the newest of their messages in seqs (after, upto] that
     every other member now has and not every one has read yet: [(id, sender_id)] (one
     "delivered" covers the sender's earlier messages)."""
-    lowest = _two_lowest(conversation_id, "delivered_seq")
-    if len(lowest) < 2 or lowest[1][1] <= after:  # nothing after `after` that all others have
+    lowest_read, lowest_delivered = _lowest_pointers(conversation_id)
+    if len(lowest_delivered) < 2 or lowest_delivered[1][1] <= after:  # nothing after `after` that all others have
         return []
-    delivered_by_all = _covered_by_all(lowest)
-    read_by_all = _covered_by_all(_two_lowest(conversation_id, "receipt_seq"))
-    rows = Message.objects.filter(delivered_by_all, conversation_id=conversation_id, seq__gt=after, seq__lte=upto)
-    newest_of_sender = Window(RowNumber(), partition_by=[F("sender_id")], order_by=F("seq").desc())
-    return list(
-        rows.exclude(read_by_all)
-        .exclude(sender_id=reader_id)
-        .exclude(status=Message.Status.REMOVED)
-        .annotate(rank=newest_of_sender)
-        .filter(rank=1)
-        .order_by("-seq")
-        .values_list("pk", "sender_id")
-    )
+    delivered, params = _covered_by_all(lowest_delivered, "delivered")
+    # Two members or more here, so the read pointers have two lowest as well.
+    read, read_params = _covered_by_all(lowest_read, "read")
+    return _newest_of_each_sender(
+        f"{delivered} AND NOT {read}",
+        {**params, **read_params, "conversation": conversation_id, "reader": reader_id, "after": after,
+         "upto": upto, "per_sender": 1},
+    )  # fmt: skip
 
 
 def message_delivery_pending(*, conversation_id: int, message_id: int) -> bool:
@@ -682,7 +707,11 @@ def member_ids(conversation_id: int) -> list[int]:
 
 
 def message_id_at(conversation_id: int, seq: int) -> int | None:
-    return Message.objects.filter(conversation_id=conversation_id, seq=seq).values_list("pk", flat=True).first()
+    """Plain SQL: every read asks it twice."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM chat_message WHERE conversation_id = %s AND seq = %s", [conversation_id, seq])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _memberships(user: User) -> list[dict]:
