@@ -1,8 +1,8 @@
 """CPU of one request, in-process: the REST send into a 20-member group and into a private
-conversation, and the history page of 50 at random depth (bench/reads.py's conversation, with
-replies, mentions and reactions), each through Django's WSGI handler as gunicorn calls it (every
-middleware, the URL resolver, DRF, the token's user, the pool's checkout), with no sockets and
-no load generator in the figure.
+conversation, marking a private conversation read, and the history page of 50 at random depth
+(bench/reads.py's conversation, with replies, mentions and reactions), each through Django's
+WSGI handler as gunicorn calls it (every middleware, the URL resolver, DRF, the token's user,
+the pool's checkout), with no sockets and no load generator in the figure.
 
 Prints, per request kind, the server's process CPU per request (minimum and median of batches)
 and the PostgreSQL backends' CPU per request, read from /proc. Deterministic enough to compare
@@ -45,6 +45,21 @@ def seed_private():
     (sender, token), (peer, _) = seed_users(2, "cpupriv")
     conversation, _ = private_conversation_open(user=sender, target_user_id=peer.pk)
     return token, conversation.pk
+
+
+def seed_reads(count):
+    """A private conversation with `count` messages from one member, and the other's token: each
+    read request moves the reader's pointer one message further (receipts, events and all)."""
+    from chat.services import message_send, private_conversation_open
+    from imserver.api import format_id
+
+    (sender, _), (reader, token) = seed_users(2, "cpuread")
+    conversation, _ = private_conversation_open(user=sender, target_user_id=reader.pk)
+    ids = [
+        format_id("m", message_send(sender=sender, conversation_id=conversation.pk, content=f"m{i}")[0].pk)
+        for i in range(count)
+    ]
+    return token, conversation.pk, iter(ids)
 
 
 def call(application, method, path, token, body=None):
@@ -117,6 +132,7 @@ def main(argv=None):
     application = get_wsgi_application()
     sender_token, group_id = seed_group()
     private_token, private_id = seed_private()
+    read_token, read_id, unread = seed_reads((args.batches + 1) * args.per_batch)
     reader_token, deep_id, anchors = reads.seed()
     sent = iter(range(10**9))
     scenarios = {
@@ -127,6 +143,9 @@ def main(argv=None):
         "REST send, private": lambda: (
             "POST", f"/v1/conversations/c{private_id}/messages", private_token,
             {"type": "text", "content": "hello", "temp_id": f"p{next(sent)}-{time.time_ns()}"},
+        ),
+        "mark read, private (a message further each time)": lambda: (
+            "POST", f"/v1/conversations/c{read_id}/read", read_token, {"message_id": next(unread)},
         ),
         "history page of 50 (random depth)": lambda: (
             "GET", f"/v1/conversations/c{deep_id}/messages?limit=50&before=m{random.choice(anchors)}", reader_token,
