@@ -556,7 +556,7 @@ SELECT * FROM (SELECT 1, user_id, delivered_seq FROM chat_membership WHERE conve
 """
 
 
-def _lowest_pointers(conversation_id):
+def lowest_pointers(conversation_id: int) -> tuple[list, list]:
     """Whether every member but a message's sender has read (receipt_seq) or has (delivered_seq)
     a message depends on these alone: ([(user, receipt_seq)], [(user, delivered_seq)]), each the
     two lowest in order (the lowest, unless it is the sender's own, then the second). One query."""
@@ -569,7 +569,7 @@ def _lowest_pointers(conversation_id):
 def read_horizon(conversation_id: int) -> Callable[[int, int], str]:
     """A function seq, sender -> the message's status: "read" once every member but the sender
     has read up to seq, "delivered" once they all have it, else "sent" (contract 5, 19)."""
-    return _status_of(*_lowest_pointers(conversation_id))
+    return _status_of(*lowest_pointers(conversation_id))
 
 
 def read_horizons(conversation_ids: Iterable[int]) -> dict[int, Callable[[int, int], str]]:
@@ -622,7 +622,7 @@ def _status_of(lowest_read, lowest_delivered):
 
 def _covered_by_all(lowest, name):
     """SQL for a conversation's messages (alias m) that every member but their sender has up to
-    the pointer whose two lowest values `lowest` gives (_lowest_pointers), with its parameters
+    the pointer whose two lowest values `lowest` gives (lowest_pointers), with its parameters
     prefixed `name`; None if nobody else."""
     if len(lowest) < 2:
         return None
@@ -653,12 +653,13 @@ def _newest_of_each_sender(covered, params):
 
 
 def messages_read_by_all(
-    *, conversation_id: int, reader_id: int, after: int, upto: int, per_sender: int
+    *, conversation_id: int, reader_id: int, after: int, upto: int, per_sender: int, pointers: tuple[list, list]
 ) -> list[tuple[int, int]]:
     """The messages of others in seqs (after, upto] that every member but their sender has
-    read, at most the newest `per_sender` of each sender, newest first: (id, sender_id).
-    Bounded in the database however long the backlog a read covers."""
-    lowest_read, _ = _lowest_pointers(conversation_id)
+    read (by `pointers`, lowest_pointers' answer), at most the newest `per_sender` of each
+    sender, newest first: (id, sender_id). Bounded in the database however long the backlog a
+    read covers."""
+    lowest_read, _ = pointers
     read_by_all = _covered_by_all(lowest_read, "read")
     if read_by_all is None:
         return []
@@ -670,11 +671,13 @@ def messages_read_by_all(
     )  # fmt: skip
 
 
-def messages_newly_delivered(*, conversation_id: int, reader_id: int, after: int, upto: int) -> list[tuple[int, int]]:
+def messages_newly_delivered(
+    *, conversation_id: int, reader_id: int, after: int, upto: int, pointers: tuple[list, list]
+) -> list[tuple[int, int]]:
     """For each sender but reader_id, the newest of their messages in seqs (after, upto] that
-    every other member now has and not every one has read yet: [(id, sender_id)] (one
-    "delivered" covers the sender's earlier messages)."""
-    lowest_read, lowest_delivered = _lowest_pointers(conversation_id)
+    every other member now has and not every one has read yet (by `pointers`, lowest_pointers'
+    answer): [(id, sender_id)] (one "delivered" covers the sender's earlier messages)."""
+    lowest_read, lowest_delivered = pointers
     if len(lowest_delivered) < 2 or lowest_delivered[1][1] <= after:  # nothing after `after` that all others have
         return []
     delivered, params = _covered_by_all(lowest_delivered, "delivered")

@@ -308,11 +308,12 @@ def conversation_mark_read(*, user: User, conversation_id: int, message_id: int 
             membership.receipt_seq = seq
         membership.delivered_seq = max(seq, previous_delivered)
         membership.save(update_fields=["last_read_seq", "receipt_seq", "delivered_seq"])
+        pointers = selectors.lowest_pointers(conversation_id)
         newly_read = []
         if membership.receipt_seq > previous_receipt:
-            newly_read = _read_receipts(membership, previous_receipt, membership.receipt_seq)
+            newly_read = _read_receipts(membership, previous_receipt, membership.receipt_seq, pointers)
         events.record(
-            *_delivered_receipts(membership, previous_delivered, membership.delivered_seq),
+            *_delivered_receipts(membership, previous_delivered, membership.delivered_seq, pointers),
             *newly_read,
             conversation_read_event(membership, timezone.now()),
         )
@@ -331,7 +332,7 @@ def conversation_mark_delivered(*, user: User, conversation_id: int, message_id:
         previous = membership.delivered_seq
         membership.delivered_seq = seq
         membership.save(update_fields=["delivered_seq"])
-        events.record(*_delivered_receipts(membership, previous, seq))
+        events.record(*_delivered_receipts(membership, previous, seq, selectors.lowest_pointers(conversation_id)))
     return membership
 
 
@@ -358,13 +359,14 @@ def _one_reader_at_a_time(conversation_id):
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [READERS_LOCK, conversation_id & 0x7FFFFFFF])
 
 
-def _read_receipts(membership, previous, seq):
+def _read_receipts(membership, previous, seq, pointers):
     newly_read = selectors.messages_read_by_all(
         conversation_id=membership.conversation_id,
         reader_id=membership.user_id,
         after=previous,
         upto=seq,
         per_sender=MAX_READ_RECEIPTS_PER_SENDER,
+        pointers=pointers,
     )
     now = timezone.now()
     sent = []
@@ -384,14 +386,14 @@ def _delivered_event(*, sender_id, conversation_id, message_id):
     return events.Event([sender_id], "message_status", data)
 
 
-def _delivered_receipts(membership, previous, seq):
+def _delivered_receipts(membership, previous, seq, pointers):
     """The "delivered" a move of the delivered pointer sends now; those in a sender's window
     wait for the flush (chat.receipts)."""
     if seq <= previous:
         return []
     conversation_id = membership.conversation_id
     newly = selectors.messages_newly_delivered(
-        conversation_id=conversation_id, reader_id=membership.user_id, after=previous, upto=seq
+        conversation_id=conversation_id, reader_id=membership.user_id, after=previous, upto=seq, pointers=pointers
     )
     return [
         _delivered_event(sender_id=sender_id, conversation_id=conversation_id, message_id=message_id)

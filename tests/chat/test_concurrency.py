@@ -140,13 +140,13 @@ def test_the_last_two_readers_of_a_group_message_at_once_send_its_read(monkeypat
     alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
     conversation = group_of(alice, bob, carol).conversation
     message, _ = message_send(sender=alice, conversation_id=conversation.pk, content="lunch?")
-    original = selectors.messages_read_by_all
+    original = selectors.lowest_pointers
 
-    def slow(**kwargs):  # the moment between moving one's pointer and looking at the others'
+    def slow(*args):  # the moment between moving one's pointer and looking at the others'
         time.sleep(0.2)
-        return original(**kwargs)
+        return original(*args)
 
-    monkeypatch.setattr(selectors, "messages_read_by_all", slow)
+    monkeypatch.setattr(selectors, "lowest_pointers", slow)
     readers = [
         threading.Thread(
             target=in_thread(conversation_mark_read),
