@@ -42,8 +42,8 @@ def hidden_now() -> Q:
 
 _GREATEST = {"postgresql": "GREATEST", "sqlite": "MAX"}[connection.vendor]
 # The one definition of a membership's unread and mention counts (contracts 13, 15, 16), as SQL
-# over a membership row ({mb}: its table or alias), for the conversation list's query (_LIST)
-# and the ORM's (RawSQL: /unread, badges, conversation_read) alike. Unread: messages from
+# over a membership row ({mb}: its table or alias), for the conversation list's query (_LIST),
+# the ORM's (RawSQL: /unread, badges) and conversation_read's (_COUNTS) alike. Unread: messages from
 # others after the read pointer and the clear, not removed, not hidden by the member. Mentions:
 # those of them that mention the member by id or `@all`, not from a user the member blocks.
 _UNREAD_FROM = f"""FROM chat_message x
@@ -100,15 +100,15 @@ def unread_summaries(user_ids: Iterable[int]) -> dict[int, dict]:
     return summaries
 
 
-def unread_count(membership: Membership) -> int:
-    """The unread count of one membership (_UNREAD_COUNT)."""
-    return Membership.objects.filter(pk=membership.pk).annotate(**_counts_orm()).values_list("unread", flat=True).get()
+_COUNTS = f"SELECT {_UNREAD_COUNT}, {_MENTION_COUNT} FROM chat_membership mb WHERE mb.id = %s".format(mb="mb")
 
 
-def mention_count(membership: Membership) -> int:
-    """The mention count of one membership (_MENTION_COUNT)."""
-    rows = Membership.objects.filter(pk=membership.pk).annotate(**_counts_orm())
-    return rows.values_list("mentioned", flat=True).get()
+def membership_counts(membership: Membership) -> tuple[int, int]:
+    """(unread count, mention count) of one membership (_UNREAD_COUNT, _MENTION_COUNT): one
+    statement, as every read asks for both."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNTS, [membership.pk])
+        return cursor.fetchone()
 
 
 # The conversation list, the second most frequent read, in plain SQL as history pages are (the

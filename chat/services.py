@@ -424,14 +424,15 @@ def delivered_flush() -> int:
 def conversation_read_event(membership: Membership, updated_at: datetime) -> None:
     """The reader's own devices learn the new read pointer (contract 13) and clear what they show."""
     last_read = selectors.message_id_at(membership.conversation_id, membership.last_read_seq)
+    unread, mentioned = selectors.membership_counts(membership)
     return events.Event(
         [membership.user_id],
         "conversation_read",
         {
             "conversation_id": format_id("c", membership.conversation_id),
             "last_read_message_id": format_id("m", last_read),
-            "unread_count": selectors.unread_count(membership),
-            "mention_count": selectors.mention_count(membership),
+            "unread_count": unread,
+            "mention_count": mentioned,
             "updated_at": updated_at,
         },
     )
