@@ -709,6 +709,17 @@ def member_ids(conversation_id: int) -> list[int]:
         return [user_id for (user_id,) in cursor.fetchall()]
 
 
+def message_seq(conversation_id: int, message_id: int) -> int | None:
+    """The seq of a message of this conversation (None: not one of it); plain SQL, as every read
+    and delivered ack asks it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq FROM chat_message WHERE id = %s AND conversation_id = %s", [message_id, conversation_id]
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def message_id_at(conversation_id: int, seq: int) -> int | None:
     """Plain SQL: every read asks it twice."""
     with connection.cursor() as cursor:

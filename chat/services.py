@@ -343,8 +343,7 @@ def _pointer_move(user, conversation_id, message_id, pointer):
     membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
     if membership is None:
         raise NotFound("Conversation not found")
-    seq = Message.objects.filter(pk=message_id, conversation_id=conversation_id).values_list("seq", flat=True)
-    seq = seq.first()
+    seq = selectors.message_seq(conversation_id, message_id)
     if seq is None:
         raise ValidationError({"message_id": ["Not a message of this conversation."]})
     return membership, seq if seq > getattr(membership, pointer) else None

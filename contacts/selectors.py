@@ -223,5 +223,13 @@ def typing_hidden_from(typer_id: int) -> set[int] | None:
     return {user_id if owner_id == typer_id else owner_id for owner_id, user_id in pairs}
 
 
+_READ_RECEIPTS_OFF = (
+    f"SELECT EXISTS (SELECT 1 FROM {PrivacySettings._meta.db_table} WHERE user_id = %s AND NOT send_read_receipts)"
+)
+
+
 def sends_read_receipts(user_id: int) -> bool:
-    return not PrivacySettings.objects.filter(user_id=user_id, send_read_receipts=False).exists()
+    """Plain SQL: every read in a private conversation asks it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_READ_RECEIPTS_OFF, [user_id])
+        return not cursor.fetchone()[0]
