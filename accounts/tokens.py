@@ -8,6 +8,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.utils import aware_utcnow
 
 from accounts.models import Device, User
+from imserver import rows
 
 VERSION_CLAIM = "ver"
 DEVICE_CLAIM = "dev"  # the device (login session) a token pair belongs to; access tokens copy it
@@ -43,37 +44,21 @@ def verified_access_token(raw_token):
 
 @functools.cache
 def _user_by_id(vendor):
-    """(SQL, field names, converters) of the statement every authenticated request runs, made
-    once per process: plain SQL spares building the ORM query, and the row is made into a User
-    the way the ORM would (from_db and the fields' converters) without a raw query's per-call
-    mapping of columns to fields. The device's row comes in the same statement: a revoked
-    (deleted) device's tokens stop at once."""
-    fields = User._meta.concrete_fields
-    columns = ", ".join(f"u.{connection.ops.quote_name(field.column)}" for field in fields)
-    sql = (
-        f"SELECT {columns}, d.id FROM {User._meta.db_table} u "
+    """The statement every authenticated request runs, made once per process (imserver.rows):
+    the device's row comes in it too, so a revoked (deleted) device's tokens stop at once."""
+    return (
+        f"SELECT {rows.columns(User, 'u')}, d.id FROM {User._meta.db_table} u "
         f"LEFT JOIN {Device._meta.db_table} d ON d.id = %s AND d.user_id = u.id WHERE u.id = %s"
     )
-    converters = []
-    for index, field in enumerate(fields):
-        field_converters = connection.ops.get_db_converters(field.cached_col) + field.get_db_converters(connection)
-        if field_converters:
-            converters.append((index, field.cached_col, field_converters))
-    return sql, [field.attname for field in fields], converters
 
 
 def _user_row(user_id, device_id):
-    sql, names, converters = _user_by_id(connection.vendor)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [device_id, user_id])
+        cursor.execute(_user_by_id(connection.vendor), [device_id, user_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row[:-1])
-    for index, expression, field_converters in converters:
-        for converter in field_converters:
-            values[index] = converter(values[index], expression, connection)
-    user = User.from_db(connection.alias, names, values)
+    user = rows.instance(User, "u", row)
     user.live_device_id = row[-1]
     return user
 
