@@ -21,6 +21,7 @@ from chat.serializers import (
 )
 from chat.typing import typing_stop_rollback_unsafe
 from contacts.selectors import message_refusal, sends_read_receipts
+from imserver import rows
 from imserver.api import Conflict, format_id, parse_id
 from media.models import Media
 from media.services import media_discard_if_unused, media_for_attachment, media_mark_attached
@@ -307,7 +308,7 @@ def conversation_mark_read(*, user: User, conversation_id: int, message_id: int 
         if membership.peer_id is None or sends_read_receipts(user.pk):
             membership.receipt_seq = seq
         membership.delivered_seq = max(seq, previous_delivered)
-        membership.save(update_fields=["last_read_seq", "receipt_seq", "delivered_seq"])
+        _pointers_save(membership, "last_read_seq", "receipt_seq", "delivered_seq")
         pointers = selectors.lowest_pointers(conversation_id)
         newly_read = []
         if membership.receipt_seq > previous_receipt:
@@ -331,7 +332,7 @@ def conversation_mark_delivered(*, user: User, conversation_id: int, message_id:
             return membership
         previous = membership.delivered_seq
         membership.delivered_seq = seq
-        membership.save(update_fields=["delivered_seq"])
+        _pointers_save(membership, "delivered_seq")
         events.record(*_delivered_receipts(membership, previous, seq, selectors.lowest_pointers(conversation_id)))
     return membership
 
@@ -340,13 +341,37 @@ def _pointer_move(user, conversation_id, message_id, pointer):
     """(membership, seq of message_id), seq None when `pointer` is there already. Reads and
     deliveries of a conversation are serialized, so each sees the others' pointers."""
     _one_reader_at_a_time(conversation_id)
-    membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
+    membership = _membership_locked(conversation_id, user.pk)
     if membership is None:
         raise NotFound("Conversation not found")
     seq = selectors.message_seq(conversation_id, message_id)
     if seq is None:
         raise ValidationError({"message_id": ["Not a message of this conversation."]})
     return membership, seq if seq > getattr(membership, pointer) else None
+
+
+# Plain SQL (imserver.rows): every read and delivered ack locks the reader's membership and
+# moves its pointers, and the ORM's building of these two statements cost more than running them.
+_MEMBERSHIP_LOCKED = "SELECT {columns} FROM chat_membership mb WHERE mb.conversation_id = %s AND mb.user_id = %s"
+
+
+def _membership_locked(conversation_id, user_id):
+    sql = _MEMBERSHIP_LOCKED.format(columns=rows.columns(Membership, "mb"))
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [conversation_id, user_id])
+        row = cursor.fetchone()
+    return rows.instance(Membership, "mb", row) if row else None
+
+
+def _pointers_save(membership, *pointers):
+    """Writes these pointer fields (plain integer columns) of the membership."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE chat_membership SET {', '.join(f'{pointer} = %s' for pointer in pointers)} WHERE id = %s",
+            [*(getattr(membership, pointer) for pointer in pointers), membership.pk],
+        )
 
 
 def _one_reader_at_a_time(conversation_id):
