@@ -1,8 +1,9 @@
 """CPU of one request, in-process: the REST send into a 20-member group and into a private
-conversation, marking a private conversation read, and the history page of 50 at random depth
-(bench/reads.py's conversation, with replies, mentions and reactions), each through Django's
-WSGI handler as gunicorn calls it (every middleware, the URL resolver, DRF, the token's user,
-the pool's checkout), with no sockets and no load generator in the figure.
+conversation, marking a private conversation read (over REST) and delivered (the WebSocket
+frame's handler), and the history page of 50 at random depth (bench/reads.py's conversation,
+with replies, mentions and reactions). REST requests go through Django's WSGI handler as
+gunicorn calls it (every middleware, the URL resolver, DRF, the token's user, the pool's
+checkout), with no sockets and no load generator in the figure.
 
 Prints, per request kind, the server's process CPU per request (minimum and median of batches)
 and the PostgreSQL backends' CPU per request, read from /proc. Deterministic enough to compare
@@ -59,7 +60,7 @@ def seed_reads(count):
         format_id("m", message_send(sender=sender, conversation_id=conversation.pk, content=f"m{i}")[0].pk)
         for i in range(count)
     ]
-    return token, conversation.pk, iter(ids)
+    return reader, token, conversation.pk, iter(ids)
 
 
 def call(application, method, path, token, body=None):
@@ -103,17 +104,17 @@ def postgres_backends():
         return [pid for (pid,) in cursor.fetchall()]
 
 
-def measure(application, make_request, batches, per_batch):
+def measure(request, batches, per_batch):
     """-> (process CPU per request of each batch in ms, PostgreSQL backends' CPU per request in ms)."""
     for _ in range(per_batch):  # warm up: the pool's connections, prepared statements, caches
-        call(application, *make_request())
+        request()
     backends = postgres_backends()
     postgres_before = sum(process_cpu(pid) for pid in backends)
     per_request = []
     for _ in range(batches):
         started = time.process_time()
         for _ in range(per_batch):
-            call(application, *make_request())
+            request()
         per_request.append((time.process_time() - started) * 1000 / per_batch)
     postgres = (sum(process_cpu(pid) for pid in backends) - postgres_before) * 1000 / (batches * per_batch)
     return per_request, postgres
@@ -132,27 +133,35 @@ def main(argv=None):
     application = get_wsgi_application()
     sender_token, group_id = seed_group()
     private_token, private_id = seed_private()
-    read_token, read_id, unread = seed_reads((args.batches + 1) * args.per_batch)
+    _, read_token, read_id, unread = seed_reads((args.batches + 1) * args.per_batch)
+    receiver, _, received_id, undelivered = seed_reads((args.batches + 1) * args.per_batch)
     reader_token, deep_id, anchors = reads.seed()
     sent = iter(range(10**9))
+    from chat import frames
+
     scenarios = {
-        "REST send, group of 20": lambda: (
-            "POST", f"/v1/conversations/c{group_id}/messages", sender_token,
+        "REST send, group of 20": lambda: call(
+            application, "POST", f"/v1/conversations/c{group_id}/messages", sender_token,
             {"type": "text", "content": "hello", "temp_id": f"t{next(sent)}-{time.time_ns()}"},
         ),
-        "REST send, private": lambda: (
-            "POST", f"/v1/conversations/c{private_id}/messages", private_token,
+        "REST send, private": lambda: call(
+            application, "POST", f"/v1/conversations/c{private_id}/messages", private_token,
             {"type": "text", "content": "hello", "temp_id": f"p{next(sent)}-{time.time_ns()}"},
         ),
-        "mark read, private (a message further each time)": lambda: (
-            "POST", f"/v1/conversations/c{read_id}/read", read_token, {"message_id": next(unread)},
+        "mark read, private (a message further each time)": lambda: call(
+            application, "POST", f"/v1/conversations/c{read_id}/read", read_token, {"message_id": next(unread)},
         ),
-        "history page of 50 (random depth)": lambda: (
-            "GET", f"/v1/conversations/c{deep_id}/messages?limit=50&before=m{random.choice(anchors)}", reader_token,
+        # The WebSocket frame's handler as the consumer calls it (the socket's own work aside).
+        "delivered ack frame, private (a message further each time)": lambda: frames.message_delivered(
+            receiver.pk, {"conversation_id": f"c{received_id}", "message_id": next(undelivered)},
+        ),
+        "history page of 50 (random depth)": lambda: call(
+            application, "GET", f"/v1/conversations/c{deep_id}/messages?limit=50&before=m{random.choice(anchors)}",
+            reader_token,
         ),
     }  # fmt: skip
-    for name, make_request in scenarios.items():
-        per_request, postgres = measure(application, make_request, args.batches, args.per_batch)
+    for name, request in scenarios.items():
+        per_request, postgres = measure(request, args.batches, args.per_batch)
         report(
             f"request CPU: {name}",
             {
