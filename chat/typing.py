@@ -44,8 +44,16 @@ class _RedisState:
     """typing:t:<user>:<conversation> throttles starts; typing:in:<user> holds the conversations
     the user is shown typing in, each with the time that showing expires."""
 
+    # Every send asks this (typing_stop_rollback_unsafe): one command, not a MULTI of two.
+    STOP = """
+    local shown_until = redis.call('ZSCORE', KEYS[1], ARGV[1])
+    if shown_until then redis.call('ZREM', KEYS[1], ARGV[1]) end
+    return shown_until
+    """
+
     def __init__(self, url):
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._stop_script = self.client.register_script(self.STOP)
 
     def start(self, user_id, conversation_id):
         if not self.client.set(f"typing:t:{user_id}:{conversation_id}", 1, nx=True, px=THROTTLE_MS):
@@ -58,11 +66,8 @@ class _RedisState:
         return True
 
     def stop(self, user_id, conversation_id):
-        with self.client.pipeline() as pipe:
-            pipe.zscore(f"typing:in:{user_id}", conversation_id)
-            pipe.zrem(f"typing:in:{user_id}", conversation_id)
-            until, _ = pipe.execute()
-        return until is not None and until > time.time()
+        until = self._stop_script(keys=[f"typing:in:{user_id}"], args=[conversation_id])
+        return until is not None and float(until) > time.time()
 
     def stop_all(self, user_id):
         with self.client.pipeline() as pipe:
