@@ -1,15 +1,18 @@
-"""The pool's check of a connection it hands out (imserver.postgresql): no round trip for a quiet
-connection, and a connection the server has closed is refused. The recovery it buys end to end
-is tests/faults/test_database_outage.py's."""
+"""imserver.postgresql: the pool's check of a connection it hands out (no round trip for a quiet
+connection, and a connection the server has closed is refused; the recovery it buys end to end
+is tests/faults/test_database_outage.py's), and timestamps loaded by psycopg's own loader."""
 
+import datetime
 import time
 
 import psycopg
 import pytest
 from django.db import connection
+from psycopg.postgres import types
+from psycopg.pq import Format
 from psycopg_pool import ConnectionPool
 
-from imserver.postgresql.base import check_connection
+from imserver.postgresql.base import TIMESTAMPTZ_OID, check_connection
 from tests import servers
 from tests.conftest import is_postgres
 
@@ -69,3 +72,43 @@ def test_a_closed_connection_fails_the_check(pooled):
     conn.close()
     with pytest.raises(psycopg.OperationalError):
         check_connection(conn)
+
+
+def loaded(sql):
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+def test_timestamps_load_through_psycopgs_own_loader_as_utc():
+    from imserver.postgresql.base import UTCTimestamptzLoader
+
+    connection.ensure_connection()
+    assert connection.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT) is UTCTimestamptzLoader
+    value = loaded("SELECT '2024-01-02 03:04:05.123456+05'::timestamptz")
+    assert value == datetime.datetime(2024, 1, 1, 22, 4, 5, 123456, tzinfo=datetime.UTC)
+    assert value.tzinfo is datetime.UTC  # what Django's own loader gives, not a ZoneInfo
+    assert loaded("SELECT NULL::timestamptz") is None
+
+
+def test_a_session_moved_off_utc_loads_as_djangos_loader_does():
+    """Nothing moves it, but if something did, the values are Django's (its tzinfo replaced in)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'Asia/Shanghai'")
+    try:
+        value = loaded("SELECT '2024-01-02 03:04:05+00'::timestamptz")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+    assert value == datetime.datetime(2024, 1, 2, 11, 4, 5, tzinfo=datetime.UTC)
+
+
+def test_json_loads_through_orjson_and_jsonb_stays_text_for_djangos_json_field():
+    from imserver.postgresql.base import JsonLoader
+
+    connection.ensure_connection()
+    assert connection.connection.adapters.get_loader(types["json"].oid, Format.TEXT) is JsonLoader
+    assert loaded("SELECT json_build_array(1, 'é', true, NULL, 9007199254740993, 1.5)") == [
+        1, "é", True, None, 9007199254740993, 1.5,
+    ]  # fmt: skip
+    assert loaded("""SELECT '{"a": [1]}'::jsonb""") == '{"a": [1]}'

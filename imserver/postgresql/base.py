@@ -1,10 +1,21 @@
-"""Django's PostgreSQL backend, with a cheaper check of each connection the pool hands out."""
+"""Django's PostgreSQL backend, with a cheaper check of each connection the pool hands out and
+cheaper loaders of the values a page of messages brings (timestamps, json)."""
 
+import datetime
+import functools
 import select
 
+import orjson
 import psycopg
 from django.db.backends.postgresql import base
+from psycopg.adapt import AdaptersMap, Loader
+from psycopg.postgres import types
+from psycopg.pq import Format
 from psycopg_pool import ConnectionPool
+
+TIMESTAMPTZ_OID = types["timestamptz"].oid
+# psycopg's own text loader: the C one where psycopg[binary] is installed.
+PSYCOPG_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
 
 
 def check_connection(conn: psycopg.Connection) -> None:
@@ -24,7 +35,50 @@ def check_connection(conn: psycopg.Connection) -> None:
         ConnectionPool.check_connection(conn)
 
 
+class UTCTimestamptzLoader(Loader):
+    """Django's timestamptz loader for a database in UTC (aware datetimes, `datetime.UTC`),
+    parsing with psycopg's C loader. Django's own subclasses the Python loader and so parses
+    every value in Python: about 11 us a value, a tenth of a history page's CPU (50 messages,
+    docs/performance.md). Where the session is in UTC, as Django sets it, psycopg's loader already
+    gives datetime.timezone.utc; elsewhere this does what Django's does (parse, then that tzinfo)."""
+
+    timezone = datetime.UTC  # Django's create_cursor compares it with connection.timezone
+
+    def __init__(self, oid, context=None):
+        super().__init__(oid, context)
+        self._parse = PSYCOPG_TIMESTAMPTZ_LOADER(oid, context).load
+        if self.connection is not None and self.connection.info.parameter_status("TimeZone") == "UTC":
+            self.load = self._parse
+
+    def load(self, data):
+        return self._parse(data).replace(tzinfo=self.timezone)
+
+
+class JsonLoader(Loader):
+    """`json` values (what queries build with json_build_array and json_agg: a message's reply
+    preview and reactions) decoded by orjson; psycopg's loader uses the standard library's json,
+    a tenth of a history page's CPU. Django's jsonb loader (text for its JSONField) stays."""
+
+    load = staticmethod(orjson.loads)
+
+
+@functools.cache
+def adapters_over(template: AdaptersMap, *, utc: bool) -> AdaptersMap:
+    """Django's adapters for a connection with this module's loaders."""
+    adapters = AdaptersMap(template)
+    adapters.register_loader("json", JsonLoader)
+    if utc:
+        adapters.register_loader(TIMESTAMPTZ_OID, UTCTimestamptzLoader)
+    return adapters
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        if "context" in params:  # psycopg 3
+            params["context"] = adapters_over(params["context"], utc=self.timezone is datetime.UTC)
+        return params
+
     @property
     def pool(self):
         pool = super().pool
