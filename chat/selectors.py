@@ -53,9 +53,14 @@ _UNREAD_FROM = f"""FROM chat_message x
           AND NOT EXISTS (
               SELECT 1 FROM chat_messagehidden h WHERE h.user_id = {{mb}}.user_id AND h.message_id = x.id)"""
 _UNREAD_COUNT = f"(SELECT COUNT(*) {_UNREAD_FROM})"
+# PostgreSQL may plan an EXISTS under OR as a hash of its whole subquery: here all the member's
+# mentions, hashed again for every membership a query counts (the conversation list of a user
+# mentioned 700 times took 0.4 ms a row for it). OFFSET 0 keeps it a probe of the unread
+# message's (message, user) index entry.
+_PROBE_ONLY = {"postgresql": " OFFSET 0", "sqlite": ""}[connection.vendor]
 _MENTION_COUNT = f"""(SELECT COUNT(*) {_UNREAD_FROM}
           AND (x.mentions_all OR EXISTS (
-              SELECT 1 FROM chat_mention mn WHERE mn.message_id = x.id AND mn.user_id = {{mb}}.user_id))
+              SELECT 1 FROM chat_mention mn WHERE mn.message_id = x.id AND mn.user_id = {{mb}}.user_id{_PROBE_ONLY}))
           AND NOT EXISTS (
               SELECT 1 FROM contacts_block b WHERE b.owner_id = {{mb}}.user_id AND b.user_id = x.sender_id))"""
 _MEMBERSHIP_TABLE = Membership._meta.db_table
