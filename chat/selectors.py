@@ -5,9 +5,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import connection
 from django.db.models import Count, F, IntegerField, Model, Q, Sum, Window
-from django.db.models.base import ModelState
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -18,6 +17,7 @@ from accounts.models import User
 from chat.models import Conversation, Membership, Mention, Message, MessageEdit, Reaction
 from chat.serializers import REPLY_PREVIEW_CHARS
 from imserver.api import format_id
+from imserver.rows import stored
 from media.models import Media
 
 
@@ -159,15 +159,9 @@ _VISIBLE = " AND NOT (mb.hidden_seq IS NOT NULL AND mb.hidden_seq >= c.last_seq)
 
 
 def made(model: type[Model], **values: object) -> Model:
-    """A model instance of a row read in plain SQL, from the columns (attnames) it was read with;
-    the others are deferred (loaded on access, as from_db's are). Made as unpickling makes one,
-    without Model.__init__, which visits every field of the model and was half of a conversation
-    list's CPU (four instances a row); no model made here has post_init receivers."""
-    instance = model.__new__(model)
-    instance.__dict__.update(values)
-    instance._state = ModelState()
-    instance._state.adding, instance._state.db = False, DEFAULT_DB_ALIAS
-    return instance
+    """A model instance of a row read in plain SQL, from the columns (attnames) it was read with
+    (imserver.rows.stored)."""
+    return stored(model, values)
 
 
 def _datetime(value):

@@ -1,11 +1,12 @@
 """Model instances from plain SQL, for the statements a kind of request runs every time (the
-token's user, the reader's membership): the columns are listed once per process, and a row
-becomes an instance the way the ORM makes one (from_db and the fields' converters), without a
-query built per call or a raw query's per-call mapping of columns to fields."""
+token's user, the reader's membership, the rows of pages): the columns are listed once per
+process, and a row becomes an instance with the fields' converters applied, without a query
+built per call or a raw query's per-call mapping of columns to fields."""
 
 import functools
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models.base import ModelState
 
 
 @functools.cache
@@ -33,4 +34,17 @@ def instance(model, alias: str, row):
     for index, expression, field_converters in converters:
         for converter in field_converters:
             values[index] = converter(values[index], expression, connection)
-    return model.from_db(connection.alias, names, values)
+    return stored(model, dict(zip(names, values, strict=True)))
+
+
+def stored(model, values: dict):
+    """The instance of a stored row from its values by attname; the fields left out are deferred
+    (loaded on access, as Model.from_db leaves them). Made as unpickling makes one, without
+    Model.__init__, which visits every field of the model (half of a conversation list's CPU,
+    four instances a row) and sends pre_init and post_init: the models made here have no
+    receivers of those (tests/test_rows.py)."""
+    made = model.__new__(model)
+    made.__dict__.update(values)
+    made._state = ModelState()
+    made._state.adding, made._state.db = False, DEFAULT_DB_ALIAS
+    return made
