@@ -64,6 +64,7 @@ def run(kind, count):
 def counted(kind, counts, directory):
     """-> the instructions of each measured process (one per count), run side by side."""
     outs = [Path(directory) / f"callgrind.{count}" for count in counts]
+    logs = [out.with_suffix(".log").open("w") for out in outs]
     processes = [
         subprocess.Popen(
             [
@@ -78,12 +79,14 @@ def counted(kind, counts, directory):
                 kind,
             ],
             stdout=subprocess.DEVNULL,
-            stderr=out.with_suffix(".log").open("w"),
+            stderr=log,
         )
-        for out, count in zip(outs, counts, strict=True)
+        for out, log, count in zip(outs, logs, counts, strict=True)
     ]
-    for process, out in zip(processes, outs, strict=True):
-        if process.wait():
+    for process, out, log in zip(processes, outs, logs, strict=True):
+        process.wait()
+        log.close()
+        if process.returncode:
             sys.exit(f"bench/instructions.py: a measured process failed: {out.with_suffix('.log').read_text()[-2000:]}")
     return [int(re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE).group(1)) for out in outs]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import connection
-from django.db.models import Count, F, IntegerField, Model, Q, Sum, Window
+from django.db.models import Count, F, IntegerField, Q, Sum, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -158,12 +158,6 @@ LIMIT %(limit)s OFFSET %(offset)s
 _VISIBLE = " AND NOT (mb.hidden_seq IS NOT NULL AND mb.hidden_seq >= c.last_seq)"
 
 
-def made(model: type[Model], **values: object) -> Model:
-    """A model instance of a row read in plain SQL, from the columns (attnames) it was read with
-    (imserver.rows.stored)."""
-    return stored(model, values)
-
-
 def _datetime(value):
     """A timestamp column that is not a model field of the raw query's model: SQLite gives text."""
     if isinstance(value, str):
@@ -180,7 +174,7 @@ def _list_rows(user: User, *, filters: str = "", limit: int = 1, offset: int = 0
     rows = list(Membership.objects.raw(_LIST.format(filters=filters), params))
     group_model = Conversation._meta.get_field("group").related_model
     for row in rows:
-        conversation = made(
+        conversation = stored(
             Conversation,
             id=row.conversation_id,
             type=row.c_type,
@@ -189,7 +183,7 @@ def _list_rows(user: User, *, filters: str = "", limit: int = 1, offset: int = 0
             last_message_id=row.c_last_message_id,
         )
         if row.c_last_message_id is not None:
-            conversation.last_message = last = made(
+            conversation.last_message = last = stored(
                 Message,
                 id=row.c_last_message_id,
                 conversation_id=row.conversation_id,
@@ -199,16 +193,16 @@ def _list_rows(user: User, *, filters: str = "", limit: int = 1, offset: int = 0
                 status=row.lm_status,
                 created_at=_datetime(row.lm_created_at),
             )
-            last.sender = made(
+            last.sender = stored(
                 User, id=row.lm_sender_id, username=row.lm_sender_username, nickname=row.lm_sender_nickname
             )
         if row.g_id is not None:
-            conversation.group = made(
+            conversation.group = stored(
                 group_model, id=row.g_id, conversation_id=row.conversation_id, name=row.g_name, avatar=row.g_avatar
             )
         row.conversation = conversation
         if row.peer_id is not None:
-            row.peer = made(
+            row.peer = stored(
                 User, id=row.peer_id, username=row.peer_username, nickname=row.peer_nickname, avatar=row.peer_avatar
             )
         row.is_muted, row.is_hidden = bool(row.is_muted), bool(row.is_hidden)
@@ -496,7 +490,7 @@ def _attach_senders_and_media(rows: list[MessageRow]) -> None:
     def sender_of(user_id, username, nickname):
         sender = senders.get(user_id)
         if sender is None:
-            sender = senders[user_id] = made(User, id=user_id, username=username, nickname=nickname)
+            sender = senders[user_id] = stored(User, id=user_id, username=username, nickname=nickname)
         return sender
 
     for message in rows:

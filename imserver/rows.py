@@ -34,10 +34,10 @@ def instance(model, alias: str, row):
     for index, expression, field_converters in converters:
         for converter in field_converters:
             values[index] = converter(values[index], expression, connection)
-    return stored(model, dict(zip(names, values, strict=True)))
+    return stored(model, **dict(zip(names, values, strict=True)))
 
 
-def stored(model, values: dict):
+def stored(model, /, **values):
     """The instance of a stored row from its values by attname; the fields left out are deferred
     (loaded on access, as Model.from_db leaves them). Made as unpickling makes one, without
     Model.__init__, which visits every field of the model (half of a conversation list's CPU,

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_made_instance_is_the_stored_row_and_loads_what_it_was_not_given(user, django_assert_num_queries):
-    made_user = stored(User, {"id": user.pk, "username": user.username})
+    made_user = stored(User, id=user.pk, username=user.username)
     assert made_user == user and not made_user._state.adding and made_user._state.db == "default"
     with django_assert_num_queries(0):
         assert made_user.username == "alice"
